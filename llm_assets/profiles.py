@@ -1,0 +1,175 @@
+"""Sizes for every stage, per profile: `smoke` (tests, minutes), `default` (laptop demo), `gpu`.
+
+Nothing but sizes changes between profiles. Pick one with `--profile` or `LLM_ASSETS_PROFILE`.
+Each section belongs to one library; add a knob to the section that uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+PROFILE_ENV = "LLM_ASSETS_PROFILE"
+DATA_DIR_ENV = "LLM_ASSETS_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class SyntheticSize:
+    """The synthetic world and the web crawl written about it."""
+
+    people: int
+    cities: int
+    companies: int
+    universities: int
+    warc_files: int
+    # multiplier on the number of non-encyclopedia pages (news, forum, spam, junk, ...)
+    noise_scale: float = 1.0
+    # share of people whose facts appear in the fine-tuning set; the rest are held out
+    sft_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
+class CurationConfig:
+    extractor: str = "resiliparse"  # or "trafilatura"
+    extraction_timeout_s: float = 5.0
+    min_language_score: float = 0.65
+    pii_action: str = "redact"  # or "drop"
+    minhash_ngram: int = 5
+    minhash_bands: int = 14
+    minhash_rows: int = 8
+    quality_threshold: float = 0.5
+    # source weights applied by up/down-sampling; sites not listed keep weight 1.0
+    source_weights: dict[str, float] = field(
+        default_factory=lambda: {"encyclopedia": 2.0, "forum": 0.5}
+    )
+    validation_fraction: float = 0.05
+    decontamination_ngram: int = 13
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class TokenizerSize:
+    vocab_size: int
+    shard_tokens: int = 1 << 20  # tokens per binary shard
+    batch_documents: int = 256
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    n_layer: int
+    n_head: int
+    n_kv_head: int
+    d_model: int
+    d_ff: int
+    context: int
+    tie_embeddings: bool = True
+
+
+@dataclass(frozen=True)
+class TrainSize:
+    max_steps: int
+    micro_batch: int
+    grad_accum: int
+    lr: float
+    warmup_steps: int
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    checkpoint_every: int = 200
+    eval_every: int = 200
+    eval_batches: int = 8
+    precision: str = "32-true"
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    compile: bool = False
+    seed: int = 1337
+
+
+@dataclass(frozen=True)
+class SFTSize:
+    max_steps: int
+    micro_batch: int
+    lr: float
+    warmup_steps: int = 10
+    epochs_of_templates: int = 3
+
+
+@dataclass(frozen=True)
+class EvalSize:
+    shots: int = 0
+    max_items: int | None = None
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    synthetic: SyntheticSize
+    curation: CurationConfig
+    tokenizer: TokenizerSize
+    model: ModelSize
+    train: TrainSize
+    sft: SFTSize
+    eval: EvalSize
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        synthetic=SyntheticSize(people=24, cities=8, companies=8, universities=5, warc_files=3,
+                                noise_scale=0.5),
+        curation=CurationConfig(),
+        tokenizer=TokenizerSize(vocab_size=1024, shard_tokens=1 << 16),
+        model=ModelSize(n_layer=2, n_head=4, n_kv_head=2, d_model=64, d_ff=176, context=128),
+        train=TrainSize(max_steps=30, micro_batch=8, grad_accum=1, lr=3e-3, warmup_steps=5,
+                        checkpoint_every=10, eval_every=15, eval_batches=2),
+        sft=SFTSize(max_steps=20, micro_batch=8, lr=1e-3, warmup_steps=2, epochs_of_templates=1),
+        eval=EvalSize(shots=0, max_items=64),
+    ),
+    "default": Profile(
+        name="default",
+        synthetic=SyntheticSize(people=150, cities=20, companies=25, universities=10,
+                                warc_files=8, noise_scale=1.0),
+        curation=CurationConfig(),
+        tokenizer=TokenizerSize(vocab_size=4096, shard_tokens=1 << 20),
+        model=ModelSize(n_layer=6, n_head=6, n_kv_head=2, d_model=192, d_ff=512, context=256),
+        train=TrainSize(max_steps=1500, micro_batch=16, grad_accum=1, lr=2e-3, warmup_steps=100,
+                        checkpoint_every=250, eval_every=250, eval_batches=8),
+        sft=SFTSize(max_steps=300, micro_batch=16, lr=5e-4, warmup_steps=20),
+        eval=EvalSize(shots=0),
+    ),
+    "gpu": Profile(
+        name="gpu",
+        synthetic=SyntheticSize(people=3000, cities=120, companies=300, universities=60,
+                                warc_files=32, noise_scale=1.0),
+        curation=CurationConfig(workers=8),
+        tokenizer=TokenizerSize(vocab_size=32768, shard_tokens=1 << 24),
+        model=ModelSize(n_layer=12, n_head=12, n_kv_head=12, d_model=768, d_ff=2048, context=1024),
+        train=TrainSize(max_steps=5000, micro_batch=32, grad_accum=4, lr=6e-4, warmup_steps=200,
+                        checkpoint_every=500, eval_every=500, eval_batches=20,
+                        precision="bf16-mixed", accelerator="gpu", compile=True),
+        sft=SFTSize(max_steps=1000, micro_batch=32, lr=5e-5, warmup_steps=50),
+        eval=EvalSize(shots=0, batch_size=64),
+    ),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The named profile, else `$LLM_ASSETS_PROFILE`, else `default`."""
+    name = name or os.environ.get(PROFILE_ENV) or "default"
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); "
+            f"choose one of {', '.join(PROFILES)}"
+        ) from None
+
+
+def data_dir() -> str:
+    """The lake root: `$LLM_ASSETS_DATA_DIR`, default `./data`."""
+    return os.environ.get(DATA_DIR_ENV) or os.path.abspath("data")
+
+
