@@ -1,0 +1,80 @@
+"""The command line: `python -m llm_assets COMMAND ...` (run with --help for the list)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from llm_assets import profiles
+
+
+def _cmd_build(args) -> int:
+    from llm_assets.defs.build import build
+
+    return build(args.profile, args.select, args.crawl, args.seed, args.workers)
+
+
+def _cmd_synth_crawl(args) -> int:
+    import json
+
+    from llm_assets.synthetic import generate_crawl
+
+    profile = profiles.get_profile(args.profile)
+    summary = generate_crawl(args.out, args.seed, profile.synthetic, profile_name=profile.name)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _cmd_curate(args) -> int:
+    import json
+
+    from llm_assets.crawl import resolve_sources
+    from llm_assets.curation.pipeline import curate
+
+    uris = list(resolve_sources(args.warc).values())
+    summary = curate(uris, args.out, profiles.get_profile(args.profile), args.benchmark or [])
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m llm_assets", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="materialize every asset (all partitions) in the Dagster instance")
+    b.add_argument("--profile", choices=sorted(profiles.PROFILES), help=f"default: ${profiles.PROFILE_ENV} "
+                   "or 'default'")
+    b.add_argument("--select", help="Dagster asset selection, e.g. 'key:raw_crawl' or 'key:tokenizer+'")
+    b.add_argument("--crawl", nargs="+", metavar="DIR_OR_GLOB",
+                   help="WARC files to use instead of the synthetic crawl (paths, globs, URLs, listings)")
+    b.add_argument("--seed", type=int, help="seed of the synthetic crawl (default 0)")
+    b.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="crawl partitions run in parallel processes (default: up to 2)")
+    b.set_defaults(func=_cmd_build)
+
+    s = sub.add_parser("synth-crawl", help="write the synthetic world's web crawl (WARC + ground truth)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True)
+    s.add_argument("--profile", choices=sorted(profiles.PROFILES))
+    s.set_defaults(func=_cmd_synth_crawl)
+
+    c = sub.add_parser("curate", help="run the curation chain without Dagster, Parquet per stage")
+    c.add_argument("--warc", nargs="+", required=True, metavar="PATH_OR_GLOB")
+    c.add_argument("--out", required=True)
+    c.add_argument("--profile", choices=sorted(profiles.PROFILES))
+    c.add_argument("--benchmark", nargs="*", metavar="FILE")
+    c.set_defaults(func=_cmd_curate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("llm_assets").setLevel(logging.INFO)
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from llm_assets.defs import build_definitions
+
+defs = build_definitions()

@@ -1,0 +1,201 @@
+"""`python -m llm_assets build`: materialize the graph in the Dagster instance at $DAGSTER_HOME.
+
+Each crawl partition is one run (the same runs the web UI launches); the global stages follow in one run
+once every partition succeeded. Partition runs go in parallel worker processes.
+"""
+
+import multiprocessing
+import os
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+
+from llm_assets import profiles
+
+from . import all_assets, build_definitions
+from .partitions import warc_files
+from .resources import CRAWL_ENV, SEED_ENV, default_resources
+
+GPU_POOL = "gpu"
+RUN_TAGS = {"llm_assets/launched_by": "cli-build"}
+
+
+def _selected_keys(select: str | None) -> set[AssetKey]:
+    graph = build_definitions().resolve_asset_graph()
+    if not select:
+        return set(graph.get_all_asset_keys())
+    try:
+        selection = AssetSelection.from_string(select)
+    except Exception as exc:  # the selection grammar raises its own parse errors
+        raise SystemExit(f"--select {select!r} is not a valid asset selection: {exc}") from exc
+    keys = selection.resolve(graph)
+    if not keys:
+        raise SystemExit(f"--select {select!r} matches no asset; assets are: "
+                         f"{', '.join(sorted(k.to_user_string() for k in graph.get_all_asset_keys()))}")
+    return keys
+
+
+def _summarize_run(result, instance: DagsterInstance) -> dict:
+    """Per asset: rows, size, duration, check outcomes and errors of one in-process run."""
+    out: dict = defaultdict(lambda: {"rows": 0, "bytes": 0, "seconds": 0.0, "materialized": 0,
+                                     "checks": {}, "errors": []})
+    durations = {s.step_key: (s.end_time or 0) - (s.start_time or 0)
+                 for s in instance.get_run_step_stats(result.run_id)}
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        entry = out[mat.asset_key.to_user_string()]
+        entry["materialized"] += 1
+        meta = mat.metadata
+        if "dagster/row_count" in meta:
+            entry["rows"] += int(meta["dagster/row_count"].value)
+        if "path" in meta:
+            entry["bytes"] += _size(Path(str(meta["path"].value)))
+        entry["seconds"] += durations.get(event.step_key, 0.0)
+    for check in result.get_asset_check_evaluations():
+        entry = out[check.asset_key.to_user_string()]
+        name = check.check_name
+        prev = entry["checks"].get(name, True)
+        entry["checks"][name] = prev and check.passed
+    for failure in result.get_step_failure_events():
+        err = failure.event_specific_data.error
+        message = err.message.strip().splitlines()[-1] if err else "failed"
+        for key in _step_assets(failure.step_key):
+            out[key]["errors"].append(message)
+    return {k: dict(v) for k, v in out.items()}
+
+
+def _step_assets(step_key: str) -> list[str]:
+    """The asset keys an op step materializes (an op may produce several assets)."""
+    op_name = step_key.split("[")[0]
+    for assets_def in all_assets():
+        if assets_def.op.name == op_name:
+            return [k.to_user_string() for k in assets_def.keys]
+    return [op_name]
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return 0
+
+
+def _run(selection_keys: list[str], partition_key: str | None) -> dict:
+    """One run in the instance; used in the parent and in worker processes (it re-reads the env)."""
+    instance = DagsterInstance.get()
+    keys = [AssetKey.from_user_string(k) for k in selection_keys]
+    result = materialize(
+        all_assets(),
+        selection=keys,
+        instance=instance,
+        resources=default_resources(),
+        partition_key=partition_key,
+        raise_on_error=False,
+        tags=RUN_TAGS,
+    )
+    summary = _summarize_run(result, instance)
+    return {"run_id": result.run_id, "success": result.success, "partition": partition_key,
+            "assets": summary}
+
+
+def _merge(total: dict, run: dict) -> None:
+    for key, entry in run["assets"].items():
+        agg = total.setdefault(key, {"rows": 0, "bytes": 0, "seconds": 0.0, "materialized": 0,
+                                     "checks": {}, "errors": []})
+        for field in ("rows", "bytes", "seconds", "materialized"):
+            agg[field] += entry[field]
+        for name, passed in entry["checks"].items():
+            agg["checks"][name] = agg["checks"].get(name, True) and passed
+        agg["errors"].extend(entry["errors"])
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def print_summary(order: list[str], totals: dict, skipped: set[str], stream=sys.stdout) -> None:
+    header = f"{'asset':<24} {'status':<10} {'parts':>5} {'rows':>9} {'size':>10} {'time':>8}  checks"
+    print("\n" + header + "\n" + "-" * len(header), file=stream)
+    for key in order:
+        entry = totals.get(key)
+        if key in skipped or entry is None:
+            print(f"{key:<24} {'skipped':<10}", file=stream)
+            continue
+        passed = sum(entry["checks"].values())
+        failed = [n for n, ok in entry["checks"].items() if not ok]
+        status = "FAILED" if entry["errors"] else "ok"
+        checks = f"{passed} passed" + (f", failed: {', '.join(failed)}" if failed else "")
+        print(f"{key:<24} {status:<10} {entry['materialized']:>5} {entry['rows']:>9} "
+              f"{_fmt_bytes(entry['bytes']):>10} {entry['seconds']:>7.1f}s  {checks}", file=stream)
+        for err in dict.fromkeys(entry["errors"]):
+            print(f"    error: {err}", file=stream)
+
+
+def build(profile: str | None, select: str | None, crawl: list[str] | None, seed: int | None,
+          workers: int) -> int:
+    if profile:
+        os.environ[profiles.PROFILE_ENV] = profiles.get_profile(profile).name
+    if crawl:
+        os.environ[CRAWL_ENV] = " ".join(crawl)
+    if seed is not None:
+        os.environ[SEED_ENV] = str(seed)
+    os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    profile_name = profiles.get_profile().name
+    print(f"profile {profile_name}; lake {profiles.data_dir()}/{profile_name}; "
+          f"instance {os.environ['DAGSTER_HOME']}", flush=True)
+
+    started = time.perf_counter()
+    instance = DagsterInstance.get()
+    instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
+    wanted = _selected_keys(select)
+    graph = build_definitions().resolve_asset_graph()
+    order = [k.to_user_string() for k in graph.toposorted_asset_keys if k in wanted]
+    partitioned = [k for k in order if graph.get(AssetKey.from_user_string(k)).partitions_def]
+    unpartitioned = [k for k in order if k not in partitioned]
+
+    totals: dict = {}
+    failed_runs = 0
+    if partitioned:
+        sources = default_resources()["crawl"].resolve()
+        known = set(instance.get_dynamic_partitions(warc_files.name))
+        new = [k for k in sources if k not in known]
+        if new:
+            instance.add_dynamic_partitions(warc_files.name, new)
+        print(f"{len(sources)} crawl partitions; running {partitioned} for each "
+              f"with {workers} worker(s)", flush=True)
+        if workers > 1 and len(sources) > 1:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                runs = list(pool.map(_run, [partitioned] * len(sources), list(sources)))
+        else:
+            runs = [_run(partitioned, key) for key in sources]
+        for run in runs:
+            _merge(totals, run)
+            failed_runs += not run["success"]
+            print(f"  partition {run['partition']}: {'ok' if run['success'] else 'FAILED'} "
+                  f"(run {run['run_id'][:8]})", flush=True)
+    skipped: set[str] = set()
+    if unpartitioned and failed_runs:
+        skipped = set(unpartitioned)
+        print(f"{failed_runs} partition run(s) failed: not running {unpartitioned}", flush=True)
+    elif unpartitioned:
+        run = _run(unpartitioned, None)
+        _merge(totals, run)
+        failed_runs += not run["success"]
+        print(f"  global stages: {'ok' if run['success'] else 'FAILED'} (run {run['run_id'][:8]})",
+              flush=True)
+    print_summary(order, totals, skipped)
+    print(f"\nbuild {'FAILED' if failed_runs else 'succeeded'} in {time.perf_counter() - started:.1f}s; "
+          f"open the UI with: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev "
+          f"-w workspace.yaml -h 127.0.0.1 -p 3000", flush=True)
+    return 1 if failed_runs or skipped else 0

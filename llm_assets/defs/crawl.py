@@ -1,0 +1,127 @@
+"""raw_crawl: WARC response records to Parquet, one partition per WARC file; the sensor for new files."""
+
+
+import json
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetSelection,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    TableColumn,
+    TableSchema,
+    asset,
+    define_asset_job,
+    sensor,
+)
+
+from llm_assets.crawl import RAW_SCHEMA
+from llm_assets.crawl.raw import crawl_to_parquet
+from llm_assets.lake import kept_path
+
+from .partitions import warc_files
+from .resources import CrawlSource, LakeResource
+
+MAX_UNREADABLE_SHARE = 0.05
+CODE_VERSION = "raw_crawl-1"
+
+
+def counts_table(counts: dict) -> MetadataValue:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in counts.items()) or "| (none) | 0 |"
+    return MetadataValue.md(f"| value | count |\n|---|---|\n{rows}")
+
+
+@asset(
+    partitions_def=warc_files,
+    group_name="crawl",
+    kinds={"parquet", "warc"},
+    owners=["team:data"],
+    code_version=CODE_VERSION,
+    description="Response records of one WARC file (url, record id, fetch time, status, type, charset, "
+    "body, host). Damaged records are skipped and counted by reason; the good ones are kept.",
+    check_specs=[
+        AssetCheckSpec("has_records", asset="raw_crawl", blocking=True,
+                       description="At least one response record was read."),
+        AssetCheckSpec("unreadable_share", asset="raw_crawl",
+                       description=f"Under {MAX_UNREADABLE_SHARE:.0%} of records were unreadable."),
+    ],
+)
+def raw_crawl(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
+    key = context.partition_key
+    sources = crawl.resolve()
+    if key not in sources:
+        raise KeyError(f"partition {key!r} is not among the configured crawl sources "
+                       f"({len(sources)} files, e.g. {sorted(sources)[:3]})")
+    out = kept_path(lake.path, "raw_crawl", key)
+    stats = crawl_to_parquet(sources[key], out)
+    context.log.info("read %s: %d records in %.1fs, skipped %s", sources[key], stats["rows"],
+                     stats["seconds"], stats["skipped"])
+    yield MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(out)),
+            "source": stats["uri"],
+            "dagster/row_count": stats["rows"],
+            "bytes_read": stats["bytes_read"],
+            "body_bytes": stats["body_bytes"],
+            "records_per_s": stats["rows"] / max(stats["seconds"], 1e-9),
+            "dagster/column_schema": TableSchema(
+                columns=[TableColumn(name, str(dtype)) for name, dtype in RAW_SCHEMA.items()]),
+            "http_status": counts_table(stats["http_status"]),
+            "content_type": counts_table(stats["content_type"]),
+            "skipped": MetadataValue.json(stats["skipped"]),
+            "repaired": MetadataValue.json(stats["repaired"]),
+            "non_response_records": MetadataValue.json(stats["non_response"]),
+        }
+    )
+    yield AssetCheckResult(check_name="has_records", passed=stats["rows"] > 0,
+                           metadata={"rows": stats["rows"]})
+    yield AssetCheckResult(
+        check_name="unreadable_share",
+        passed=stats["unreadable_share"] < MAX_UNREADABLE_SHARE,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"unreadable_share": stats["unreadable_share"],
+                  "skipped": MetadataValue.json(stats["skipped"])},
+    )
+
+
+def crawl_partition_selection(partitioned_assets) -> AssetSelection:
+    return AssetSelection.assets(*partitioned_assets)
+
+
+def make_crawl_sensor(job):
+    @sensor(
+        job=job,
+        minimum_interval_seconds=300,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Registers WARC files that appear in the configured sources as partitions and "
+        "starts their crawl-side runs.",
+    )
+    def new_warc_files(context: SensorEvaluationContext, crawl: CrawlSource):
+        sources = crawl.resolve()
+        known = set(context.instance.get_dynamic_partitions(warc_files.name))
+        new = sorted(set(sources) - known)
+        if not new:
+            return SensorResult(skip_reason=f"no new WARC files among {len(sources)}")
+        context.log.info("new WARC files: %s", json.dumps(new[:20]))
+        return SensorResult(
+            run_requests=[RunRequest(partition_key=key, run_key=f"warc:{key}") for key in new],
+            dynamic_partitions_requests=[warc_files.build_add_request(new)],
+        )
+
+    return new_warc_files
+
+
+def crawl_partition_job(partitioned_assets):
+    return define_asset_job(
+        "crawl_partition_job",
+        selection=crawl_partition_selection(partitioned_assets),
+        partitions_def=warc_files,
+        description="The per-WARC-file stages for one partition.",
+    )

@@ -1,0 +1,129 @@
+"""Resources: the lake, the crawl sources, and the profile; all set from the environment by default."""
+
+
+import fcntl
+import json
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from llm_assets import profiles
+from llm_assets.crawl import resolve_sources
+
+log = logging.getLogger(__name__)
+
+CRAWL_ENV = "LLM_ASSETS_CRAWL"  # whitespace-separated sources; empty = the synthetic crawl
+SEED_ENV = "LLM_ASSETS_SEED"
+BENCHMARK_ENV = "LLM_ASSETS_BENCHMARKS"
+SFT_ENV = "LLM_ASSETS_SFT"
+
+
+@contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class LakeResource(ConfigurableResource):
+    """Root folder of the lake; one sub-folder per profile so profiles never overwrite each other."""
+
+    root: str
+    profile: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) / self.profile
+
+    def asset_dir(self, key: str) -> Path:
+        return self.path / key
+
+    def profile_def(self) -> profiles.Profile:
+        return profiles.get_profile(self.profile)
+
+
+class CrawlSource(ConfigurableResource):
+    """Where the WARC files come from. With no sources, the synthetic crawl of `seed` (made on first use)."""
+
+    sources: list[str]
+    profile: str
+    data_root: str
+    seed: int = 0
+    benchmark_files: list[str] = []
+    sft_files: list[str] = []
+
+    def synthetic_dir(self) -> Path:
+        return Path(self.data_root) / "synthetic_crawl" / f"{self.profile}-seed{self.seed}"
+
+    def ensure_synthetic(self) -> Path:
+        from llm_assets.synthetic import generate_crawl, is_synthetic_crawl
+
+        out = self.synthetic_dir()
+        with _file_lock(out.parent / f".{out.name}.lock"):
+            if not is_synthetic_crawl(out):
+                log.info("generating the synthetic crawl (profile %s, seed %s) in %s", self.profile,
+                         self.seed, out)
+                generate_crawl(out, self.seed, profiles.get_profile(self.profile).synthetic,
+                               profile_name=self.profile)
+        return out
+
+    def resolve(self) -> dict[str, str]:
+        """`{partition_key: uri}` for every WARC file of the configured sources."""
+        sources = list(self.sources) or [str(self.ensure_synthetic())]
+        return resolve_sources(sources)
+
+    def synthetic_folder(self) -> Path | None:
+        """The synthetic crawl folder these sources are, if they are one (its sft/benchmark files apply)."""
+        from llm_assets.synthetic import is_synthetic_crawl
+
+        if not self.sources:
+            return self.ensure_synthetic()
+        if len(self.sources) == 1 and is_synthetic_crawl(Path(self.sources[0])):
+            return Path(self.sources[0])
+        return None
+
+    def benchmarks(self) -> list[Path]:
+        """Benchmark files: the synthetic world's `benchmark.jsonl` where it applies, plus the user's."""
+        found = [Path(p) for p in self.benchmark_files]
+        synthetic = self.synthetic_folder()
+        if synthetic is not None:
+            found.insert(0, synthetic / "benchmark.jsonl")
+        return found
+
+    def sft_sources(self) -> list[Path]:
+        found = [Path(p) for p in self.sft_files]
+        synthetic = self.synthetic_folder()
+        if synthetic is not None:
+            found.insert(0, synthetic / "sft.jsonl")
+        return found
+
+    def describe(self) -> str:
+        return json.dumps({"sources": self.sources or ["synthetic"], "seed": self.seed})
+
+
+def _split_env(name: str) -> list[str]:
+    return os.environ.get(name, "").split()
+
+
+def default_resources() -> dict:
+    """Resources from the environment: LLM_ASSETS_PROFILE, LLM_ASSETS_DATA_DIR, LLM_ASSETS_CRAWL, ..."""
+    profile = profiles.get_profile().name
+    root = profiles.data_dir()
+    return {
+        "lake": LakeResource(root=root, profile=profile),
+        "crawl": CrawlSource(
+            sources=_split_env(CRAWL_ENV),
+            profile=profile,
+            data_root=root,
+            seed=int(os.environ.get(SEED_ENV, "0")),
+            benchmark_files=_split_env(BENCHMARK_ENV),
+            sft_files=_split_env(SFT_ENV),
+        ),
+    }
