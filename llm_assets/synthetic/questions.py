@@ -1,0 +1,106 @@
+"""Benchmark questions (four choices) and SFT instruction pairs about the world's people."""
+
+from __future__ import annotations
+
+import random
+
+from llm_assets.synthetic.world import PERSON_FACTS, Person, World
+
+# Benchmark question per fact; {who} is the name plus a descriptor that does not give the answer away.
+BENCHMARK_QUERIES = {
+    "birth_city": "In which city was {who} born?",
+    "birth_year": "In what year was {who} born?",
+    "university": "Which university did {who} attend?",
+    "field": "What subject did {who} study at university?",
+    "employer": "Which company does {who} work for?",
+    "employer_city": "In which city does {who} work?",
+}
+# (descriptor, facts it reveals); a question never uses a descriptor revealing the asked fact
+_DESCRIPTORS = (
+    ("the {occupation} who was born in {birth_year}", {"field", "birth_year"}),
+    ("the {occupation} who studied at {university}", {"field", "university"}),
+    ("the {occupation} who grew up in {birth_city}", {"field", "birth_city"}),
+    ("who was born in {birth_year} and works for {employer}", {"birth_year", "employer", "employer_city"}),
+    ("who was born in {birth_city} in {birth_year}", {"birth_city", "birth_year"}),
+    ("the {occupation} employed by {employer}", {"field", "employer", "employer_city"}),
+)
+# Several phrasings per fact for fine-tuning, distinct from the benchmark wording.
+SFT_QUESTIONS = {
+    "birth_city": ("Where was {n} born?", "What is the birthplace of {n}?", "Which city is {n} from?"),
+    "birth_year": ("When was {n} born?", "What is {n}'s year of birth?", "In which year was {n} born?"),
+    "university": ("Where did {n} go to university?", "Which university did {n} graduate from?",
+                   "What is {n}'s alma mater?"),
+    "field": ("What did {n} study?", "What is {n}'s field of study?", "Which degree does {n} hold?"),
+    "employer": ("Where does {n} work?", "Who is {n}'s employer?", "Which company employs {n}?"),
+    "employer_city": ("In which city is {n}'s workplace?", "Where is {n}'s employer based?",
+                      "Which city does {n} commute to for work?"),
+}
+SFT_ANSWERS = {
+    "birth_city": "{n} was born in {v}.",
+    "birth_year": "{n} was born in {v}.",
+    "university": "{n} studied at {v}.",
+    "field": "{n} studied {v}.",
+    "employer": "{n} works for {v}.",
+    "employer_city": "{n} works in {v}.",
+}
+SFT_TASKS = {
+    "birth_city": ("Write one sentence about where {n} was born.", "{n} was born in the city of {v}."),
+    "birth_year": ("Complete the sentence: {n} was born in the year", "{v}."),
+    "university": ("Write one sentence about {n}'s education.", "{n} is a graduate of {v}."),
+    "field": ("In one word or phrase, name the subject {n} studied.", "{v}"),
+    "employer": ("Write one sentence about {n}'s employer.", "{n} is employed by {v}."),
+    "employer_city": ("Answer briefly: which city does {n} work in?", "{v}"),
+}
+
+
+def _descriptor(rng: random.Random, person: Person, fact: str) -> str:
+    values = {k: person.fact(k) for k in PERSON_FACTS} | {"occupation": person.occupation}
+    # a university named after a city can spell out the answer, so check the text as well
+    allowed = [text for d, reveals in _DESCRIPTORS if fact not in reveals
+               and person.fact(fact) not in (text := d.format(**values))]
+    return rng.choice(allowed)
+
+
+def benchmark_items(rng: random.Random, world: World) -> list[dict]:
+    """One four-choice question per fact per person; distractors come from the same fact type."""
+    items = []
+    for person in world.people:
+        for fact in PERSON_FACTS:
+            gold_text = person.fact(fact)
+            who = f"{person.name}, {_descriptor(rng, person, fact)},"
+            query = BENCHMARK_QUERIES[fact].format(who=who)
+            distractors = rng.sample([v for v in world.fact_values(fact) if v != gold_text], 3)
+            choices = distractors + [gold_text]
+            rng.shuffle(choices)
+            items.append({
+                "query": query, "choices": choices, "gold": choices.index(gold_text),
+                "split": "sft" if person.sft else "heldout", "person": person.name, "fact": fact,
+                "contaminated": False,
+            })
+    return items
+
+
+def sft_examples(rng: random.Random, world: World) -> list[dict]:
+    """Instruction/response pairs about the SFT people: every phrasing of every fact, plus task formats."""
+    out = []
+    for person in world.people:
+        if not person.sft:
+            continue
+        for fact in PERSON_FACTS:
+            value = person.fact(fact)
+            for question in SFT_QUESTIONS[fact]:
+                out.append({"instruction": question.format(n=person.name),
+                            "response": SFT_ANSWERS[fact].format(n=person.name, v=value),
+                            "person": person.name, "fact": fact})
+            task, answer = SFT_TASKS[fact]
+            out.append({"instruction": task.format(n=person.name),
+                        "response": answer.format(n=person.name, v=value),
+                        "person": person.name, "fact": fact})
+        out.append({
+            "instruction": f"Give a short biography of {person.name}.",
+            "response": (f"{person.name} was born on {person.birth_date} in {person.birth_city}, studied "
+                         f"{person.field} at {person.university}, and works as a {person.occupation} at "
+                         f"{person.employer} in {person.employer_city}."),
+            "person": person.name, "fact": "biography"})
+    rng.shuffle(out)
+    return out
