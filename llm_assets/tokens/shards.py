@@ -1,0 +1,413 @@
+"""Binary token shards: the format, a streaming writer and a memory-mapped reader.
+
+Format (little-endian), one folder per tokenization:
+
+- `<split>-<nnnnn>.bin`: a 64-byte header (magic `LLMATOK1`, uint32 version = 1, uint32 dtype code
+  2 = uint16 / 4 = uint32, uint64 token_count, uint64 doc_count, zero padding), then the tokens.
+  Every document is followed by the end-of-document token; shards hold `shard_tokens` tokens each
+  except the last, so a document may continue into the next shard.
+- `<split>-<nnnnn>.idx`: uint64 start offsets (within the shard) of the documents that start in it.
+- `<split>-documents.parquet`: one row per document (warc_record_id, copy, shard, offset, tokens,
+  text_hash), used by the leakage check and to answer "which shard holds this page?".
+- `manifest.json`: vocab size, dtype, eot id, tokenizer checksum, and per split the shard files with
+  token/document counts and sha256 checksums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+import struct
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from llm_assets.lake import write_parquet
+from llm_assets.tokens.special import ENDOFTEXT
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"LLMATOK1"
+VERSION = 1
+HEADER_BYTES = 64
+_HEADER = struct.Struct("<8sIIQQ")  # magic, version, dtype_code, token_count, doc_count
+DTYPE_BY_CODE: dict[int, np.dtype] = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
+CODE_BY_NAME = {"uint16": 2, "uint32": 4}
+SPLITS = ("train", "validation")
+MANIFEST = "manifest.json"
+REQUIRED_COLUMNS = ("text", "split", "warc_record_id")
+
+
+class ShardError(ValueError):
+    """A shard file or its index is missing, truncated or not what the manifest says."""
+
+
+def dtype_for_vocab(vocab_size: int) -> np.dtype:
+    return DTYPE_BY_CODE[2] if vocab_size <= 65536 else DTYPE_BY_CODE[4]
+
+
+def shard_name(split: str, number: int) -> str:
+    return f"{split}-{number:05d}.bin"
+
+
+def index_path(shard_path: str | os.PathLike) -> Path:
+    return Path(shard_path).with_suffix(".idx")
+
+
+def documents_path(folder: str | os.PathLike, split: str) -> Path:
+    return Path(folder) / f"{split}-documents.parquet"
+
+
+def encode_header(dtype_code: int, token_count: int, doc_count: int) -> bytes:
+    return _HEADER.pack(MAGIC, VERSION, dtype_code, token_count, doc_count).ljust(HEADER_BYTES, b"\0")
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """The header of a shard: magic, version, dtype (numpy name), dtype_code, token_count, doc_count."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(HEADER_BYTES)
+    except FileNotFoundError:
+        raise ShardError(f"shard {path}: file not found") from None
+    if len(raw) < HEADER_BYTES:
+        raise ShardError(f"shard {path}: header truncated ({len(raw)} of {HEADER_BYTES} bytes)")
+    magic, version, dtype_code, token_count, doc_count = _HEADER.unpack_from(raw)
+    if magic != MAGIC:
+        raise ShardError(f"shard {path}: bad magic {magic!r}, expected {MAGIC!r} (not a token shard)")
+    if version != VERSION:
+        raise ShardError(f"shard {path}: format version {version}, this reader understands {VERSION}")
+    if dtype_code not in DTYPE_BY_CODE:
+        raise ShardError(f"shard {path}: unknown dtype code {dtype_code} (2 = uint16, 4 = uint32)")
+    return {"magic": magic.decode(), "version": version, "dtype": DTYPE_BY_CODE[dtype_code].name,
+            "dtype_code": dtype_code, "token_count": token_count, "doc_count": doc_count}
+
+
+def read_tokens(path: str | os.PathLike) -> np.memmap:
+    """The shard's tokens as a read-only memory map (nothing is read until it is indexed)."""
+    path = Path(path)
+    header = read_header(path)
+    dtype = DTYPE_BY_CODE[header["dtype_code"]]
+    expected = HEADER_BYTES + header["token_count"] * dtype.itemsize
+    actual = path.stat().st_size
+    if actual != expected:
+        raise ShardError(f"shard {path}: {actual} bytes on disk but the header promises {expected} "
+                         f"({header['token_count']} {dtype.name} tokens); the file is truncated or padded")
+    if header["token_count"] == 0:
+        return np.zeros(0, dtype=dtype)  # np.memmap refuses empty maps
+    return np.memmap(path, dtype=dtype, mode="r", offset=HEADER_BYTES, shape=(header["token_count"],))
+
+
+def read_index(path: str | os.PathLike) -> np.ndarray:
+    """Start offsets of the documents that start in the shard at `path` (its `.bin` or `.idx` path)."""
+    idx = index_path(path)
+    if not idx.exists():
+        raise ShardError(f"shard index {idx}: file not found")
+    size = idx.stat().st_size
+    if size % 8:
+        raise ShardError(f"shard index {idx}: {size} bytes is not a whole number of uint64 offsets")
+    return np.fromfile(idx, dtype="<u8")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def verify_shard(path: str | os.PathLike, expected_sha256: str | None = None) -> None:
+    """Raise `ShardError` naming the file and the fault unless the shard and its index are sound."""
+    path = Path(path)
+    header = read_header(path)
+    tokens = read_tokens(path)  # checks the size against the header
+    if expected_sha256 is not None:
+        actual = file_sha256(path)
+        if actual != expected_sha256:
+            raise ShardError(f"shard {path}: sha256 {actual} does not match the manifest's {expected_sha256}")
+    offsets = read_index(path)
+    if len(offsets) != header["doc_count"]:
+        raise ShardError(f"shard index {index_path(path)}: {len(offsets)} offsets but the header counts "
+                         f"{header['doc_count']} documents")
+    if len(offsets):
+        if np.any(np.diff(offsets.astype(np.int64)) <= 0):
+            raise ShardError(f"shard index {index_path(path)}: offsets are not strictly increasing")
+        if offsets[-1] >= header["token_count"]:
+            raise ShardError(f"shard index {index_path(path)}: offset {int(offsets[-1])} is past the "
+                             f"{header['token_count']} tokens of the shard")
+    del tokens
+
+
+def load_manifest(folder: str | os.PathLike) -> dict:
+    """The shard folder's manifest, after checking its format fields."""
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ShardError(f"{path}: no manifest; materialize token_shards first") from None
+    except json.JSONDecodeError as err:
+        raise ShardError(f"{path}: not valid JSON ({err})") from None
+    if manifest.get("format") != "llmatok" or manifest.get("version") != VERSION:
+        raise ShardError(f"{path}: format {manifest.get('format')!r} version {manifest.get('version')!r}, "
+                         f"expected 'llmatok' version {VERSION}")
+    for key in ("vocab_size", "dtype", "eot_id", "tokenizer_sha256", "splits"):
+        if key not in manifest:
+            raise ShardError(f"{path}: missing field {key!r}")
+    return manifest
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+
+@dataclass
+class SplitWriter:
+    """Appends documents of one split to fixed-size shards, each finished via temp name + rename."""
+
+    folder: Path
+    split: str
+    shard_tokens: int
+    dtype: np.dtype
+    shards: list[dict] = field(default_factory=list)
+    position: int = 0  # tokens written to this split so far
+    _file: object = None
+    _tmp: Path | None = None
+    _filled: int = 0  # tokens in the open shard
+    _starts: list[np.ndarray] = field(default_factory=list)  # split-wide start positions not yet indexed
+
+    def append(self, tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Write documents laid end to end (`tokens`, each ending with EOT); return their start positions."""
+        starts = self.position + np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
+        self._starts.append(starts.astype(np.uint64))
+        tokens = tokens.astype(self.dtype, copy=False)
+        while len(tokens):
+            if self._file is None:
+                self._open()
+            room = self.shard_tokens - self._filled
+            chunk, tokens = tokens[:room], tokens[room:]
+            self._file.write(chunk.tobytes())
+            self._filled += len(chunk)
+            self.position += len(chunk)
+            if self._filled == self.shard_tokens:
+                self._finish()
+        return starts
+
+    def close(self) -> list[dict]:
+        if self._file is not None:
+            self._finish()
+        return self.shards
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+            self._file = None
+
+    def _open(self) -> None:
+        name = shard_name(self.split, len(self.shards))
+        self._tmp = self.folder / f".{name}.{uuid.uuid4().hex}.tmp"
+        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in _finish/abort
+        self._file.write(b"\0" * HEADER_BYTES)
+        self._filled = 0
+
+    def _finish(self) -> None:
+        begin = self.position - self._filled
+        pending = np.concatenate(self._starts) if self._starts else np.zeros(0, np.uint64)
+        inside = pending < self.position
+        offsets = (pending[inside] - np.uint64(begin)).astype("<u8")
+        self._starts = [pending[~inside]]
+        self._file.seek(0)
+        self._file.write(encode_header(CODE_BY_NAME[self.dtype.name], self._filled, len(offsets)))
+        self._file.close()
+        self._file = None
+        name = shard_name(self.split, len(self.shards))
+        final = self.folder / name
+        idx_tmp = self.folder / f".{final.stem}.{uuid.uuid4().hex}.idx.tmp"
+        offsets.tofile(idx_tmp)
+        os.replace(idx_tmp, index_path(final))
+        os.replace(self._tmp, final)
+        self.shards.append({"file": name, "tokens": self._filled, "documents": len(offsets),
+                            "sha256": file_sha256(final)})
+        log.info("wrote %s: %d tokens, %d documents start here", name, self._filled, len(offsets))
+
+
+@dataclass
+class _Batch:
+    split: str
+    texts: list[str]
+    meta: pl.DataFrame  # warc_record_id, copy, text_hash
+
+
+def _iter_batches(files: list[Path], batch_documents: int, skipped: dict[str, int]) -> Iterator[_Batch]:
+    """Per-split batches of documents, streamed from the mixture files in record batches."""
+    for path in files:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
+        if missing:
+            raise ValueError(f"mixture file {path}: missing column(s) {', '.join(missing)}; "
+                             f"it has {', '.join(names)}")
+        columns = [*REQUIRED_COLUMNS, *(["copy"] if "copy" in names else [])]
+        for record_batch in parquet.iter_batches(batch_size=batch_documents, columns=columns):
+            frame = pl.from_arrow(record_batch)
+            if frame.schema["text"] != pl.Utf8:
+                raise ValueError(f"mixture file {path}: column text is {frame.schema['text']}, expected a string")
+            frame = frame.with_columns(pl.col("split").cast(pl.Utf8))
+            if "copy" not in frame.columns:
+                frame = frame.with_columns(pl.lit(0).alias("copy"))
+            empty = frame["text"].is_null() | (frame["text"] == "")
+            unknown = ~frame["split"].is_in(SPLITS) | frame["split"].is_null()
+            for reason, mask in (("empty_text", empty), ("unknown_split", unknown & ~empty)):
+                count = int(mask.fill_null(True).sum())
+                if count:
+                    skipped[reason] = skipped.get(reason, 0) + count
+            frame = frame.filter(~empty.fill_null(True) & ~unknown.fill_null(True))
+            for split in SPLITS:
+                part = frame.filter(pl.col("split") == split)
+                if part.height:
+                    meta = part.select(
+                        pl.col("warc_record_id"), pl.col("copy").cast(pl.Int32),
+                        pl.col("text").hash(seed=0).alias("text_hash"))
+                    yield _Batch(split, part["text"].to_list(), meta)
+
+
+def _encoder(tokenizer):
+    # encode_batch_fast skips the character offsets we never use (tokenizers >= 0.21)
+    return getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+
+
+def encode_documents(tokenizer, texts: list[str], eot_id: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Encode `texts` in parallel; return the tokens laid end to end with EOT after each, and lengths."""
+    encodings = _encoder(tokenizer)(texts, add_special_tokens=False)
+    ids = [e.ids for e in encodings]
+    lengths = np.fromiter((len(i) + 1 for i in ids), dtype=np.int64, count=len(ids))
+    tokens = np.empty(int(lengths.sum()), dtype=dtype)
+    ends = np.cumsum(lengths)
+    tokens[ends - 1] = eot_id
+    body = np.ones(len(tokens), dtype=bool)
+    body[ends - 1] = False
+    tokens[body] = np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(body.sum()))
+    return tokens, lengths
+
+
+def load_tokenizer(tokenizer_path: str | os.PathLike):
+    """Our `tokenizer.json` as a `tokenizers.Tokenizer`, encoding special-token text in documents as plain text."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    # a web page that contains the literal "<|endoftext|>" must not inject a real document boundary
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
+def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, out_dir: str | os.PathLike,
+                 shard_tokens: int, batch_documents: int) -> dict:
+    """Tokenize the mixture into per-split binary shards under `out_dir`; write and return the manifest.
+
+    Streams the Parquet files in record batches of `batch_documents`, encodes each batch on all cores
+    while the previous one is written, appends EOT after every document, and writes `shard_tokens`
+    tokens per shard. Documents with null/empty text or an unknown split are counted under `skipped`.
+    """
+    if shard_tokens <= 0 or batch_documents <= 0:
+        raise ValueError(f"shard_tokens ({shard_tokens}) and batch_documents ({batch_documents}) must be positive")
+    files = [Path(f) for f in mixture_files]
+    for path in files:
+        if not path.exists():
+            raise FileNotFoundError(f"mixture file {path} does not exist; materialize training_mixture first")
+    tokenizer = load_tokenizer(tokenizer_path)
+    eot_id = tokenizer.token_to_id(ENDOFTEXT)
+    if eot_id is None:
+        raise ValueError(f"tokenizer {tokenizer_path}: has no {ENDOFTEXT} token; train it with train_tokenizer")
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    dtype = dtype_for_vocab(vocab_size)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # a manifest only ever describes a complete run: a crash below leaves none, never a stale one
+    (out / MANIFEST).unlink(missing_ok=True)
+    writers = {s: SplitWriter(out, s, shard_tokens, dtype) for s in SPLITS}
+    documents: dict[str, list[pl.DataFrame]] = {s: [] for s in SPLITS}
+    skipped: dict[str, int] = {}
+    started = time.perf_counter()
+    n_docs = 0
+
+    def encode(batch: _Batch):
+        return batch, encode_documents(tokenizer, batch.texts, eot_id, dtype)
+
+    try:
+        # one thread encodes the next batch (the Rust side releases the GIL) while this one writes
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = None
+            for n_batches, batch in enumerate(_iter_batches(files, batch_documents, skipped), start=1):
+                future = pool.submit(encode, batch)
+                if pending is not None:
+                    n_docs += _write_batch(*pending.result(), writers, documents)
+                pending = future
+                if n_batches % 64 == 0:
+                    log.info("tokenized %d documents, %d tokens, %.0f tokens/s", n_docs,
+                             sum(w.position for w in writers.values()),
+                             sum(w.position for w in writers.values()) / (time.perf_counter() - started))
+            if pending is not None:
+                n_docs += _write_batch(*pending.result(), writers, documents)
+        splits = {s: w.close() for s, w in writers.items()}
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+
+    for split, frames in documents.items():
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=_DOCUMENT_SCHEMA)
+        write_parquet(frame, documents_path(out, split))
+    manifest = {
+        "format": "llmatok", "version": VERSION, "vocab_size": vocab_size, "dtype": dtype.name,
+        "eot_id": eot_id, "tokenizer_sha256": file_sha256(tokenizer_path), "shard_tokens": shard_tokens,
+        "splits": splits,
+        "documents": {s: sum(e["documents"] for e in splits[s]) for s in SPLITS},
+        "tokens": {s: sum(e["tokens"] for e in splits[s]) for s in SPLITS},
+        "skipped": skipped,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    tmp = out / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, out / MANIFEST)
+    _remove_stale(out, splits)
+    log.info("token_shards: %s tokens, %s documents, skipped %s in %.1fs", manifest["tokens"],
+             manifest["documents"], skipped or "none", manifest["seconds"])
+    return manifest
+
+
+_DOCUMENT_SCHEMA = {"warc_record_id": pl.Utf8, "copy": pl.Int32, "text_hash": pl.UInt64,
+                    "shard": pl.Int32, "offset": pl.UInt64, "tokens": pl.Int64}
+
+
+def _write_batch(batch: _Batch, encoded: tuple[np.ndarray, np.ndarray], writers: dict[str, SplitWriter],
+                 documents: dict[str, list[pl.DataFrame]]) -> int:
+    tokens, lengths = encoded
+    writer = writers[batch.split]
+    starts = writer.append(tokens, lengths)
+    documents[batch.split].append(batch.meta.with_columns(
+        pl.Series("shard", starts // writer.shard_tokens, dtype=pl.Int32),
+        pl.Series("offset", starts % writer.shard_tokens, dtype=pl.UInt64),
+        pl.Series("tokens", lengths, dtype=pl.Int64)))
+    return len(lengths)
+
+
+def _remove_stale(out: Path, splits: dict[str, list[dict]]) -> None:
+    """Drop shards of an earlier, longer run that the new manifest no longer lists."""
+    current = {e["file"] for entries in splits.values() for e in entries}
+    for split in SPLITS:
+        for path in out.glob(f"{split}-*.bin"):
+            if path.name not in current:
+                path.unlink(missing_ok=True)
+                index_path(path).unlink(missing_ok=True)

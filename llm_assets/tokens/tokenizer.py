@@ -1,0 +1,169 @@
+"""Byte-level BPE tokenizer trained with Hugging Face `tokenizers`.
+
+ByteLevel pre-tokenizer (GPT-2 split regex, no prefix space) and decoder, so decode(encode(t)) == t for
+every string; the special tokens of `special.py` take the first ids. The saved `tokenizer.json` loads
+unchanged in `transformers.PreTrainedTokenizerFast(tokenizer_file=...)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from llm_assets.tokens.special import SPECIAL_TOKENS
+
+log = logging.getLogger(__name__)
+
+
+def build_untrained_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    # trim_offsets=False keeps character offsets exact (spaces belong to the following token)
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    return tokenizer
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, out_path: str | os.PathLike) -> dict:
+    """Train byte-level BPE on `texts` and save `tokenizer.json` at `out_path` (temp name + rename).
+
+    Returns stats: vocab_size, training_seconds, documents, characters, sample_merges, special_tokens.
+    """
+    from tokenizers import pre_tokenizers, trainers
+
+    minimum = 256 + len(SPECIAL_TOKENS)
+    if vocab_size < minimum:
+        raise ValueError(f"vocab_size {vocab_size} is below {minimum} (256 bytes + {len(SPECIAL_TOKENS)} "
+                         f"special tokens)")
+    counts = {"documents": 0, "characters": 0}
+
+    def counted(items: Iterable[str]) -> Iterator[str]:
+        for text in items:
+            if not text:
+                continue
+            counts["documents"] += 1
+            counts["characters"] += len(text)
+            if counts["documents"] % 20000 == 0:
+                log.info("tokenizer training read %d documents", counts["documents"])
+            yield text
+
+    tokenizer = build_untrained_tokenizer()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    started = time.perf_counter()
+    tokenizer.train_from_iterator(counted(texts), trainer=trainer)
+    seconds = time.perf_counter() - started
+    if counts["documents"] == 0:
+        raise ValueError("train_tokenizer: no non-empty texts to train on")
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tokenizer.save(str(tmp))
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    merges = json.loads(out_path.read_text())["model"]["merges"]
+    stats = {
+        "vocab_size": tokenizer.get_vocab_size(with_added_tokens=True),
+        "requested_vocab_size": vocab_size,
+        "training_seconds": round(seconds, 3),
+        "documents": counts["documents"],
+        "characters": counts["characters"],
+        "merges": len(merges),
+        "sample_merges": [_readable_merge(m) for m in merges[:10] + merges[-5:]],
+        "special_tokens": {t: tokenizer.token_to_id(t) for t in SPECIAL_TOKENS},
+    }
+    log.info("trained %d-token BPE on %d documents (%d chars) in %.1fs", stats["vocab_size"],
+             counts["documents"], counts["characters"], seconds)
+    return stats
+
+
+def _readable_merge(merge: str | list[str]) -> str:
+    """A merge as text: byte-level symbols mapped back to what they spell ('Ġ' is a space)."""
+    left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+    decode = _byte_decoder()
+    spelled = bytes(decode.get(c, 63) for c in left + right).decode("utf-8", errors="replace")
+    return f"{left} + {right} -> {spelled!r}"
+
+
+def _byte_decoder() -> dict[str, int]:
+    return {ch: b for b, ch in enumerate(byte_level_symbols())}
+
+
+def byte_level_symbols() -> list[str]:
+    """The printable character that byte-level BPE uses for each byte value 0..255 (GPT-2's mapping)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    symbols = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in symbols:
+            symbols[b] = chr(256 + extra)
+            extra += 1
+    return [symbols[b] for b in range(256)]
+
+
+def load(tokenizer_path: str | os.PathLike):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(tokenizer_path))
+
+
+def measure_compression(tokenizer_path: str | os.PathLike, texts: Iterable[str]) -> dict:
+    """Characters and UTF-8 bytes per token of `tokenizer_path` over `texts` (higher is better)."""
+    tokenizer = load(tokenizer_path)
+    texts = [t for t in texts if t]
+    if not texts:
+        raise ValueError("measure_compression: no non-empty texts")
+    tokens = sum(len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False))
+    chars = sum(len(t) for t in texts)
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    return {"chars_per_token": chars / tokens, "bytes_per_token": n_bytes / tokens, "tokens": tokens,
+            "characters": chars, "bytes": n_bytes, "documents": len(texts)}
+
+
+def mixture_texts(mixture_files: Iterable[str | os.PathLike], split: str = "train",
+                  batch_documents: int = 1024, max_characters: int | None = None) -> Iterator[str]:
+    """Texts of one split of the training mixture, streamed in record batches (for `train_tokenizer`)."""
+    total = 0
+    for path in mixture_files:
+        parquet = pq.ParquetFile(path)
+        missing = [c for c in ("text", "split") if c not in parquet.schema_arrow.names]
+        if missing:
+            raise ValueError(f"mixture file {path}: missing column(s) {', '.join(missing)}")
+        for batch in parquet.iter_batches(batch_size=batch_documents, columns=["text", "split"]):
+            texts, splits = batch.column("text").to_pylist(), batch.column("split").to_pylist()
+            for text, text_split in zip(texts, splits, strict=True):
+                if text and text_split == split:
+                    yield text
+                    total += len(text)
+                    if max_characters is not None and total >= max_characters:
+                        return
+
+
+def to_transformers(tokenizer_path: str | os.PathLike):
+    """A `transformers.PreTrainedTokenizerFast` over our tokenizer.json, with the special tokens named and
+    the chat template set, ready for `save_pretrained` next to an exported model."""
+    from transformers import PreTrainedTokenizerFast
+
+    from llm_assets.tokens.special import CHAT_TEMPLATE, ENDOFTEXT, PAD
+
+    hf = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_path), bos_token=ENDOFTEXT, eos_token=ENDOFTEXT,
+                                 unk_token=None, pad_token=PAD, clean_up_tokenization_spaces=False)
+    hf.chat_template = CHAT_TEMPLATE
+    return hf
