@@ -1,0 +1,63 @@
+"""`python -m llm_assets.training pretrain --config FILE`: train standalone or under Dagster Pipes.
+
+Under Pipes (launched by the Dagster asset) progress lines go to `pipes.log.info` and the final metrics
+to `pipes.report_asset_materialization`; otherwise lines go to stdout and metrics to `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+
+from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+
+from llm_assets.training.pretrain import load_pretrain_config, run_pretraining
+
+logger = logging.getLogger("llm_assets.training")
+
+# metrics reported as asset metadata (the rest stay in metrics.json)
+METADATA_KEYS = ("train_loss", "val_loss", "val_perplexity", "tokens_seen", "tokens_per_s", "mfu", "parameters",
+                 "steps", "unigram_entropy", "world_size", "precision")
+
+
+def is_launching_rank() -> bool:
+    """True in the process Dagster (or the user) started; DDP children of Lightning set LOCAL_RANK/NODE_RANK."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
+def materialization_metadata(metrics: dict) -> dict:
+    metadata = {k: metrics[k] for k in METADATA_KEYS if metrics.get(k) is not None}
+    metadata["loss_curve"] = {"raw_value": metrics["loss_curve"], "type": "path"}
+    metadata["path"] = {"raw_value": metrics["path"], "type": "path"}
+    return metadata
+
+
+def pretrain_command(config_path: str) -> int:
+    config = load_pretrain_config(config_path)
+    use_pipes = is_launching_rank() and PipesEnvVarParamsLoader().is_dagster_pipes_process()
+    with open_dagster_pipes() if use_pipes else contextlib.nullcontext() as pipes:
+        emit = pipes.log.info if pipes is not None else (lambda line: print(line, flush=True))
+        metrics = run_pretraining(config, emit=emit)
+        if pipes is not None and metrics:
+            pipes.report_asset_materialization(metadata=materialization_metadata(metrics))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m llm_assets.training", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    pretrain = commands.add_parser("pretrain", help="pretrain the base model from token shards")
+    pretrain.add_argument("--config", required=True, help="JSON file: shards, tokenizer, out, model, train, ...")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "pretrain":
+        return pretrain_command(args.config)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Lightning callbacks: per-step progress (loss, lr, tokens/s, MFU) and an atomic `last.ckpt`."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import torch
+
+logger = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def save_last_checkpoint(trainer: L.Trainer, out_dir: str | os.PathLike) -> Path:
+    """Write `last.ckpt` through a temporary name, so a crash while saving keeps the previous one."""
+    final = Path(out_dir) / LAST_CHECKPOINT
+    tmp = final.with_name(f".{LAST_CHECKPOINT}.step{trainer.global_step}.tmp")
+    trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; only global rank zero writes
+    if trainer.is_global_zero:
+        os.replace(tmp, final)
+    trainer.strategy.barrier("last_checkpoint")
+    return final
+
+
+class LastCheckpoint(L.Callback):
+    """Save `last.ckpt` every `every_n_steps` optimizer steps."""
+
+    def __init__(self, out_dir: str | os.PathLike, every_n_steps: int):
+        self.out_dir, self.every_n_steps = Path(out_dir), every_n_steps
+        self._saved_step = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if self.every_n_steps > 0 and step and step % self.every_n_steps == 0 and step != self._saved_step:
+            self._saved_step = step
+            save_last_checkpoint(trainer, self.out_dir)
+            logger.info("saved %s at step %d", self.out_dir / LAST_CHECKPOINT, step)
+
+
+class ProgressReporter(L.Callback):
+    """Collects the loss of each optimizer step and emits `step loss lr tokens/s MFU` lines on rank zero."""
+
+    def __init__(self, emit: Callable[[str], None], tokens_per_step: int, flops_per_token: int,
+                 peak_flops: float | None, log_every: int = 1):
+        self.emit, self.tokens_per_step, self.flops_per_token = emit, tokens_per_step, flops_per_token
+        self.peak_flops, self.log_every = peak_flops, max(1, log_every)
+        self.steps: list[dict] = []  # one dict per optimizer step
+        self.validations: list[dict] = []
+        self._micro_losses: list[torch.Tensor] = []
+        self._last_step: int | None = None
+        self._step_started = 0.0
+
+    def on_train_start(self, trainer, pl_module):
+        self._last_step = trainer.global_step
+        self._step_started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self._micro_losses.append(loss.detach())
+        if trainer.global_step == self._last_step:
+            return  # still accumulating gradients
+        now = time.perf_counter()
+        seconds = now - self._step_started
+        self._step_started = now
+        self._last_step = trainer.global_step
+        if not trainer.is_global_zero:
+            self._micro_losses.clear()
+            return
+        # Lightning divides the returned loss by the accumulation count; the sum is the step's mean loss
+        step_loss = float(torch.stack(self._micro_losses).sum())
+        self._micro_losses.clear()
+        tokens_per_s = self.tokens_per_step / seconds if seconds > 0 else math.nan
+        mfu = (tokens_per_s * self.flops_per_token / self.peak_flops) if self.peak_flops else None
+        record = {"step": trainer.global_step, "loss": step_loss,
+                  "lr": trainer.optimizers[0].param_groups[0]["lr"], "seconds": seconds,
+                  "tokens_per_s": tokens_per_s, "mfu": mfu}
+        self.steps.append(record)
+        if trainer.global_step % self.log_every == 0 or trainer.global_step == trainer.max_steps:
+            self.emit(f"step {record['step']}/{trainer.max_steps} loss {step_loss:.4f} lr {record['lr']:.3g} "
+                      f"tokens/s {tokens_per_s:,.0f}" + (f" MFU {mfu:.2%}" if mfu is not None else ""))
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics:
+            return
+        loss = float(trainer.callback_metrics["val/loss"])
+        if self.validations and self.validations[-1]["step"] == trainer.global_step:
+            return  # the final validate() after fit repeats the last in-training one
+        self.validations.append({"step": trainer.global_step, "loss": loss})
+        if trainer.is_global_zero:
+            self.emit(f"validation step {trainer.global_step} loss {loss:.4f} perplexity {math.exp(min(loss, 50)):.2f}")
+
+    def throughput(self) -> dict:
+        """Mean tokens/s and MFU over the recorded steps, leaving out the first (warm-up, compilation)."""
+        timed = self.steps[1:] or self.steps
+        seconds = sum(s["seconds"] for s in timed)
+        tokens_per_s = self.tokens_per_step * len(timed) / seconds if seconds > 0 else math.nan
+        mfu = tokens_per_s * self.flops_per_token / self.peak_flops if self.peak_flops else None
+        return {"tokens_per_s": tokens_per_s, "mfu": mfu,
+                "steps_per_s": len(timed) / seconds if seconds > 0 else math.nan}
