@@ -1,0 +1,143 @@
+"""The model card: one markdown page that says what data, code and settings made a model, and how it scores.
+
+`render_model_card(info)` takes a plain dict the caller assembles from asset metadata. Every key is
+optional; a missing section renders as "not recorded" so a partial run still gets a card. Shape:
+
+    {
+      "model_name": str, "run_id": str, "code_version": str, "created": str,
+      "data_sources": [{"uri": str, "records": int, "bytes": int}],
+      "stages": [{"stage": str, "input": int, "kept": int, "removed": int,
+                  "reasons": {reason: count}}],              # counts per curation stage, drop reasons
+      "tokenizer": {"vocab_size": int, "train_tokens": int, "validation_tokens": int,
+                    "bytes_per_token": float, ...},           # any further keys are listed as given
+      "model_config": {name: value},                          # e.g. n_layer, d_model, context, parameters
+      "training": {"curve_png": str, "steps": int, "final_train_loss": float, "final_val_loss": float, ...},
+      "scores": {task: {"acc": float, "acc_norm": float, "n": int}},
+      "scores_png": str,                                      # bar plot from `cli.bar_plot`
+      "perplexity": {"perplexity": float, "bits_per_byte": float, "tokens": int, ...},
+      "sensitivity": {task: {"acc_min": float, "acc_max": float, "acc_spread": float}},
+      "contamination": {"n": int, "documents_scanned": int,
+                        "tasks": {task: {"items": int, "contaminated": int,
+                                         "clean_acc": float, "contaminated_acc": float}}},
+      "lineage": [{"asset": str, "code_version": str, "run_id": str, "materialized_at": str}],
+    }
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+NOT_RECORDED = "_not recorded_"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_fmt(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _key_values(values: dict[str, Any]) -> str:
+    return _table(["setting", "value"], sorted(values.items()))
+
+
+def _stages(stages: list[dict]) -> str:
+    out = [_table(["stage", "input", "kept", "removed", "drop rate"],
+                  ([s.get("stage"), _input(s), s.get("kept"), s.get("removed"), _rate(s.get("removed"), _input(s))]
+                   for s in stages))]
+    reason_rows = [[s.get("stage"), reason, count, _rate(count, _input(s))]
+                   for s in stages for reason, count in sorted((s.get("reasons") or {}).items(),
+                                                               key=lambda kv: -kv[1])]
+    if reason_rows:
+        out += ["", "Filters (documents removed per reason, as a share of the stage's input):", "",
+                _table(["stage", "reason", "removed", "drop rate"], reason_rows)]
+    return "\n".join(out)
+
+
+def _input(stage: dict) -> int | None:
+    if stage.get("input") is not None:
+        return stage["input"]
+    if stage.get("kept") is not None and stage.get("removed") is not None:
+        return stage["kept"] + stage["removed"]
+    return None
+
+
+def _rate(part: int | None, whole: int | None) -> str:
+    if part is None or not whole:
+        return "–"
+    return f"{100.0 * part / whole:.1f}%"
+
+
+def render_model_card(info: dict[str, Any]) -> str:
+    """Markdown for the model card described by `info` (shape in the module docstring)."""
+    name = info.get("model_name") or "model"
+    parts = [f"# Model card: {name}", ""]
+    facts = {k: info[k] for k in ("run_id", "code_version", "created") if info.get(k)}
+    if facts:
+        parts += [_table(["", ""], facts.items()), ""]
+
+    parts += ["## Training data", "", "### Sources", ""]
+    sources = info.get("data_sources") or []
+    parts += [_table(["source", "records", "bytes"], ([s.get("uri"), s.get("records"), s.get("bytes")]
+                                                       for s in sources)) if sources else NOT_RECORDED, ""]
+    parts += ["### Curation stages", ""]
+    parts += [_stages(info["stages"]) if info.get("stages") else NOT_RECORDED, ""]
+
+    parts += ["## Tokenizer", "", _key_values(info["tokenizer"]) if info.get("tokenizer") else NOT_RECORDED, ""]
+    parts += ["## Model", "", _key_values(info["model_config"]) if info.get("model_config") else NOT_RECORDED, ""]
+
+    parts += ["## Training", ""]
+    training = dict(info.get("training") or {})
+    curve = training.pop("curve_png", None)
+    if curve:
+        parts += [f"![training curves]({curve})", ""]
+    parts += [_key_values(training) if training else ("" if curve else NOT_RECORDED), ""]
+
+    parts += ["## Evaluation", ""]
+    scores = info.get("scores") or {}
+    if scores:
+        parts += [_table(["benchmark", "acc", "acc_norm", "n"],
+                         ([task, s.get("acc"), s.get("acc_norm"), s.get("n")] for task, s in sorted(scores.items()))),
+                  ""]
+    else:
+        parts += [NOT_RECORDED, ""]
+    if info.get("scores_png"):
+        parts += [f"![benchmark scores]({info['scores_png']})", ""]
+    if info.get("perplexity"):
+        parts += ["Validation perplexity:", "", _key_values(info["perplexity"]), ""]
+    if info.get("sensitivity"):
+        parts += ["Prompt sensitivity (accuracy across prompt formats):", "",
+                  _table(["benchmark", "min", "max", "spread"],
+                         ([task, s.get("acc_min"), s.get("acc_max"), s.get("acc_spread")]
+                          for task, s in sorted(info["sensitivity"].items()))), ""]
+
+    parts += ["## Contamination", ""]
+    contamination = info.get("contamination") or {}
+    if contamination.get("tasks"):
+        parts += [f"Items sharing a {contamination.get('n', 13)}-word sequence with the training data "
+                  f"({_fmt(contamination.get('documents_scanned'))} documents scanned):", "",
+                  _table(["benchmark", "items", "contaminated", "share", "clean acc", "contaminated acc"],
+                         ([task, t.get("items"), t.get("contaminated"), _rate(t.get("contaminated"), t.get("items")),
+                           t.get("clean_acc"), t.get("contaminated_acc")]
+                          for task, t in sorted(contamination["tasks"].items()))), ""]
+    else:
+        parts += [NOT_RECORDED, ""]
+
+    parts += ["## Lineage", ""]
+    lineage = info.get("lineage") or []
+    parts += [_table(["asset", "code version", "run id", "materialized at"],
+                     ([a.get("asset"), a.get("code_version"), a.get("run_id"), a.get("materialized_at")]
+                      for a in lineage)) if lineage else NOT_RECORDED, ""]
+    return "\n".join(parts).rstrip() + "\n"
