@@ -39,6 +39,44 @@ def _cmd_curate(args) -> int:
     return 0
 
 
+def _cmd_generate(args) -> int:
+    from llm_assets.modeling.checkpoint import load_checkpoint
+    from llm_assets.modeling.generate import generate
+
+    model, tokenizer = load_checkpoint(args.checkpoint)
+    sys.stdout.write(args.prompt)
+    for piece in generate(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _cmd_export_hf(args) -> int:
+    from llm_assets.modeling.export import export_hf
+
+    out = export_hf(args.checkpoint, args.out)
+    print(f"exported {args.checkpoint} to {out} (load with transformers.AutoModelForCausalLM.from_pretrained)")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from llm_assets.evaluation.cli import evaluate
+
+    evaluate(args.checkpoint, args.tasks, shots=args.shots, output=args.output, batch_size=args.batch_size,
+             max_items=args.max_items)
+    return 0
+
+
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--seed", type=int)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m llm_assets", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -66,6 +104,27 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", choices=sorted(profiles.PROFILES))
     c.add_argument("--benchmark", nargs="*", metavar="FILE")
     c.set_defaults(func=_cmd_curate)
+
+    g = sub.add_parser("generate", help="stream a completion from a checkpoint (KV cache)")
+    g.add_argument("checkpoint", help="a checkpoint folder (model.safetensors, config.json, tokenizer.json)")
+    g.add_argument("--prompt", required=True)
+    _sampling_args(g)
+    g.set_defaults(func=_cmd_generate)
+
+    e = sub.add_parser("export-hf", help="write a Hugging Face folder (LlamaForCausalLM, safetensors)")
+    e.add_argument("checkpoint")
+    e.add_argument("out")
+    e.set_defaults(func=_cmd_export_hf)
+
+    v = sub.add_parser("evaluate", help="multiple-choice scores (lm-eval-harness semantics) of a checkpoint")
+    v.add_argument("checkpoint", help="our checkpoint folder or an exported Hugging Face folder")
+    v.add_argument("--tasks", nargs="+", required=True, metavar="FILE",
+                   help="JSONL {query, choices, gold}, lm-eval-style JSONL, or MMLU CSV; task = file stem")
+    v.add_argument("--shots", type=int, default=0)
+    v.add_argument("--output", help="write JSON {task: {acc, acc_norm, n}}")
+    v.add_argument("--batch-size", type=int, default=16)
+    v.add_argument("--max-items", type=int)
+    v.set_defaults(func=_cmd_evaluate)
     return p
 
 

@@ -1,17 +1,38 @@
 """Dagster-facing code only: thin assets around the plain libraries, checks, schedules, sensors."""
 
+import os
 
-from dagster import Definitions
+from dagster import Definitions, PipesSubprocessClient
 
+from .automation import downstream_eager, make_weekly_crawl_schedule
 from .crawl import crawl_partition_job, make_crawl_sensor, raw_crawl
+from .curation import GLOBAL as CURATION_GLOBAL
+from .curation import PARTITIONED as CURATION_PARTITIONED
+from .evaluation import benchmark_scores, benchmark_suite, model_card
 from .resources import default_resources
+from .tokens import token_shards, tokenizer
+from .training import TrainerResource, base_checkpoint
 
-PARTITIONED_ASSETS = [raw_crawl]
-GLOBAL_ASSETS: list = []
+PARTITIONED_ASSETS = [raw_crawl, *CURATION_PARTITIONED]
+GLOBAL_ASSETS = [*CURATION_GLOBAL, tokenizer, token_shards, base_checkpoint, benchmark_suite, benchmark_scores,
+                 model_card]
+
+
+def automation_enabled() -> bool:
+    """`LLM_ASSETS_AUTOMATION=off` keeps the sensor, schedule and eager conditions from starting runs."""
+    return os.environ.get("LLM_ASSETS_AUTOMATION", "on").lower() not in ("off", "0", "false")
 
 
 def all_assets() -> list:
-    return PARTITIONED_ASSETS + GLOBAL_ASSETS
+    downstream = PARTITIONED_ASSETS[1:] + GLOBAL_ASSETS
+    if automation_enabled():
+        downstream = [downstream_eager(a) for a in downstream]
+    return [PARTITIONED_ASSETS[0], *downstream]
+
+
+def all_resources() -> dict:
+    """Every resource the assets use, configured from the environment."""
+    return {**default_resources(), "trainer": TrainerResource(), "pipes": PipesSubprocessClient()}
 
 
 def build_definitions(resources: dict | None = None) -> Definitions:
@@ -19,6 +40,7 @@ def build_definitions(resources: dict | None = None) -> Definitions:
     return Definitions(
         assets=all_assets(),
         jobs=[job],
-        sensors=[make_crawl_sensor(job)],
-        resources=resources or default_resources(),
+        sensors=[make_crawl_sensor(job, running=automation_enabled())],
+        schedules=[make_weekly_crawl_schedule(job, running=automation_enabled())],
+        resources={**all_resources(), **(resources or {})},
     )

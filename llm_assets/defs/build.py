@@ -16,7 +16,7 @@ from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
 from llm_assets import profiles
 
-from . import all_assets, build_definitions
+from . import all_assets, all_resources, build_definitions
 from .partitions import warc_files
 from .resources import CRAWL_ENV, SEED_ENV, default_resources
 
@@ -93,7 +93,7 @@ def _run(selection_keys: list[str], partition_key: str | None) -> dict:
         all_assets(),
         selection=keys,
         instance=instance,
-        resources=default_resources(),
+        resources=all_resources(),
         partition_key=partition_key,
         raise_on_error=False,
         tags=RUN_TAGS,

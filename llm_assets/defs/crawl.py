@@ -95,11 +95,11 @@ def crawl_partition_selection(partitioned_assets) -> AssetSelection:
     return AssetSelection.assets(*partitioned_assets)
 
 
-def make_crawl_sensor(job):
+def make_crawl_sensor(job, running: bool = True):
     @sensor(
         job=job,
         minimum_interval_seconds=300,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED,
         description="Registers WARC files that appear in the configured sources as partitions and "
         "starts their crawl-side runs.",
     )

@@ -1,4 +1,4 @@
-"""`python -m llm_assets.training pretrain --config FILE`: train standalone or under Dagster Pipes.
+"""`python -m llm_assets.training pretrain|sft --config FILE`: train standalone or under Dagster Pipes.
 
 Under Pipes (launched by the Dagster asset) progress lines go to `pipes.log.info` and the final metrics
 to `pipes.report_asset_materialization`; otherwise lines go to stdout and metrics to `metrics.json`.
@@ -7,20 +7,25 @@ to `pipes.report_asset_materialization`; otherwise lines go to stdout and metric
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 
 from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
 from llm_assets.training.pretrain import load_pretrain_config, run_pretraining
+from llm_assets.training.sft import load_sft_config, run_sft
 
 logger = logging.getLogger("llm_assets.training")
 
 # metrics reported as asset metadata (the rest stay in metrics.json)
 METADATA_KEYS = ("train_loss", "val_loss", "val_perplexity", "tokens_seen", "tokens_per_s", "mfu", "parameters",
                  "steps", "unigram_entropy", "world_size", "precision")
+SFT_METADATA_KEYS = ("train_loss", "assistant_loss_before", "assistant_loss_after", "examples", "steps", "epochs",
+                     "tokens_seen", "assistant_tokens_seen", "tokens_per_s", "parameters", "world_size", "precision")
 
 
 def is_launching_rank() -> bool:
@@ -28,21 +33,31 @@ def is_launching_rank() -> bool:
     return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
-def materialization_metadata(metrics: dict) -> dict:
-    metadata = {k: metrics[k] for k in METADATA_KEYS if metrics.get(k) is not None}
+def materialization_metadata(metrics: dict, keys: tuple[str, ...] = METADATA_KEYS) -> dict:
+    metadata = {k: metrics[k] for k in keys if metrics.get(k) is not None}
     metadata["loss_curve"] = {"raw_value": metrics["loss_curve"], "type": "path"}
+    png = base64.b64encode(Path(metrics["loss_curve"]).read_bytes()).decode()
+    metadata["loss_curve_plot"] = {"raw_value": f"![loss curve](data:image/png;base64,{png})", "type": "md"}
     metadata["path"] = {"raw_value": metrics["path"], "type": "path"}
     return metadata
 
 
 def pretrain_command(config_path: str) -> int:
-    config = load_pretrain_config(config_path)
+    return train_command(lambda emit: run_pretraining(load_pretrain_config(config_path), emit=emit), METADATA_KEYS)
+
+
+def sft_command(config_path: str) -> int:
+    return train_command(lambda emit: run_sft(load_sft_config(config_path), emit=emit), SFT_METADATA_KEYS)
+
+
+def train_command(train, metadata_keys: tuple[str, ...]) -> int:
+    """Run `train(emit)` with progress going to Pipes (when launched by Dagster) or stdout."""
     use_pipes = is_launching_rank() and PipesEnvVarParamsLoader().is_dagster_pipes_process()
     with open_dagster_pipes() if use_pipes else contextlib.nullcontext() as pipes:
         emit = pipes.log.info if pipes is not None else (lambda line: print(line, flush=True))
-        metrics = run_pretraining(config, emit=emit)
+        metrics = train(emit)
         if pipes is not None and metrics:
-            pipes.report_asset_materialization(metadata=materialization_metadata(metrics))
+            pipes.report_asset_materialization(metadata=materialization_metadata(metrics, metadata_keys))
     return 0
 
 
@@ -51,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     pretrain = commands.add_parser("pretrain", help="pretrain the base model from token shards")
     pretrain.add_argument("--config", required=True, help="JSON file: shards, tokenizer, out, model, train, ...")
+    sft = commands.add_parser("sft", help="fine-tune the base checkpoint on chat examples (assistant tokens only)")
+    sft.add_argument("--config", required=True, help="JSON file: examples, base, out, profile, sft, accelerator, ...")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "pretrain":
         return pretrain_command(args.config)
+    if args.command == "sft":
+        return sft_command(args.config)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -1,0 +1,200 @@
+"""Curation assets: thin wrappers that read the lake, call one library function, write, and report."""
+
+import json
+from pathlib import Path
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from llm_assets.curation import dedup, extraction, filtration, groundtruth, mixture, pii, quality, report
+from llm_assets.lake import kept_path, removed_path, write_parquet
+
+from .partitions import warc_files
+from .resources import CrawlSource, LakeResource
+
+GROUP = "curation"
+OWNERS = ["team:data"]
+
+
+def metadata_value(value):
+    if isinstance(value, bool | int | float | str):
+        return value
+    return MetadataValue.json(json.loads(json.dumps(value, default=str)))
+
+
+def reason_table(removed: pl.DataFrame) -> MetadataValue:
+    if removed.is_empty():
+        return MetadataValue.md("nothing removed")
+    counts = removed.group_by("reason").len().sort("len", descending=True)
+    rows = "\n".join(f"| {r} | {n} |" for r, n in counts.iter_rows())
+    return MetadataValue.md(f"| reason | removed |\n|---|---|\n{rows}")
+
+
+def write_stage(lake: LakeResource, stage: str, part: str, kept: pl.DataFrame, removed: pl.DataFrame,
+                extra: dict | None = None) -> dict:
+    """Write kept and removed rows of one stage (and part) to the lake; return its metadata."""
+    write_parquet(kept, kept_path(lake.path, stage, part))
+    write_parquet(removed, removed_path(lake.path, stage, part))
+    summary = report.summarize(stage, kept, removed)
+    meta = {
+        "path": MetadataValue.path(str(lake.asset_dir(stage))),
+        "dagster/row_count": kept.height,
+        "removed": removed.height,
+        "removed_by_reason": reason_table(removed),
+    }
+    meta.update({f"summary/{k}": metadata_value(v) for k, v in summary.items()
+                 if k not in ("kept", "removed")})
+    meta.update({k: metadata_value(v) for k, v in (extra or {}).items()})
+    return meta
+
+
+def read_kept(lake: LakeResource, stage: str, parts: list[str]) -> pl.DataFrame:
+    files = [kept_path(lake.path, stage, p) for p in parts]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise FileNotFoundError(f"{stage} is not materialized for {len(missing)} partition(s): "
+                                f"{missing[:3]}; materialize it first")
+    return pl.read_parquet(files)
+
+
+def check(name: str, passed: bool, blocking_severity: bool = True, **meta) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=name, passed=bool(passed),
+        severity=AssetCheckSeverity.ERROR if blocking_severity else AssetCheckSeverity.WARN,
+        metadata={k: metadata_value(v) for k, v in meta.items()},
+    )
+
+
+def spec(asset_key: str, name: str, description: str, blocking: bool = False) -> AssetCheckSpec:
+    return AssetCheckSpec(name, asset=asset_key, blocking=blocking, description=description)
+
+
+@asset(
+    partitions_def=warc_files, deps=["raw_crawl"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
+    code_version="extracted_documents-1",
+    description="Main-content text and title of each HTML page, with language and score; non-HTML, "
+    "error statuses, empty pages and extraction failures removed with reasons.",
+    check_specs=[spec("extracted_documents", "has_documents", "Some pages yielded text.", blocking=True),
+                 spec("extracted_documents", "no_empty_text", "No kept document has empty text.")],
+)
+def extracted_documents(context: AssetExecutionContext, lake: LakeResource):
+    part = context.partition_key
+    raw = pl.read_parquet(kept_path(lake.path, "raw_crawl", part))
+    kept, removed = extraction.extract_documents(raw, lake.profile_def().curation)
+    yield MaterializeResult(metadata=write_stage(lake, "extracted_documents", part, kept, removed))
+    yield check("has_documents", kept.height > 0, documents=kept.height)
+    empty = kept.filter(pl.col("text").str.strip_chars().str.len_chars() == 0).height
+    yield check("no_empty_text", empty == 0, blocking_severity=False, empty=empty)
+
+
+@asset(
+    partitions_def=warc_files, deps=["extracted_documents"], group_name=GROUP, owners=OWNERS,
+    kinds={"parquet", "presidio"}, code_version="filtered_documents-1",
+    description="Documents after the URL blocklist, NSFW words, toxicity model, and PII redaction "
+    "(presidio, typed placeholders).",
+    check_specs=[spec("filtered_documents", "no_residual_pii",
+                      "presidio finds no PII left in kept text (protects all training).", blocking=True)],
+)
+def filtered_documents(context: AssetExecutionContext, lake: LakeResource):
+    part = context.partition_key
+    docs = read_kept(lake, "extracted_documents", [part])
+    kept, removed = filtration.filter_documents(docs, lake.profile_def().curation)
+    yield MaterializeResult(metadata=write_stage(lake, "filtered_documents", part, kept, removed))
+    texts = kept["text"].to_list()
+    residual = [text[f.start:f.end] for text, found in zip(texts, pii.find_pii(texts), strict=True)
+                for f in found]
+    yield check("no_residual_pii", not residual, findings=len(residual), examples=residual[:5])
+
+
+@asset(
+    deps=["filtered_documents"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
+    code_version="deduplicated_documents-1",
+    description="Global deduplication over every crawl partition: exact (normalized text hash), near "
+    "(MinHash LSH over word 5-grams), and lines repeated across a site's pages.",
+    check_specs=[spec("deduplicated_documents", "no_exact_duplicates",
+                      "No two kept documents have the same normalized text.", blocking=True)],
+)
+def deduplicated_documents(lake: LakeResource, crawl: CrawlSource):
+    docs = read_kept(lake, "filtered_documents", list(crawl.resolve()))
+    kept, removed = dedup.deduplicate(docs, lake.profile_def().curation)
+    yield MaterializeResult(metadata=write_stage(lake, "deduplicated_documents", "all", kept, removed))
+    dupes = kept.height - kept.select(dedup.normalized_text(pl.col("text")).hash()).n_unique()
+    yield check("no_exact_duplicates", dupes == 0, duplicates=dupes)
+
+
+@asset(
+    deps=["deduplicated_documents"], group_name=GROUP, owners=OWNERS, kinds={"scikitlearn"},
+    code_version="quality_classifier-1",
+    description="A linear quality model on hashed word n-grams: reference pages (encyclopedia, "
+    "'similar to Wikipedia') against random crawl text; validation precision/recall in metadata.",
+    check_specs=[spec("quality_classifier", "validation_f1", "Validation F1 is at least 0.8.")],
+)
+def quality_classifier(lake: LakeResource):
+    docs = read_kept(lake, "deduplicated_documents", ["all"])
+    out = lake.asset_dir("quality_classifier")
+    metrics = quality.train_quality_classifier(docs, out, lake.profile_def().curation)
+    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)),
+                                      **{k: metadata_value(v) for k, v in metrics.items()}})
+    yield check("validation_f1", metrics["f1"] >= 0.8, blocking_severity=False, f1=metrics["f1"])
+
+
+@asset(
+    deps=["deduplicated_documents", "quality_classifier"], group_name=GROUP, owners=OWNERS,
+    kinds={"parquet"}, code_version="quality_documents-1",
+    description="Gopher quality and repetition, C4 and FineWeb heuristics, then the quality model's "
+    "score against a threshold.",
+    check_specs=[spec("quality_documents", "has_documents", "Documents survive the quality filters.",
+                      blocking=True)],
+)
+def quality_documents(lake: LakeResource):
+    docs = read_kept(lake, "deduplicated_documents", ["all"])
+    model = lake.asset_dir("quality_classifier") / "quality_model.safetensors"
+    kept, removed = quality.filter_quality(docs, model, lake.profile_def().curation)
+    yield MaterializeResult(metadata=write_stage(lake, "quality_documents", "all", kept, removed))
+    yield check("has_documents", kept.height > 0, documents=kept.height)
+
+
+@asset(
+    deps=["quality_documents"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
+    code_version="training_mixture-1",
+    description="Decontaminated (13-gram overlap with benchmarks), source-weighted, split into train "
+    "and validation by document. With the synthetic crawl, scored against its ground truth.",
+    check_specs=[
+        spec("training_mixture", "splits_nonempty", "Train and validation both have text.", blocking=True),
+        spec("training_mixture", "split_by_document", "No document is on both sides.", blocking=True),
+        spec("training_mixture", "decontaminated", "No kept text shares an n-gram with a benchmark.",
+             blocking=True),
+    ],
+)
+def training_mixture(lake: LakeResource, crawl: CrawlSource):
+    docs = read_kept(lake, "quality_documents", ["all"])
+    cfg = lake.profile_def().curation
+    benchmarks = crawl.benchmarks()
+    kept, removed = mixture.build_mixture(docs, cfg, benchmarks)
+    extra = {"benchmark_files": [str(p) for p in benchmarks]}
+    synthetic = crawl.synthetic_folder()
+    meta = write_stage(lake, "training_mixture", "all", kept, removed, extra)
+    if synthetic is not None:
+        scores = groundtruth.score_against_labels(lake.path, Path(synthetic) / "labels.parquet")
+        meta["ground_truth"] = metadata_value(scores)
+    yield MaterializeResult(metadata=meta)
+    splits = dict(kept.group_by("split").len().iter_rows())
+    yield check("splits_nonempty", splits.get("train", 0) > 0 and splits.get("validation", 0) > 0,
+                **{k: v for k, v in splits.items()})
+    both = kept.group_by("warc_record_id").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
+    yield check("split_by_document", both.is_empty(), documents_on_both_sides=both.height)
+    ngrams = mixture.benchmark_ngrams(mixture.read_benchmark_items(benchmarks), cfg.decontamination_ngram)
+    leaked = int(mixture.contaminated_mask(kept["text"], ngrams).sum()) if ngrams else 0
+    yield check("decontaminated", leaked == 0, contaminated_rows=leaked)
+
+
+PARTITIONED = [extracted_documents, filtered_documents]
+GLOBAL = [deduplicated_documents, quality_classifier, quality_documents, training_mixture]

@@ -1,0 +1,160 @@
+"""Evaluation assets: the benchmark suite, scores for every checkpoint, and the model card."""
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+
+from llm_assets.evaluation.card import render_model_card
+from llm_assets.evaluation.scoreboard import score_models
+from llm_assets.evaluation.tasks import load_suite
+from llm_assets.lake import kept_path
+
+from .curation import check, metadata_value, spec
+from .resources import CrawlSource, LakeResource
+
+GROUP = "evaluation"
+OWNERS = ["team:evaluation"]
+CHECKPOINTS = {"base": "base_checkpoint", "assistant": "assistant_checkpoint"}
+
+
+def image_markdown(png, alt: str) -> MetadataValue:
+    data = base64.b64encode(png.read_bytes()).decode()
+    return MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
+
+
+@asset(
+    group_name=GROUP, owners=OWNERS, kinds={"json"}, code_version="benchmark_suite-1",
+    description="Four-choice benchmarks: the synthetic world's questions (split by fine-tuning and held-out "
+    "people) plus user files (ICL JSONL, lm-eval-style JSONL, MMLU CSV).",
+    check_specs=[spec("benchmark_suite", "well_formed", "Every task has items with a valid gold index.",
+                      blocking=True)],
+)
+def benchmark_suite(lake: LakeResource, crawl: CrawlSource):
+    files = crawl.benchmarks()
+    tasks = load_suite(files)
+    out = lake.asset_dir("benchmark_suite")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "suite.json").write_text(json.dumps({"files": [str(f) for f in files], "tasks": tasks}))
+    counts = {task: len(items) for task, items in tasks.items()}
+    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out / "suite.json")),
+                                      "dagster/row_count": sum(counts.values()),
+                                      "items_per_task": metadata_value(counts),
+                                      "files": metadata_value([str(f) for f in files])})
+    bad = [t for t, items in tasks.items()
+           if not items or any(not 0 <= it["gold"] < len(it["choices"]) for it in items)]
+    yield check("well_formed", bool(tasks) and not bad, tasks=len(tasks), bad_tasks=bad)
+
+
+def load_tasks(lake: LakeResource) -> dict:
+    return json.loads((lake.asset_dir("benchmark_suite") / "suite.json").read_text())["tasks"]
+
+
+@asset(
+    deps=["benchmark_suite", "base_checkpoint", "token_shards", "training_mixture"],
+    group_name=GROUP, owners=OWNERS, kinds={"pytorch", "parquet"}, code_version="benchmark_scores-1",
+    description="acc/acc_norm (lm-eval-harness semantics) per benchmark for the base and assistant "
+    "checkpoints, validation perplexity and bits per byte, prompt sensitivity, and contamination.",
+    check_specs=[spec("benchmark_scores", "no_contamination",
+                      "No benchmark item shares 13-grams with the training data (warns).")],
+)
+def benchmark_scores(context: AssetExecutionContext, lake: LakeResource):
+    size = lake.profile_def().eval
+    models = {name: lake.asset_dir(key) for name, key in CHECKPOINTS.items()
+              if (lake.asset_dir(key) / "model.safetensors").exists()}
+    out = lake.asset_dir("benchmark_scores")
+    results = score_models(models, load_tasks(lake), lake.asset_dir("token_shards"),
+                           [kept_path(lake.path, "training_mixture", "all")], out, shots=size.shots,
+                           batch_size=size.batch_size, max_items=size.max_items)
+    table: pl.DataFrame = results["table"]
+    headline = {f"{r['model']}/{r['benchmark']}/{r['metric']}": float(r["value"])
+                for r in table.iter_rows(named=True)}
+    context.log.info("scores:\n%s", (out / "scores.md").read_text())
+    yield MaterializeResult(metadata={
+        "path": MetadataValue.path(str(out / "scores.parquet")),
+        "dagster/row_count": table.height,
+        "scores": MetadataValue.md((out / "scores.md").read_text()),
+        "scores_plot": image_markdown(out / "scores.png", "benchmark scores"),
+        **headline,
+        "contamination": metadata_value(results["contamination"]),
+    })
+    leaked = (results["contamination"] or {}).get("contaminated_items", 0)
+    yield check("no_contamination", leaked == 0, blocking_severity=False, contaminated_items=leaked)
+
+
+def upstream_lineage(context: AssetExecutionContext, keys: list[str]) -> list[dict]:
+    rows = []
+    for key in keys:
+        event = context.instance.get_latest_materialization_event(AssetKey(key))
+        if event is None:
+            continue
+        tags = event.asset_materialization.tags or {}
+        rows.append({"asset": key, "code_version": tags.get("dagster/code_version"), "run_id": event.run_id,
+                     "materialized_at": datetime.fromtimestamp(event.timestamp, UTC).isoformat()})
+    return rows
+
+
+def stage_counts(context: AssetExecutionContext, stages: list[str]) -> list[dict]:
+    rows = []
+    for stage in stages:
+        event = context.instance.get_latest_materialization_event(AssetKey(stage))
+        if event is None:
+            continue
+        meta = event.asset_materialization.metadata
+        kept = meta.get("dagster/row_count")
+        removed = meta.get("removed")
+        rows.append({"stage": stage, "kept": kept.value if kept else None,
+                     "removed": removed.value if removed else None})
+    return rows
+
+
+LINEAGE = ["raw_crawl", "extracted_documents", "filtered_documents", "deduplicated_documents",
+           "quality_classifier", "quality_documents", "training_mixture", "tokenizer", "token_shards",
+           "base_checkpoint", "sft_examples", "assistant_checkpoint", "benchmark_suite", "benchmark_scores"]
+
+
+@asset(
+    deps=["benchmark_scores"], group_name=GROUP, owners=OWNERS, kinds={"markdown"},
+    code_version="model_card-1",
+    description="A markdown model card generated from lineage: data at every stage, filters and drop "
+    "rates, tokenizer, model configuration, training curves, scores, contamination, and the code version "
+    "and run id of every upstream asset.",
+    check_specs=[spec("model_card", "complete", "The card records lineage for every upstream asset.")],
+)
+def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
+    scores_dir = lake.asset_dir("benchmark_scores")
+    results = json.loads((scores_dir / "results.json").read_text())
+    base = lake.asset_dir("base_checkpoint")
+    metrics = json.loads((base / "metrics.json").read_text())
+    tokenizer_meta = context.instance.get_latest_materialization_event(AssetKey("tokenizer"))
+    lineage = upstream_lineage(context, LINEAGE)
+    info = {
+        "model_name": f"llm_assets-{lake.profile}",
+        "run_id": context.run_id,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_sources": [{"uri": uri} for uri in crawl.resolve().values()],
+        "stages": stage_counts(context, LINEAGE[:7]),
+        "tokenizer": {k: v.value for k, v in tokenizer_meta.asset_materialization.metadata.items()
+                      if isinstance(v.value, int | float | str) and k != "path"} if tokenizer_meta else {},
+        "model_config": json.loads((base / "config.json").read_text()),
+        "training": {"curve_png": metrics.get("loss_curve"), "steps": metrics.get("steps"),
+                     "final_train_loss": metrics.get("train_loss"), "final_val_loss": metrics.get("val_loss"),
+                     "tokens_seen": metrics.get("tokens_seen"), "parameters": metrics.get("parameters")},
+        "scores": {f"{model}/{task}": s for model, entry in results["models"].items()
+                   for task, s in entry["scores"].items()},
+        "scores_png": str(scores_dir / "scores.png"),
+        "perplexity": results["models"].get("base", {}).get("perplexity"),
+        "sensitivity": {f"{model}/{task}": s for model, entry in results["models"].items()
+                        for task, s in entry.get("sensitivity", {}).items()},
+        "contamination": results.get("contamination"),
+        "lineage": lineage,
+    }
+    out = lake.asset_dir("model_card") / "MODEL_CARD.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    card = render_model_card(info)
+    out.write_text(card)
+    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)), "card": MetadataValue.md(card)})
+    missing = [k for k in LINEAGE if k not in {row["asset"] for row in lineage}]
+    yield check("complete", not missing, blocking_severity=False, missing=missing)

@@ -1,0 +1,83 @@
+"""Score several checkpoints on one suite: multiple choice, perplexity, prompt sensitivity, contamination.
+
+Writes `scores.parquet` (model × benchmark × metric), `scores.md`, `scores.png`, per-item rows and the
+contamination report under `out_dir`, and returns the numbers for metadata and the model card.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import polars as pl
+
+from .adapter import load_scoring_model
+from .cli import bar_plot, scores_table
+from .contamination import find_contamination, scores_by_contamination
+from .multiple_choice import PromptFormat, evaluate_multiple_choice
+from .perplexity import perplexity_from_shards
+from .sensitivity import default_variants, prompt_sensitivity
+from .tasks import Item
+
+log = logging.getLogger(__name__)
+
+
+def markdown_table(df: pl.DataFrame) -> str:
+    header = "| " + " | ".join(df.columns) + " |\n|" + "|".join("---" for _ in df.columns) + "|\n"
+    rows = ("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |"
+            for row in df.iter_rows())
+    return header + "\n".join(rows)
+
+
+def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_dir: Path | None,
+                 training_files: list[Path], out_dir: Path, shots: int = 0, batch_size: int = 16,
+                 max_items: int | None = None, perplexity_tokens: int | None = 200_000) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fmt = PromptFormat(shots=shots)
+    contamination = find_contamination(tasks, training_files) if training_files else None
+    results: dict = {"models": {}, "contamination": None}
+    scores: dict[str, dict] = {}
+    item_frames = []
+    for name, folder in models.items():
+        log.info("scoring %s (%s)", name, folder)
+        model = load_scoring_model(folder)
+        mc = evaluate_multiple_choice(model, tasks, fmt, batch_size=batch_size, max_items=max_items)
+        scores[name] = mc.scores
+        item_frames.append(mc.items.with_columns(pl.lit(name).alias("model")))
+        entry: dict = {"scores": mc.scores}
+        if shard_dir is not None:
+            entry["perplexity"] = perplexity_from_shards(model, shard_dir, "validation", batch_size=8,
+                                                         max_tokens=perplexity_tokens).as_dict()
+        variants = default_variants(shots=3)
+        _, spread = prompt_sensitivity(model, tasks, variants, batch_size=batch_size, max_items=max_items)
+        entry["sensitivity"] = {row["task"]: row for row in spread.to_dicts()}
+        if contamination is not None:
+            by_subset = scores_by_contamination(mc.items, contamination)
+            entry["clean_vs_contaminated"] = by_subset.to_dicts()
+        results["models"][name] = entry
+    table = scores_table(scores)
+    for name, entry in results["models"].items():
+        ppl = entry.get("perplexity")
+        if ppl:
+            extra = pl.DataFrame({"model": [name, name], "benchmark": ["validation", "validation"],
+                                  "metric": ["perplexity", "bits_per_byte"],
+                                  "value": [ppl["perplexity"], ppl["bits_per_byte"]], "n": [ppl["tokens"]] * 2})
+            table = pl.concat([table, extra.cast(table.schema)])
+    table.write_parquet(out_dir / "scores.parquet")
+    pl.concat(item_frames, how="diagonal_relaxed").drop("loglikelihoods", strict=False) \
+        .write_parquet(out_dir / "items.parquet")
+    mc_only = table.filter(pl.col("metric").is_in(["acc", "acc_norm"]))
+    bar_plot(mc_only, out_dir / "scores.png")
+    (out_dir / "scores.md").write_text(markdown_table(table))
+    if contamination is not None:
+        contamination.items.write_parquet(out_dir / "contamination.parquet")
+        results["contamination"] = {
+            "n": contamination.n, "documents_scanned": contamination.documents_scanned,
+            "tasks": {row["task"]: row for row in contamination.summary.to_dicts()},
+            "contaminated_items": int(contamination.items["contaminated"].sum()),
+        }
+    results["table"] = table
+    (out_dir / "results.json").write_text(json.dumps({k: v for k, v in results.items() if k != "table"},
+                                                     indent=2, default=str))
+    return results
