@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance
 
 from llm_assets.definitions import defs
 
-from .conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_build(dagster_home, data_dir, *args: str) -> subprocess.CompletedProcess:

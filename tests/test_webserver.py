@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 LOCATION = "llm_assets"
 REPOSITORY = "__repository__"
@@ -43,11 +43,13 @@ def webserver(tmp_path_factory):
     home = tmp / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    (home / ".nux").mkdir()
+    (home / ".nux" / "nux.yaml").write_text("seen: 1\n")  # no first-visit newsletter dialog over the graph
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "LLM_ASSETS_DATA_DIR": str(tmp / "lake"),
            "LLM_ASSETS_PROFILE": "smoke", "LLM_ASSETS_AUTOMATION": "off"}
     dagster = Path(sys.executable).with_name("dagster")
-    log = open(tmp / "dagster_dev.log", "w")
+    log = (tmp / "dagster_dev.log").open("w")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen([str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -150,12 +152,14 @@ def test_asset_graph_page_renders_in_chromium(webserver, tmp_path):
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1000",
             "--virtual-time-budget=20000"]
-    page = f"{webserver}/asset-groups"
+    page = f"{webserver}/locations/{LOCATION}/asset-groups/curation"
     dom = subprocess.run([*args, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
     shot = tmp_path / "asset_graph.png"
     subprocess.run([*args, f"--screenshot={shot}", page], capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
-    for name in ("raw_crawl", "deduplicated_documents", "training_mixture"):
+    # one node per curation asset (long names are shortened with an ellipsis when zoomed out)
+    assert dom.count("AssetNode_assetName") >= 6, "asset nodes did not render"
+    for name in ("filtered_documents", "quality_classifier", "quality_documents", "training_mixture"):
         assert name in dom, f"asset node {name} did not render"
     artifacts = os.environ.get("LLM_ASSETS_TEST_ARTIFACTS")
     if artifacts:

@@ -122,6 +122,5 @@ def crawl_partition_job(partitioned_assets):
     return define_asset_job(
         "crawl_partition_job",
         selection=crawl_partition_selection(partitioned_assets),
-        partitions_def=warc_files,
         description="The per-WARC-file stages for one partition.",
     )
