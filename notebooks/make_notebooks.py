@@ -35,7 +35,7 @@ EXPLORATION = [
     files = list((LAKE / stage / side).glob("*.parquet"))
     if not files:
         return 0
-    return duckdb.sql(f"select count(*) from read_parquet('{LAKE / stage / side}/*.parquet')").fetchone()[0]
+    return duckdb.sql(f"select count(*) from read_parquet('{LAKE / stage / side}/*.parquet')").fetchall()[0][0]
 
 stages = pl.DataFrame({"stage": STAGES,
                        "kept": [count(s, "kept") for s in STAGES],
@@ -66,13 +66,14 @@ print(docs.group_by("language").len().sort("len", descending=True))
 docs.group_by("host").len().sort("len", descending=True).head(15)"""),
     new_markdown_cell("## Why is this URL not in my training data?"),
     new_code_cell("""url = duckdb.sql(f"select url from read_parquet('{LAKE}/*/removed/*.parquet', union_by_name = true) "
-                 "order by url limit 1").fetchone()[0]
+                 "order by url limit 1").fetchall()[0][0]
 duckdb.sql(f\"\"\"select stage, reason from read_parquet('{LAKE}/*/removed/*.parquet', union_by_name = true)
               where url = '{url}'\"\"\").pl()"""),
     new_markdown_cell("## The training mixture"),
     new_code_cell("""mix = pl.read_parquet(LAKE / "training_mixture" / "kept" / "*.parquet")
-mix.group_by("split", "site").agg(pl.len().alias("rows"), pl.col("text").str.len_chars().sum().alias("chars"))
-   .sort("split", "rows", descending=[False, True])"""),
+(mix.group_by("split", "site")
+    .agg(pl.len().alias("rows"), pl.col("text").str.len_chars().sum().alias("chars"))
+    .sort("split", "rows", descending=[False, True]))"""),
 ]
 
 MODEL = [

@@ -1,8 +1,12 @@
-"""Shared fixtures: the smoke-profile synthetic crawl, made once per test session."""
+"""Shared fixtures: the smoke-profile synthetic crawl and one smoke build, each made once per session."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,10 +30,40 @@ def smoke_crawl(tmp_path_factory, smoke_profile) -> Path:
     return out
 
 
+def make_dagster_home(folder: Path) -> Path:
+    """A Dagster instance folder with the project's dagster.yaml."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", folder / "dagster.yaml")
+    return folder
+
+
 @pytest.fixture
 def dagster_home(tmp_path) -> Path:
-    """A temporary Dagster instance with the project's dagster.yaml."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    return home
+    return make_dagster_home(tmp_path / "dagster_home")
+
+
+@dataclass
+class Build:
+    home: Path
+    data_dir: Path
+    proc: subprocess.CompletedProcess
+
+    @property
+    def lake(self) -> Path:
+        return self.data_dir / "smoke"
+
+
+def run_build(home: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LLM_ASSETS_DATA_DIR": str(data_dir)}
+    env.pop("LLM_ASSETS_PROFILE", None)
+    return subprocess.run([sys.executable, "-m", "llm_assets", "build", "--profile", "smoke", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="session")
+def smoke_build(tmp_path_factory) -> Build:
+    """`python -m llm_assets build --profile smoke` of the whole graph, in a temporary instance and lake."""
+    tmp = tmp_path_factory.mktemp("smoke_build")
+    home = make_dagster_home(tmp / "dagster_home")
+    proc = run_build(home, tmp / "data")
+    return Build(home, tmp / "data", proc)
