@@ -33,17 +33,47 @@ class CurationConfig:
     extractor: str = "resiliparse"  # or "trafilatura"
     extraction_timeout_s: float = 5.0
     min_language_score: float = 0.65
+    # ISO 639-1 codes of the languages kept at extraction
+    languages: tuple[str, ...] = ("en",)
     pii_action: str = "redact"  # or "drop"
-    minhash_ngram: int = 5
+    # presidio findings below this score are ignored (its "very weak" US_SSN patterns score 0.05)
+    pii_score_threshold: float = 0.3
+    # alt-profanity-check probability at which a line counts as toxic
+    toxicity_threshold: float = 0.8
+    # a page is toxic when this share of its words sits on toxic lines
+    toxic_line_share: float = 0.2
+    # a page is NSFW with at least this many explicit words making up at least this share of its words
+    nsfw_min_words: int = 3
+    nsfw_word_share: float = 0.01
+    # word n-gram size of MinHash shingles: FineWeb uses 5; 3 finds 3-word edits in 50-word pages
+    minhash_ngram: int = 3
     minhash_bands: int = 14
     minhash_rows: int = 8
     quality_threshold: float = 0.5
-    # source weights applied by up/down-sampling; sites not listed keep weight 1.0
+    # at most this share of pages is dropped by the quality model, lowest scores first: the model
+    # separates reference pages from all others, so good news and blog pages also score under 0.5
+    quality_max_drop_share: float = 0.1
+    # source weights applied by up/down-sampling, keyed by site (a host's second-level label, see
+    # curation.mixture.site_of_host); sites not listed keep weight 1.0
     source_weights: dict[str, float] = field(
-        default_factory=lambda: {"encyclopedia": 2.0, "forum": 0.5}
+        default_factory=lambda: {"wikiverse": 2.0, "citychatter": 0.5, "opentalk-forum": 0.5}
     )
     validation_fraction: float = 0.05
     decontamination_ngram: int = 13
+    # a line on >= this many pages of one host, and on >= this share of its pages, is boilerplate
+    boilerplate_min_pages: int = 3
+    boilerplate_min_share: float = 0.2
+    # hosts whose pages are the quality classifier's positive (high-quality) examples
+    reference_hosts: tuple[str, ...] = ("www.wikiverse.org",)
+    # replaces published heuristic thresholds by name (see curation.quality.HeuristicThresholds);
+    # the default fits short pages (the synthetic crawl's stubs have 15-60 words, where an entity's
+    # name fills the top n-grams and stop words are rare); {} = published values
+    heuristic_overrides: dict[str, object] = field(default_factory=lambda: {
+        "min_words": 15, "min_stop_words": 0, "c4_min_sentences": 2,
+        "c4_drop_lines_without_terminal_punct": False, "max_top_ngram_char_ratio": (),
+    })
+    # host -> site name where the default rule (the host's second-level label) is wrong
+    host_sites: dict[str, str] = field(default_factory=dict)
     workers: int = 2
 
 
@@ -93,7 +123,16 @@ class SFTSize:
     micro_batch: int
     lr: float
     warmup_steps: int = 10
+    # training stops after this many passes over the examples when that comes before max_steps
     epochs_of_templates: int = 3
+    grad_accum: int = 1
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    checkpoint_every: int = 100
+    # examples whose assistant-token loss is measured before and after fine-tuning
+    eval_examples: int = 256
+    seed: int = 1337
 
 
 @dataclass(frozen=True)

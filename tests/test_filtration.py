@@ -1,0 +1,204 @@
+"""filtered_documents: blocklist, NSFW words, toxicity, PII redaction, and the fast PII path == presidio."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import string
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from llm_assets.curation import pii
+from llm_assets.curation.filtration import UrlBlocklist, filter_documents
+from llm_assets.curation.report import summarize
+from llm_assets.profiles import get_profile
+
+CFG = get_profile("smoke").curation
+
+PLAIN = ("The river Aldbourne rises in the chalk hills north of the town and flows south for about forty "
+         "kilometres before it joins the estuary. The old mill on its bank was restored by volunteers and "
+         "now grinds flour again on summer weekends.")
+PII_TEXT = ("Contact the organiser at jane.doe@mailbox.org or call (212) 734-5521 after six.\n"
+            "Card on file: 4539 1488 0343 6467. Refunds go to DE89 3704 0044 0532 0130 00.\n"
+            "Her social security number 219-09-9999 was leaked from 91.198.174.192 last week.")
+PII_STRINGS = ("jane.doe@mailbox.org", "(212) 734-5521", "4539 1488 0343 6467", "DE89 3704 0044 0532 0130 00",
+               "219-09-9999", "91.198.174.192")
+NSFW_TEXT = ("Watch free porn clips now, hardcore xxx videos and nude webcam girls, uncensored and explicit. "
+             "Horny singles near you, naked amateur sex updated daily.")
+TOXIC_TEXT = ("user1 wrote:\nyou are a stupid idiot and nobody likes you\nuser2 wrote:\n"
+              "shut up you worthless moron\nuser3 wrote:\nwhat a fucking loser, get lost")
+MILD_TEXT = PLAIN + "\nDamn, the last stretch of the walk was steep.\n" + PLAIN
+
+
+def docs_frame(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
+    """(name, host, text) rows as extracted documents."""
+    return pl.DataFrame({
+        "warc_record_id": [f"<urn:uuid:{i:04d}>" for i in range(len(rows))],
+        "url": [f"https://{host}/{name}" for name, host, _ in rows],
+        "host": [host for _, host, _ in rows],
+        "title": [name for name, _, _ in rows],
+        "text": [text for _, _, text in rows],
+        "language": ["en"] * len(rows),
+        "language_score": [1.0] * len(rows),
+    })
+
+
+def reason_of(removed: pl.DataFrame, name: str) -> str | None:
+    hit = removed.filter(pl.col("url").str.ends_with("/" + name))["reason"]
+    return hit[0] if hit.len() else None
+
+
+def test_blocklist_default_and_custom(tmp_path: Path):
+    docs = docs_frame([("a", "www.hotxxxcams.com", PLAIN), ("b", "cdn.pornhub.com", PLAIN),
+                       ("c", "www.essex.gov.uk", PLAIN), ("d", "news.example.org", PLAIN),
+                       ("e", "example.org.mirror.net", PLAIN)])
+    kept, removed = filter_documents(docs, CFG)
+    assert reason_of(removed, "a") == reason_of(removed, "b") == "url_blocklist"
+    assert set(kept["title"]) == {"c", "d", "e"}
+
+    custom = tmp_path / "block.txt"
+    custom.write_text("# my list\nexample.org\n*essex*  # trailing comment\n")
+    kept, removed = filter_documents(docs, CFG, blocklist=custom)
+    assert set(kept["title"]) == {"a", "b", "e"}
+    assert set(removed["reason"]) == {"url_blocklist"}
+
+
+def test_blocklist_bad_entry_names_file_and_line(tmp_path: Path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("example.org\nhttp://evil.com/path\n")
+    with pytest.raises(ValueError, match=r"bad\.txt:2"):
+        UrlBlocklist(bad)
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        UrlBlocklist(tmp_path / "missing.txt")
+
+
+def test_nsfw_and_toxic(tmp_path: Path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing blocked\n")
+    docs = docs_frame([("nsfw", "www.site.com", NSFW_TEXT), ("toxic", "www.site.com", TOXIC_TEXT),
+                       ("mild", "www.site.com", MILD_TEXT), ("plain", "www.site.com", PLAIN)])
+    kept, removed = filter_documents(docs, CFG, blocklist=empty)
+    assert reason_of(removed, "nsfw") == "nsfw_words"
+    assert reason_of(removed, "toxic") == "toxic"
+    assert set(kept["title"]) == {"mild", "plain"}
+    # the threshold is a knob: an impossible one keeps the toxic page
+    kept, _ = filter_documents(docs, dataclasses.replace(CFG, toxicity_threshold=1.01), blocklist=empty)
+    assert "toxic" in set(kept["title"])
+
+
+def test_pii_redacted_with_typed_placeholders():
+    docs = docs_frame([("pii", "forum.site.com", PII_TEXT), ("plain", "www.site.com", PLAIN)])
+    kept, removed = filter_documents(docs, CFG)
+    assert removed.height == 0
+    page = kept.filter(pl.col("title") == "pii").to_dicts()[0]
+    for secret in PII_STRINGS:
+        assert secret not in page["text"]
+    for placeholder in ("<EMAIL_ADDRESS>", "<PHONE_NUMBER>", "<CREDIT_CARD>", "<IBAN_CODE>", "<US_SSN>",
+                        "<IP_ADDRESS>"):
+        assert placeholder in page["text"], page["text"]
+    assert page["pii_count"] == 6
+    assert page["pii_types"] == sorted(pii.PII_ENTITIES)
+    assert page["text"].startswith("Contact the organiser at <EMAIL_ADDRESS> or call <PHONE_NUMBER> after six.")
+    plain = kept.filter(pl.col("title") == "plain").to_dicts()[0]
+    assert plain["text"] == PLAIN and plain["pii_count"] == 0 and plain["pii_types"] == []
+
+    kept, removed = filter_documents(docs, dataclasses.replace(CFG, pii_action="drop"))
+    assert kept["title"].to_list() == ["plain"]
+    assert removed["reason"].to_list() == ["pii"]
+    assert "jane.doe@mailbox.org" not in removed["sample"][0]  # samples are redacted too
+
+
+def _near_miss_text(rng: random.Random) -> str:
+    """Prose dense with numbers that look like PII, PII itself, and odd separators."""
+    words = ["the", "of", "and", "in", "was", "born", "river", "city", "company", "founded", "university", "report", "page", "call", "email", "at"]
+    makers = [
+        lambda: str(rng.randint(1600, 2030)),
+        lambda: str(rng.randint(1, 99999)),
+        lambda: f"{rng.randint(0, 999)}.{rng.randint(0, 99)}",
+        lambda: f"{rng.randint(1, 28)}/{rng.randint(1, 12)}/{rng.randint(1950, 2024)}",
+        lambda: f"16{rng.choice('489')}{rng.randint(0, 99999)}",  # German pager-like short numbers
+        lambda: f"({rng.randint(200, 999)}) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}",
+        lambda: f"+{rng.choice(['1', '44', '49', '33', '91'])} {rng.randint(10, 999)} {rng.randint(100000, 9999999)}",
+        lambda: f"{rng.randint(100, 999)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
+        lambda: f"{rng.randint(100000000, 999999999)}",
+        lambda: f"{rng.randint(10000, 99999)}-{rng.randint(1000, 9999)}",
+        lambda: ".".join(str(rng.randint(0, 300)) for _ in range(4)),
+        lambda: ":".join(f"{rng.randint(0, 65535):x}" for _ in range(rng.choice([3, 8]))) + rng.choice(["", "::"]),
+        lambda: "fe80::" + f"{rng.randint(0, 65535):x}",
+        lambda: "".join(rng.choices(string.ascii_lowercase, k=6)) + "@" + rng.choice(["mail.com", "x.org", "bad"]),
+        lambda: " ".join(f"{rng.randint(1000, 9999)}" for _ in range(4)),
+        lambda: rng.choice(["DE", "GB", "NL", "FR"]) + f"{rng.randint(10, 99)} " + " ".join(
+            f"{rng.randint(1000, 9999)}" for _ in range(4)),
+        lambda: f"{rng.randint(1, 9)} ext. {rng.randint(10, 999)}",
+        lambda: f"12:{rng.randint(10, 59)}",
+        lambda: f"{rng.choice(words)}{rng.randint(2002000000, 9999999999)}{rng.choice(['', 'x', '%', 'b'])}",
+        lambda: f"{rng.choice(['$', '€', '%', '#', '(', '['])}{rng.randint(200, 999)} {rng.randint(200, 999)} 0{rng.randint(100, 199)}",
+        lambda: "\uff12\uff11\uff12\uff0d\uff17\uff13\uff14\uff0d\uff15\uff15\uff12\uff11",  # full-width digits
+        lambda: f"{rng.randint(200, 999)}\u00a0{rng.randint(200, 999)}\u00a0{rng.randint(1000, 9999)}",
+        lambda: f"20{rng.randint(10, 24)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)} 1{rng.randint(0, 9)}:{rng.randint(10, 59)}",
+        lambda: f"de{rng.randint(10, 99)}{rng.randint(10**17, 10**18 - 1)}",
+        lambda: f"{rng.randint(200, 999)}.{rng.randint(200, 999)}.{rng.randint(1000, 9999)}",
+    ]
+    lines = []
+    for _ in range(rng.randint(2, 8)):
+        tokens = [rng.choice(makers)() if rng.random() < 0.25 else rng.choice(words)
+                  for _ in range(rng.randint(5, 40))]
+        lines.append(rng.choice([" ", " ", ", ", " - ", "\t"]).join(tokens))
+    return rng.choice(["\n", "\n\n", "\r\n"]).join(lines)
+
+
+@pytest.mark.parametrize("threshold", [0.0, CFG.pii_score_threshold])
+def test_fast_pii_identical_to_presidio(threshold: float):
+    rng = random.Random(7)
+    texts = [_near_miss_text(rng) for _ in range(60)] + [PII_TEXT, PLAIN, "", "@", "::", "1648"]
+    fast = pii.find_pii(texts, score_threshold=threshold)
+    reference = pii.find_pii_reference(texts, score_threshold=threshold)
+    assert sum(map(len, reference)) > 100, "the generated text should hold plenty of findings"
+    for i, (got, want) in enumerate(zip(fast, reference, strict=True)):
+        assert got == want, f"text {i} differs: {texts[i]!r}"
+
+
+def test_prescan_skips_ordinary_prose():
+    text = "\n".join([PLAIN, "The mill reopened in 1953 with 12 workers.", PLAIN, PLAIN,
+                      "Write to mill@aldbourne.org or call (212) 734-5521.", PLAIN])
+    windows = pii.candidate_windows([text])
+    analyzed = sum(end - start for spans in windows.values() for _, start, end in spans)
+    assert windows["EMAIL_ADDRESS"] and windows["PHONE_NUMBER"] and not windows["CREDIT_CARD"]
+    assert analyzed < 0.1 * len(text)
+    assert pii.find_pii([text]) == pii.find_pii_reference([text])
+
+
+def test_merge_overlapping_findings():
+    spans = [pii.PiiFinding("PHONE_NUMBER", 10, 22, 0.4), pii.PiiFinding("US_SSN", 10, 21, 0.5),
+             pii.PiiFinding("EMAIL_ADDRESS", 30, 40, 1.0)]
+    assert pii.merge_spans(spans) == [pii.PiiFinding("US_SSN", 10, 22, 0.5),
+                                      pii.PiiFinding("EMAIL_ADDRESS", 30, 40, 1.0)]
+    assert pii.redact("x" * 45, spans) == "x" * 10 + "<US_SSN>" + "x" * 8 + "<EMAIL_ADDRESS>" + "x" * 5
+
+
+def test_synthetic_crawl_end_to_end(tmp_path: Path):
+    synthetic = pytest.importorskip("llm_assets.synthetic")
+    from llm_assets.crawl import read_warc
+    from llm_assets.curation.extraction import extract_documents
+
+    synthetic.generate_crawl(tmp_path, seed=5, size=get_profile("smoke").synthetic)
+    raw = pl.concat([read_warc(str(p)).records for p in sorted(tmp_path.glob("crawl-*.warc.gz"))])
+    labels = pl.read_parquet(tmp_path / "labels.parquet")
+    docs, _ = extract_documents(raw, CFG)
+    kept, removed = filter_documents(docs, CFG)
+    assert kept.height + removed.height == docs.height
+    flagged = labels.filter(pl.col("nsfw") | pl.col("toxic"))["warc_record_id"]
+    assert not kept["warc_record_id"].is_in(flagged.implode()).any(), "an NSFW or toxic page was kept"
+    with_pii = kept.join(labels.select("warc_record_id", "pii"), on="warc_record_id")
+    secrets = [(row["url"], s) for row in with_pii.iter_rows(named=True) for s in row["pii"] if s in row["text"]]
+    assert with_pii["pii"].list.len().sum() > 0 and secrets == []
+    assert (with_pii["pii_count"] >= with_pii["pii"].list.len()).all()
+    # everything that is not NSFW/toxic stays
+    assert removed.join(labels, on="warc_record_id").filter(~pl.col("nsfw") & ~pl.col("toxic")).height == 0
+
+    summary = summarize("filtered_documents", kept, removed)
+    assert summary["kept"] == kept.height and sum(summary["removed_by_reason"].values()) == removed.height
+    assert summary["languages"] == {"en": kept.height}
+    assert all(len(v) <= 3 for v in summary["removed_samples"].values())
