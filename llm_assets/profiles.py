@@ -6,10 +6,14 @@ Each section belongs to one library; add a knob to the section that uses it.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 
 PROFILE_ENV = "LLM_ASSETS_PROFILE"
+CONFIG_ENV = "LLM_ASSETS_CONFIG"
 DATA_DIR_ENV = "LLM_ASSETS_DATA_DIR"
 
 
@@ -195,16 +199,53 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def apply_overrides(profile: Profile, overrides: dict, where: str) -> Profile:
+    """`profile` with fields replaced per section, e.g. {"curation": {"minhash_ngram": 5}}."""
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{where}: expected a JSON object of sections, got {type(overrides).__name__}")
+    changes = {}
+    for section, values in overrides.items():
+        current = getattr(profile, section, None) if section != "name" else None
+        if current is None or not dataclasses.is_dataclass(current):
+            sections = [f.name for f in dataclasses.fields(Profile) if f.name != "name"]
+            raise ValueError(f"{where}: unknown section {section!r}; sections are {', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: section {section!r} must be an object of field: value")
+        known = {f.name: f for f in dataclasses.fields(current)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {unknown} in section {section!r}; "
+                             f"fields are {', '.join(known)}")
+        values = {k: tuple(v) if isinstance(getattr(current, k), tuple) and isinstance(v, list) else v
+                  for k, v in values.items()}
+        changes[section] = dataclasses.replace(current, **values)
+    return dataclasses.replace(profile, **changes)
+
+
 def get_profile(name: str | None = None) -> Profile:
-    """The named profile, else `$LLM_ASSETS_PROFILE`, else `default`."""
+    """The named profile, else `$LLM_ASSETS_PROFILE`, else `default`; with `$LLM_ASSETS_CONFIG` applied.
+
+    `LLM_ASSETS_CONFIG` names a JSON file of per-section overrides, e.g.
+    `{"curation": {"minhash_ngram": 5, "heuristic_overrides": {}}, "train": {"max_steps": 3000}}`.
+    """
     name = name or os.environ.get(PROFILE_ENV) or "default"
     try:
-        return PROFILES[name]
+        profile = PROFILES[name]
     except KeyError:
         raise ValueError(
             f"unknown profile {name!r} (from --profile or ${PROFILE_ENV}); "
             f"choose one of {', '.join(PROFILES)}"
         ) from None
+    config = os.environ.get(CONFIG_ENV)
+    if config:
+        try:
+            overrides = json.loads(Path(config).read_text())
+        except FileNotFoundError:
+            raise ValueError(f"${CONFIG_ENV} names {config}, which does not exist") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{config}: not valid JSON ({err})") from None
+        profile = apply_overrides(profile, overrides, config)
+    return profile
 
 
 def data_dir() -> str:

@@ -2,7 +2,7 @@
 
 import os
 
-from dagster import Definitions, PipesSubprocessClient
+from dagster import Definitions, ExecutorDefinition
 
 from .automation import downstream_eager, make_weekly_crawl_schedule
 from .crawl import crawl_partition_job, make_crawl_sensor, raw_crawl
@@ -11,7 +11,7 @@ from .curation import PARTITIONED as CURATION_PARTITIONED
 from .evaluation import benchmark_scores, benchmark_suite, model_card
 from .resources import default_resources
 from .tokens import token_shards, tokenizer
-from .training import TrainerResource, base_checkpoint
+from .training import TrainerResource, TrainingLauncher, base_checkpoint
 
 PARTITIONED_ASSETS = [raw_crawl, *CURATION_PARTITIONED]
 GLOBAL_ASSETS = [*CURATION_GLOBAL, tokenizer, token_shards, base_checkpoint, benchmark_suite, benchmark_scores,
@@ -32,10 +32,10 @@ def all_assets() -> list:
 
 def all_resources() -> dict:
     """Every resource the assets use, configured from the environment."""
-    return {**default_resources(), "trainer": TrainerResource(), "pipes": PipesSubprocessClient()}
+    return {**default_resources(), "trainer": TrainerResource(), "launcher": TrainingLauncher()}
 
 
-def build_definitions(resources: dict | None = None) -> Definitions:
+def build_definitions(resources: dict | None = None, executor: ExecutorDefinition | None = None) -> Definitions:
     job = crawl_partition_job(PARTITIONED_ASSETS)
     return Definitions(
         assets=all_assets(),
@@ -43,4 +43,5 @@ def build_definitions(resources: dict | None = None) -> Definitions:
         sensors=[make_crawl_sensor(job, running=automation_enabled())],
         schedules=[make_weekly_crawl_schedule(job, running=automation_enabled())],
         resources={**all_resources(), **(resources or {})},
+        executor=executor,
     )

@@ -119,7 +119,7 @@ def filtered_documents(context: AssetExecutionContext, lake: LakeResource):
     deps=["filtered_documents"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
     code_version="deduplicated_documents-1",
     description="Global deduplication over every crawl partition: exact (normalized text hash), near "
-    "(MinHash LSH over word 5-grams), and lines repeated across a site's pages.",
+    "(MinHash LSH over word n-grams, bands x rows), and lines repeated across a site's pages.",
     check_specs=[spec("deduplicated_documents", "no_exact_duplicates",
                       "No two kept documents have the same normalized text.", blocking=True)],
 )

@@ -33,17 +33,41 @@ class TrainerResource(ConfigurableResource):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
-def launch(context: AssetExecutionContext, pipes: PipesSubprocessClient, command: str, config: dict,
+class TrainingLauncher(ConfigurableResource):
+    """Runs `python -m llm_assets.training ...` through Dagster Pipes: a local subprocess by default, or a
+    Kubernetes pod (dagster-k8s `PipesK8sClient`) with GPU requests; the program is the same."""
+
+    backend: str = "subprocess"  # or "kubernetes"
+    image: str | None = None
+    namespace: str | None = None
+    gpus: int = 0
+    env: dict[str, str] = {}
+
+    def run(self, context: AssetExecutionContext, args: list[str]) -> list:
+        if self.backend == "subprocess":
+            client = PipesSubprocessClient(env=self.env or None)
+            invocation = client.run(command=[sys.executable, "-m", "llm_assets.training", *args], context=context)
+        elif self.backend == "kubernetes":
+            from dagster_k8s import PipesK8sClient
+
+            limits = {"nvidia.com/gpu": str(self.gpus)} if self.gpus else {}
+            invocation = PipesK8sClient().run(
+                context=context, image=self.image, namespace=self.namespace, env=self.env,
+                command=["python", "-m", "llm_assets.training", *args],
+                base_pod_spec={"containers": [{"name": "training", "resources": {"limits": limits}}]},
+            )
+        else:
+            raise ValueError(f"TrainingLauncher.backend must be 'subprocess' or 'kubernetes', not {self.backend!r}")
+        return list(invocation.get_results())
+
+
+def launch(context: AssetExecutionContext, launcher: TrainingLauncher, command: str, config: dict,
            config_path) -> list:
-    """Write the program's JSON config next to its output and run it through Pipes."""
+    """Write the program's JSON config where the program can read it and launch it."""
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(config, indent=2))
     context.log.info("launching %s with %s", command, config_path)
-    invocation = pipes.run(
-        command=[sys.executable, "-m", "llm_assets.training", command, "--config", str(config_path)],
-        context=context,
-    )
-    return list(invocation.get_results())
+    return launcher.run(context, [command, "--config", str(config_path)])
 
 
 @asset(
@@ -58,13 +82,13 @@ def launch(context: AssetExecutionContext, pipes: PipesSubprocessClient, command
     ],
 )
 def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer: TrainerResource,
-                    pipes: PipesSubprocessClient):
+                    launcher: TrainingLauncher):
     out = lake.asset_dir("base_checkpoint")
     shards = lake.asset_dir("token_shards")
     config = {"profile": lake.profile, "shards": str(shards),
               "tokenizer": str(lake.asset_dir("tokenizer") / "tokenizer.json"), "out": str(out),
               **trainer.runtime()}
-    yield from launch(context, pipes, "pretrain", config, lake.asset_dir("configs") / "pretrain.json")
+    yield from launch(context, launcher, "pretrain", config, lake.asset_dir("configs") / "pretrain.json")
     metrics = json.loads((out / "metrics.json").read_text())
     entropy = metrics["unigram_entropy"]
     train_loss, val_loss = metrics.get("train_loss"), metrics.get("val_loss")

@@ -1,0 +1,172 @@
+"""The training mixture: benchmark decontamination, per-site weights, a train/validation split.
+
+1. Decontamination drops every document that shares a word n-gram (`cfg.decontamination_ngram`, 13 by
+   default, over normalized lower-case text) with a benchmark item (`contaminated`). An item's texts
+   are its query, the query followed by each choice, and the query followed by all choices; a text
+   shorter than n words is matched whole (when it has at least `MIN_WHOLE_ITEM_WORDS` words).
+2. Each site's weight (`cfg.source_weights`, sites not listed weigh 1.0) becomes whole copies plus a
+   hash-chosen extra copy for the fractional part; weight 0.3 keeps a hash-chosen 30% of the site's
+   documents and drops the rest (`downsampled`).
+3. The split is by document: a hash of `warc_record_id` puts a `cfg.validation_fraction` share in
+   `validation`. Validation documents keep exactly one copy so held-out loss is not weighted twice.
+All choices hash the document id with BLAKE2b, so the mixture is the same on every run and machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from llm_assets.curation.dedup import normalized_text, word_ngram_hashes
+from llm_assets.curation.quality import stable_fraction
+from llm_assets.lake import removed_frame
+from llm_assets.profiles import CurationConfig
+
+log = logging.getLogger(__name__)
+
+STAGE = "training_mixture"
+MIN_WHOLE_ITEM_WORDS = 5
+_DOCS_PER_CHUNK = 5_000
+
+
+def site_of_host(host: str | None, overrides: dict[str, str] | None = None) -> str:
+    """Site name of a host: an explicit override, else the second-level label (`www.wikiverse.org` ->
+    `wikiverse`; `bbc.co.uk` -> `bbc` because short labels before the suffix count as the suffix)."""
+    if not host:
+        return ""
+    host = host.lower().rstrip(".")
+    if overrides and host in overrides:
+        return overrides[host]
+    labels = host.split(":")[0].split(".")
+    if len(labels) == 1:
+        return labels[0]
+    if len(labels) >= 3 and len(labels[-2]) <= 3 and len(labels[-1]) == 2:  # e.g. co.uk, com.au
+        return labels[-3]
+    return labels[-2]
+
+
+def site_column(hosts: pl.Series, cfg: CurationConfig,
+                site_of: Callable[[str | None], str] | None = None) -> pl.Series:
+    """`site` per host by `site_of` (default `site_of_host` with `cfg.host_sites` overrides)."""
+    overrides = dict(getattr(cfg, "host_sites", {}) or {})
+    rule = site_of or (lambda h: site_of_host(h, overrides))
+    hosts = hosts.fill_null("")
+    mapping = {h: rule(h) for h in hosts.unique().to_list()}
+    return hosts.replace_strict(mapping, return_dtype=pl.Utf8).alias("site")
+
+
+def read_benchmark_items(paths: Iterable[str | Path]) -> list[dict]:
+    """Items of JSONL benchmark files, each needing `query` (str) and `choices` (list of str)."""
+    items: list[dict] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+                if not isinstance(item, dict) or not isinstance(item.get("query"), str):
+                    raise ValueError(f"{path}:{line_no}: a benchmark item needs a string 'query' "
+                                     "(and a list 'choices')")
+                choices = item.get("choices") or []
+                if not isinstance(choices, list):
+                    raise ValueError(f"{path}:{line_no}: 'choices' must be a list of strings")
+                items.append({"query": item["query"], "choices": [str(c) for c in choices]})
+    return items
+
+
+def benchmark_ngrams(items: list[dict], n: int) -> dict[int, np.ndarray]:
+    """Sorted unique n-gram hashes of all item texts, keyed by n-gram length (n, or shorter whole texts)."""
+    texts: list[str] = []
+    for item in items:
+        query, choices = item["query"], item["choices"]
+        texts.append(query)
+        texts.extend(f"{query} {choice}" for choice in choices)
+        if choices:
+            texts.append(f"{query} {' '.join(choices)}")
+    if not texts:
+        return {}
+    normalized = pl.Series(texts).to_frame("t").select(normalized_text(pl.col("t")))["t"]
+    lengths = normalized.str.count_matches(" ").to_numpy() + 1
+    lengths[normalized.to_numpy() == ""] = 0
+    by_length: dict[int, np.ndarray] = {}
+    long_texts = normalized.filter(pl.Series(lengths >= n))
+    if len(long_texts):
+        by_length[n] = np.unique(word_ngram_hashes(long_texts, n)[1])
+    for k in np.unique(lengths[(lengths < n) & (lengths >= MIN_WHOLE_ITEM_WORDS)]):
+        whole = normalized.filter(pl.Series(lengths == k))
+        by_length[int(k)] = np.unique(word_ngram_hashes(whole, int(k))[1])
+    return by_length
+
+
+def contaminated_mask(texts: pl.Series, ngrams: dict[int, np.ndarray]) -> np.ndarray:
+    """True for each text that contains any of the benchmark n-grams."""
+    mask = np.zeros(len(texts), dtype=bool)
+    if not ngrams:
+        return mask
+    for lo in range(0, len(texts), _DOCS_PER_CHUNK):
+        chunk = texts.slice(lo, _DOCS_PER_CHUNK).to_frame("t").select(normalized_text(pl.col("t")))["t"]
+        for k, hashes in ngrams.items():
+            doc, doc_hashes = word_ngram_hashes(chunk, k)
+            hit = np.isin(doc_hashes, hashes, assume_unique=False)
+            mask[lo + np.unique(doc[hit])] = True
+    return mask
+
+
+def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list[Path] | tuple = (),
+                  site_of: Callable[[str | None], str] | None = None
+                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`(kept, removed)`: kept rows are `text, split, warc_record_id, url, host, site, copy`, one row
+    per copy; removed rows are `warc_record_id, url, stage, reason, sample` (`contaminated` or
+    `downsampled`)."""
+    missing = {"warc_record_id", "url", "host", "text"} - set(docs.columns)
+    if missing:
+        raise ValueError(f"build_mixture: input documents lack columns {sorted(missing)}")
+    if not 0.0 <= cfg.validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {cfg.validation_fraction}")
+    bad = {s: w for s, w in cfg.source_weights.items() if not (w >= 0 and np.isfinite(w))}
+    if bad:
+        raise ValueError(f"source_weights must be finite and >= 0; bad entries {bad}")
+
+    items = read_benchmark_items(benchmark_files)
+    ngrams = benchmark_ngrams(items, cfg.decontamination_ngram)
+    log.info("mixture: %d benchmark items -> %d n-grams; scanning %d documents", len(items),
+             sum(len(v) for v in ngrams.values()), docs.height)
+    contaminated = pl.Series(contaminated_mask(docs["text"], ngrams))
+    removed = [removed_frame(docs.filter(contaminated), STAGE, "contaminated")]
+    docs = docs.filter(~contaminated)
+
+    weights = {str(k): float(v) for k, v in cfg.source_weights.items()}
+    docs = docs.with_columns(site_column(docs["host"], cfg, site_of))
+    docs = docs.with_columns(
+        pl.Series("_sample_u", stable_fraction(docs["warc_record_id"], "mixture-sample")),
+        pl.Series("_split_u", stable_fraction(docs["warc_record_id"], "mixture-split")),
+        pl.col("site").replace_strict(weights, default=1.0, return_dtype=pl.Float64).alias("_weight"),
+    ).with_columns(
+        pl.when(pl.col("_split_u") < cfg.validation_fraction).then(pl.lit("validation"))
+        .otherwise(pl.lit("train")).alias("split"),
+        (pl.col("_weight").floor() + (pl.col("_sample_u") < pl.col("_weight") % 1.0).cast(pl.Float64))
+        .cast(pl.Int64).alias("_copies"),
+    ).with_columns(
+        pl.when(pl.col("split") == "validation").then(pl.col("_copies").clip(upper_bound=1))
+        .otherwise(pl.col("_copies")).alias("_copies")
+    )
+    dropped = docs.filter(pl.col("_copies") == 0)
+    removed.append(removed_frame(dropped, STAGE, "downsampled"))
+    kept = (
+        docs.filter(pl.col("_copies") > 0)
+        .with_columns(pl.int_ranges(0, pl.col("_copies"), dtype=pl.Int64).alias("copy"))
+        .explode("copy")
+        .select("text", "split", "warc_record_id", "url", "host", "site", "copy")
+    )
+    log.info("mixture: %d contaminated, %d downsampled, %d rows kept (%d validation)",
+             removed[0].height, dropped.height, kept.height,
+             kept.filter(pl.col("split") == "validation").height)
+    return kept, pl.concat(removed, how="diagonal_relaxed")

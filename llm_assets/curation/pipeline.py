@@ -1,0 +1,172 @@
+"""The whole curation chain without Dagster: WARC files in, a training mixture out, every stage in the lake.
+
+Per WARC file (memory bounded by one shard): raw_crawl -> extracted_documents -> filtered_documents.
+Then globally: deduplicated_documents -> quality_classifier -> quality_documents -> training_mixture.
+Each stage writes `out_dir/<asset_key>/kept/<part>.parquet` and `.../removed/<part>.parquet`; the
+global stages use the part `all`. The Dagster assets call the same library functions one by one.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import polars as pl
+
+from llm_assets.crawl import resolve_sources
+from llm_assets.crawl.raw import crawl_to_parquet
+from llm_assets.curation import dedup, mixture, quality
+from llm_assets.lake import kept_path, removed_path, write_parquet
+from llm_assets.profiles import CurationConfig, Profile, get_profile
+
+log = logging.getLogger(__name__)
+
+STAGES = ("raw_crawl", "extracted_documents", "filtered_documents", "deduplicated_documents",
+          "quality_classifier", "quality_documents", "training_mixture")
+
+
+class _StageTally:
+    """Counts, reasons and seconds of one stage, summed over its parts."""
+
+    def __init__(self) -> None:
+        self.input = self.kept = self.removed = 0
+        self.seconds = 0.0
+        self.reasons: Counter = Counter()
+
+    def add(self, rows_in: int, kept: pl.DataFrame, removed: pl.DataFrame, seconds: float) -> None:
+        reasons = (dict(removed["reason"].value_counts().iter_rows())
+                   if removed.height and "reason" in removed.columns else {})
+        self.add_counts(rows_in, kept.height, removed.height, reasons, seconds)
+
+    def add_counts(self, rows_in: int, kept: int, removed: int, reasons: dict, seconds: float) -> None:
+        self.input += rows_in
+        self.kept += kept
+        self.removed += removed
+        self.seconds += seconds
+        self.reasons.update(reasons)
+
+    def counts(self) -> tuple:
+        return self.input, self.kept, self.removed, dict(self.reasons), self.seconds
+
+    def summary(self) -> dict:
+        return {"input": self.input, "kept": self.kept, "removed": self.removed,
+                "removed_by_reason": dict(self.reasons.most_common()), "seconds": round(self.seconds, 3),
+                "documents_per_s": round(self.input / self.seconds, 1) if self.seconds else None}
+
+
+def curate_file(part: str, uri: str, out_dir: str | os.PathLike, cfg: CurationConfig) -> dict:
+    """raw_crawl -> extracted_documents -> filtered_documents for one WARC file; returns stage counts.
+
+    Runs in a worker process when `cfg.workers > 1`, so it takes and returns only plain values.
+    """
+    from llm_assets.curation.extraction import extract_documents
+    from llm_assets.curation.filtration import filter_documents
+
+    out = Path(out_dir)
+    tallies = {stage: _StageTally() for stage in STAGES[:3]}
+    t0 = time.perf_counter()
+    stats = crawl_to_parquet(uri, kept_path(out, "raw_crawl", part))
+    raw = pl.read_parquet(kept_path(out, "raw_crawl", part))
+    tallies["raw_crawl"].add_counts(stats["records_seen"], raw.height, 0, {}, time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    extracted, removed = extract_documents(raw, cfg)
+    tallies["extracted_documents"].add(raw.height, extracted, removed, time.perf_counter() - t0)
+    _write(out, "extracted_documents", part, extracted, removed)
+    del raw
+
+    t0 = time.perf_counter()
+    filtered, removed = filter_documents(extracted, cfg)
+    tallies["filtered_documents"].add(extracted.height, filtered, removed, time.perf_counter() - t0)
+    _write(out, "filtered_documents", part, filtered, removed)
+    return {"stages": {k: v.counts() for k, v in tallies.items()}, "bytes_read": stats["bytes_read"],
+            "skipped": dict(stats["skipped"])}
+
+
+def _write(out: Path, stage: str, part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
+    write_parquet(kept, kept_path(out, stage, part))
+    write_parquet(removed, removed_path(out, stage, part))
+
+
+def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Profile | None = None,
+           benchmark_files: list[str | os.PathLike] | tuple = (), workers: int = 1) -> dict:
+    """Run every curation stage over `warc_paths` into the lake at `out_dir`; return per-stage summaries.
+
+    `profile` is a profile name or object (default: `$LLM_ASSETS_PROFILE`, else `default`);
+    `benchmark_files` are JSONL files (`query`, `choices`) to decontaminate against. `workers` > 1 runs
+    the per-file stages in that many spawned processes (each loads its own models, so it only pays off
+    with many files and free cores; callers need an `if __name__ == "__main__":` guard).
+    """
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    cfg = prof.curation
+    out = Path(out_dir)
+    sources = resolve_sources(list(warc_paths))
+    tallies = {stage: _StageTally() for stage in STAGES}
+    raw_stats: dict = {"files": len(sources), "bytes_read": 0, "skipped": Counter()}
+    started = time.perf_counter()
+
+    def collect(result: dict) -> None:
+        for stage, counts in result["stages"].items():
+            tallies[stage].add_counts(*counts)
+        raw_stats["bytes_read"] += result["bytes_read"]
+        raw_stats["skipped"].update(result["skipped"])
+
+    workers = max(1, min(workers, len(sources)))
+    if workers == 1:
+        for number, (part, uri) in enumerate(sources.items(), 1):
+            log.info("curate: file %d/%d %s", number, len(sources), uri)
+            collect(curate_file(part, uri, out, cfg))
+    else:
+        # spawn, not fork: the parent holds polars and model threads that a fork would copy half-locked
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(curate_file, part, uri, str(out), cfg): uri for part, uri in sources.items()}
+            for number, future in enumerate(as_completed(futures), 1):
+                collect(future.result())
+                log.info("curate: file %d/%d done %s", number, len(sources), futures[future])
+    # the per-file stages ran in parallel: their summed seconds overstate the wall time they took
+    files_wall = time.perf_counter() - started
+
+    docs = pl.read_parquet([kept_path(out, "filtered_documents", part) for part in sources])
+    t0 = time.perf_counter()
+    deduplicated, removed = dedup.deduplicate(docs, cfg)
+    tallies["deduplicated_documents"].add(docs.height, deduplicated, removed, time.perf_counter() - t0)
+    _write(out, "deduplicated_documents", "all", deduplicated, removed)
+    del docs
+
+    t0 = time.perf_counter()
+    model_dir = out / "quality_classifier"
+    metrics = quality.train_quality_classifier(deduplicated, model_dir, cfg)
+    tallies["quality_classifier"].seconds = time.perf_counter() - t0
+    tallies["quality_classifier"].input = deduplicated.height
+
+    t0 = time.perf_counter()
+    good, removed = quality.filter_quality(deduplicated, model_dir / quality.MODEL_FILE, cfg)
+    tallies["quality_documents"].add(deduplicated.height, good, removed, time.perf_counter() - t0)
+    _write(out, "quality_documents", "all", good, removed)
+    del deduplicated
+
+    t0 = time.perf_counter()
+    mixed, removed = mixture.build_mixture(good, cfg, [Path(p) for p in benchmark_files])
+    tallies["training_mixture"].add(good.height, mixed, removed, time.perf_counter() - t0)
+    _write(out, "training_mixture", "all", mixed, removed)
+
+    summaries = {stage: tally.summary() for stage, tally in tallies.items()}
+    summaries["raw_crawl"].update(files=raw_stats["files"], bytes_read=raw_stats["bytes_read"],
+                                  skipped=dict(raw_stats["skipped"]))
+    summaries["per_file_stages"] = {"workers": workers, "wall_seconds": round(files_wall, 3)}
+    summaries["quality_classifier"] = {**summaries["quality_classifier"], **metrics}
+    splits = dict(mixed.group_by("split").len().iter_rows()) if mixed.height else {}
+    summaries["training_mixture"].update(splits=splits, sites=dict(
+        mixed.group_by("site").len().sort("len", descending=True).iter_rows()) if mixed.height else {})
+    total = time.perf_counter() - started
+    summaries["total"] = {"seconds": round(total, 3), "documents": summaries["raw_crawl"]["kept"],
+                          "documents_per_s": round(summaries["raw_crawl"]["kept"] / total, 1)}
+    log.info("curate: %d records -> %d mixture rows in %.1fs", summaries["raw_crawl"]["kept"],
+             mixed.height, total)
+    return summaries

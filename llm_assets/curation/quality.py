@@ -1,0 +1,422 @@
+"""Quality: heuristic rule families (Gopher, C4, FineWeb) and a linear quality classifier.
+
+Each rule family is one small class; calling it on a text returns `None` to keep the document or a
+reason such as `gopher_quality:mean_word_length`. Thresholds default to the published values
+(Gopher: Rae et al. 2021; C4: Raffel et al. 2020; FineWeb: Penedo et al. 2024) and live in
+`HeuristicThresholds`; `CurationConfig.heuristic_overrides` replaces any of them by name.
+
+The classifier is logistic regression on hashed word unigrams and bigrams, trained on pages of the
+reference hosts (the encyclopedia) against other crawl text. Its weights are saved as safetensors, so
+loading it runs no pickled code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from safetensors.numpy import load_file, save_file
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_fscore_support
+
+from llm_assets.lake import removed_frame
+from llm_assets.profiles import CurationConfig
+
+log = logging.getLogger(__name__)
+
+STAGE = "quality_documents"
+MODEL_FILE = "quality_model.safetensors"
+METRICS_FILE = "metrics.json"
+
+STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+BULLETS = ("•", "●", "○", "▪", "◦", "-", "*", "–", "—", "·", "‣", "⁃")
+ELLIPSES = ("...", "…")
+C4_TERMINAL = (".", "?", "!", '"', "”")
+LINE_TERMINAL = (".", "?", "!", '"', "'", "”", "’", "…", ")", ":", ";")
+POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
+                  "use cookies")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_LINE_BREAK = re.compile(r"\n+")
+_ALPHA = re.compile(r"[^\W\d_]")
+_WORD_CHAR = re.compile(r"\w")
+_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+
+
+@dataclass(frozen=True)
+class HeuristicThresholds:
+    """Published defaults of the heuristic filters; every one can be overridden by name."""
+
+    # Gopher quality
+    min_words: int = 50
+    max_words: int = 100_000
+    min_mean_word_length: float = 3.0
+    max_mean_word_length: float = 10.0
+    max_symbol_word_ratio: float = 0.1
+    max_bullet_lines_ratio: float = 0.9
+    max_ellipsis_lines_ratio: float = 0.3
+    min_alpha_words_ratio: float = 0.8
+    min_stop_words: int = 2
+    # Gopher repetition
+    max_dup_line_ratio: float = 0.3
+    max_dup_paragraph_ratio: float = 0.3
+    max_dup_line_char_ratio: float = 0.2
+    max_dup_paragraph_char_ratio: float = 0.2
+    max_top_ngram_char_ratio: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
+    max_dup_ngram_char_ratio: tuple[tuple[int, float], ...] = (
+        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+    # C4
+    c4_drop_lines_without_terminal_punct: bool = True
+    c4_min_words_per_line: int = 3
+    c4_max_word_length: int = 1000
+    c4_min_sentences: int = 5
+    # FineWeb
+    min_line_punct_ratio: float = 0.12
+    short_line_length: int = 30
+    max_short_line_ratio: float = 0.67
+    max_dup_line_char_share: float = 0.01
+    max_newline_word_ratio: float = 0.3
+
+    @classmethod
+    def from_config(cls, cfg: CurationConfig) -> HeuristicThresholds:
+        overrides = dict(getattr(cfg, "heuristic_overrides", {}) or {})
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"CurationConfig.heuristic_overrides has unknown names {sorted(unknown)}; "
+                             f"valid: {[f.name for f in fields(cls)]}")
+        return replace(cls(), **overrides)
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def _duplicates(items: list[str]) -> tuple[int, int]:
+    """(count, characters) of items that already occurred earlier in the list."""
+    seen: set[str] = set()
+    count = chars = 0
+    for item in items:
+        if item in seen:
+            count += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return count, chars
+
+
+class GopherQuality:
+    """Document shape: length, word length, symbols, bullets, ellipses, alphabetic words, stop words."""
+
+    name = "gopher_quality"
+
+    def __init__(self, t: HeuristicThresholds):
+        self.t = t
+
+    def __call__(self, text: str) -> str | None:
+        t = self.t
+        words = _words(text)
+        content_words = [w for w in words if _WORD_CHAR.search(w)]
+        n = len(content_words)
+        if n < t.min_words:
+            return f"{self.name}:too_few_words"
+        if n > t.max_words:
+            return f"{self.name}:too_many_words"
+        mean_length = sum(len(w) for w in content_words) / n
+        if not t.min_mean_word_length <= mean_length <= t.max_mean_word_length:
+            return f"{self.name}:mean_word_length"
+        symbols = text.count("#") + sum(text.count(e) for e in ELLIPSES)
+        if symbols / n > t.max_symbol_word_ratio:
+            return f"{self.name}:symbol_word_ratio"
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if lines and sum(line.startswith(BULLETS) for line in lines) / len(lines) > t.max_bullet_lines_ratio:
+            return f"{self.name}:bullet_lines"
+        if lines and sum(line.endswith(ELLIPSES) for line in lines) / len(lines) > t.max_ellipsis_lines_ratio:
+            return f"{self.name}:ellipsis_lines"
+        if sum(bool(_ALPHA.search(w)) for w in words) / max(len(words), 1) < t.min_alpha_words_ratio:
+            return f"{self.name}:alpha_words"
+        if sum(w.lower().strip(".,;:!?\"'()") in STOP_WORDS for w in words) < t.min_stop_words:
+            return f"{self.name}:stop_words"
+        return None
+
+
+class GopherRepetition:
+    """Repeated lines, paragraphs and word n-grams, by count and by share of characters."""
+
+    name = "gopher_repetition"
+
+    def __init__(self, t: HeuristicThresholds):
+        self.t = t
+
+    def __call__(self, text: str) -> str | None:
+        t = self.t
+        text = text.strip()
+        if not text:
+            return f"{self.name}:empty"
+        paragraphs = _PARAGRAPH_BREAK.split(text)
+        count, chars = _duplicates(paragraphs)
+        if count / len(paragraphs) > t.max_dup_paragraph_ratio:
+            return f"{self.name}:dup_paragraph_ratio"
+        if chars / len(text) > t.max_dup_paragraph_char_ratio:
+            return f"{self.name}:dup_paragraph_char_ratio"
+        lines = _LINE_BREAK.split(text)
+        count, chars = _duplicates(lines)
+        if count / len(lines) > t.max_dup_line_ratio:
+            return f"{self.name}:dup_line_ratio"
+        if chars / len(text) > t.max_dup_line_char_ratio:
+            return f"{self.name}:dup_line_char_ratio"
+        words = _words(text)
+        word_chars = sum(len(w) for w in words) or 1
+        for n, limit in t.max_top_ngram_char_ratio:
+            if len(words) < n:
+                continue
+            ngrams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+            top, top_count = ngrams.most_common(1)[0]
+            if top_count > 1 and sum(len(w) for w in top) * top_count / word_chars > limit:
+                return f"{self.name}:top_{n}gram_char_ratio"
+        for n, limit in t.max_dup_ngram_char_ratio:
+            if self._duplicated_ngram_chars(words, n) / word_chars > limit:
+                return f"{self.name}:dup_{n}gram_char_ratio"
+        return None
+
+    @staticmethod
+    def _duplicated_ngram_chars(words: list[str], n: int) -> int:
+        """Characters of words covered by n-grams seen earlier (each word counted once)."""
+        seen: set[tuple[str, ...]] = set()
+        covered = np.zeros(len(words), dtype=bool)
+        for i in range(len(words) - n + 1):
+            gram = tuple(words[i:i + n])
+            if gram in seen:
+                covered[i:i + n] = True
+            else:
+                seen.add(gram)
+        if not covered.any():
+            return 0
+        return sum(len(w) for w, c in zip(words, covered, strict=True) if c)
+
+
+class C4Rules:
+    """C4's clean-up: drops javascript, policy, short and unterminated lines; drops the document for
+    lorem ipsum, curly brackets, or too few sentences left. Returns `(reason, cleaned_text)`."""
+
+    name = "c4"
+
+    def __init__(self, t: HeuristicThresholds):
+        self.t = t
+
+    def clean(self, text: str) -> tuple[str | None, str]:
+        t = self.t
+        lowered = text.lower()
+        if "lorem ipsum" in lowered:
+            return f"{self.name}:lorem_ipsum", text
+        if "{" in text:
+            return f"{self.name}:curly_bracket", text
+        kept = []
+        for line in text.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            lower_line = line.lower()
+            words = line.split()
+            if "javascript" in lower_line or any(p in lower_line for p in POLICY_PHRASES):
+                continue
+            if t.c4_drop_lines_without_terminal_punct and not line.endswith(C4_TERMINAL):
+                continue
+            if len(words) < t.c4_min_words_per_line:
+                continue
+            if max(len(w) for w in words) > t.c4_max_word_length:
+                continue
+            kept.append(line)
+        cleaned = "\n".join(kept)
+        if not kept:
+            return f"{self.name}:no_lines_left", cleaned
+        if len(_SENTENCE_END.findall(cleaned)) < t.c4_min_sentences:
+            return f"{self.name}:too_few_sentences", cleaned
+        return None, cleaned
+
+    def __call__(self, text: str) -> str | None:
+        return self.clean(text)[0]
+
+
+class FineWebRules:
+    """FineWeb's additions: share of lines with terminal punctuation, short lines, duplicated-line
+    characters, and newlines per word (lists)."""
+
+    name = "fineweb"
+
+    def __init__(self, t: HeuristicThresholds):
+        self.t = t
+
+    def __call__(self, text: str) -> str | None:
+        t = self.t
+        lines = [line for line in text.split("\n") if line.strip()]
+        if not lines:
+            return f"{self.name}:empty"
+        if sum(line.endswith(LINE_TERMINAL) for line in lines) / len(lines) < t.min_line_punct_ratio:
+            return f"{self.name}:line_punct_ratio"
+        if sum(len(line) <= t.short_line_length for line in lines) / len(lines) > t.max_short_line_ratio:
+            return f"{self.name}:short_line_ratio"
+        if _duplicates(lines)[1] / max(len(text.replace("\n", "")), 1) > t.max_dup_line_char_share:
+            return f"{self.name}:char_dup_ratio"
+        if text.count("\n") / max(len(_words(text)), 1) > t.max_newline_word_ratio:
+            return f"{self.name}:list_ratio"
+        return None
+
+
+def apply_heuristics(texts: list[str], t: HeuristicThresholds) -> tuple[list[str | None], list[str]]:
+    """Reason (or None) and C4-cleaned text per document; families run in Gopher, C4, FineWeb order
+    and the first reason wins. The Gopher and FineWeb rules see the text before C4's line clean-up."""
+    gopher_quality, gopher_repetition = GopherQuality(t), GopherRepetition(t)
+    c4, fineweb = C4Rules(t), FineWebRules(t)
+    reasons: list[str | None] = []
+    cleaned: list[str] = []
+    for i, text in enumerate(texts):
+        reason = gopher_quality(text) or gopher_repetition(text)
+        c4_reason, c4_text = c4.clean(text) if reason is None else (None, text)
+        reason = reason or c4_reason or fineweb(text)
+        reasons.append(reason)
+        cleaned.append(c4_text)
+        if (i + 1) % 20_000 == 0:
+            log.info("quality heuristics: %d / %d documents", i + 1, len(texts))
+    return reasons, cleaned
+
+
+# ----------------------------------------------------------------------------- classifier
+
+def stable_fraction(keys: pl.Series, salt: str) -> np.ndarray:
+    """A number in [0, 1) per key from BLAKE2b: identical on every machine, version and run."""
+    salt_bytes = salt.encode()
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8, key=salt_bytes).digest(), "big")
+         for k in keys.cast(pl.Utf8).fill_null("").to_list()],
+        dtype=np.float64,
+    ) / 2.0**64
+
+
+def _vectorizer(n_features: int) -> HashingVectorizer:
+    return HashingVectorizer(n_features=n_features, ngram_range=(1, 2), alternate_sign=False,
+                             lowercase=True, norm="l2")
+
+
+def _host_balanced_sample(docs: pl.DataFrame, count: int) -> pl.DataFrame:
+    """`count` hash-chosen documents, taking pages round-robin across hosts.
+
+    A plain random sample is mostly the few largest hosts, so the model would never see the rare bad
+    sites (spam, adult, junk) as negatives; round-robin gives every host an equal share.
+    """
+    ranked = docs.with_columns(pl.Series("_u", stable_fraction(docs["warc_record_id"], "quality-negatives")))
+    ranked = ranked.with_columns(pl.col("_u").rank("ordinal").over("host").alias("_turn"))
+    return ranked.sort("_turn", "_u").head(count).drop("_u", "_turn")
+
+
+def train_quality_classifier(docs: pl.DataFrame, out_dir: str | Path, cfg: CurationConfig,
+                             n_features: int = 1 << 18, validation_share: float = 0.2) -> dict:
+    """Train the quality model on `docs`: reference-host pages against as many other pages, chosen by
+    hash round-robin over hosts.
+
+    Writes `out_dir/quality_model.safetensors` and `out_dir/metrics.json`; returns the metrics:
+    validation precision/recall/F1 and accuracy, train/validation sizes, and the model path.
+    """
+    reference = tuple(cfg.reference_hosts)
+    is_reference = docs["host"].is_in(list(reference))
+    positives = docs.filter(is_reference)
+    others = docs.filter(~is_reference)
+    if positives.height < 2 or others.height < 2:
+        raise ValueError(f"train_quality_classifier: need at least 2 pages from reference hosts {reference} "
+                         f"and 2 other pages; got {positives.height} and {others.height}. "
+                         "Set CurationConfig.reference_hosts to hosts present in the crawl.")
+    negatives = _host_balanced_sample(others, positives.height)
+    data = pl.concat([positives.select("warc_record_id", "text").with_columns(pl.lit(1).alias("label")),
+                      negatives.select("warc_record_id", "text").with_columns(pl.lit(0).alias("label"))])
+    is_val = stable_fraction(data["warc_record_id"], "quality-validation") < validation_share
+    vectorizer = _vectorizer(n_features)
+    features = vectorizer.transform(data["text"].to_list())
+    labels = data["label"].to_numpy()
+    train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    if len(np.unique(labels[train_idx])) < 2:
+        raise ValueError("train_quality_classifier: the training split has a single class; need more documents")
+    log.info("quality classifier: training on %d documents (%d reference), validating on %d",
+             len(train_idx), int(labels[train_idx].sum()), len(val_idx))
+    model = LogisticRegression(C=4.0, max_iter=500)
+    model.fit(features[train_idx], labels[train_idx])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics: dict = {"train_documents": len(train_idx), "validation_documents": len(val_idx),
+                     "reference_documents": positives.height, "other_documents": negatives.height,
+                     "reference_hosts": list(reference), "n_features": n_features}
+    if len(val_idx):
+        predicted = model.predict(features[val_idx])
+        p, r, f, _ = precision_recall_fscore_support(labels[val_idx], predicted, average="binary",
+                                                     zero_division=0)
+        metrics.update(precision=float(p), recall=float(r), f1=float(f),
+                       accuracy=float((predicted == labels[val_idx]).mean()))
+    model_path = out / MODEL_FILE
+    tmp = model_path.with_name(f".{MODEL_FILE}.tmp")
+    save_file({"coef": model.coef_[0].astype(np.float32), "intercept": model.intercept_.astype(np.float32)},
+              str(tmp), metadata={"n_features": str(n_features), "ngram_range": "1,2",
+                                  "features": "sklearn HashingVectorizer, l2, no alternate sign"})
+    tmp.replace(model_path)
+    metrics["model_path"] = str(model_path)
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    log.info("quality classifier: %s", {k: v for k, v in metrics.items() if k != "model_path"})
+    return metrics
+
+
+def quality_scores(texts: list[str], model_path: str | Path) -> np.ndarray:
+    """Probability of 'reference-like' per text from a saved quality model."""
+    path = Path(model_path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"quality model {path} not found; run train_quality_classifier first")
+    weights = load_file(str(path))
+    coef, intercept = weights["coef"], float(weights["intercept"][0])
+    if not texts:
+        return np.zeros(0)
+    features = _vectorizer(len(coef)).transform(texts)
+    return 1.0 / (1.0 + np.exp(-(features @ coef + intercept)))
+
+
+def effective_threshold(scores: np.ndarray, cfg: CurationConfig) -> float:
+    """`cfg.quality_threshold`, lowered so that at most `cfg.quality_max_drop_share` of `scores` fall
+    under it (a model that is sure of itself would otherwise drop every non-reference page)."""
+    threshold = float(cfg.quality_threshold)
+    share = float(getattr(cfg, "quality_max_drop_share", 1.0))
+    if len(scores) and share < 1.0:
+        threshold = min(threshold, float(np.quantile(scores, max(share, 0.0), method="lower")))
+    return threshold
+
+
+def filter_quality(docs: pl.DataFrame, model_path: str | Path, cfg: CurationConfig
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Heuristic families first, then the model's `quality_score` against `effective_threshold`.
+
+    Kept rows: the input columns with `text` after C4's line clean-up, plus `quality_score`.
+    Removed rows: `warc_record_id, url, stage, reason, sample` (+ `quality_score` for model drops).
+    """
+    thresholds = HeuristicThresholds.from_config(cfg)
+    log.info("quality: heuristics on %d documents (%s)", docs.height,
+             {k: v for k, v in asdict(thresholds).items() if k in ("min_words", "c4_min_sentences")})
+    reasons, cleaned = apply_heuristics(docs["text"].to_list(), thresholds)
+    docs = docs.with_columns(pl.Series("_reason", reasons, dtype=pl.Utf8),
+                             pl.Series("_cleaned", cleaned, dtype=pl.Utf8))
+    heuristic_drops = docs.filter(pl.col("_reason").is_not_null())
+    passing = docs.filter(pl.col("_reason").is_null()).with_columns(pl.col("_cleaned").alias("text"))
+    scores = quality_scores(passing["text"].to_list(), model_path)
+    threshold = effective_threshold(scores, cfg)
+    passing = passing.with_columns(pl.Series("quality_score", scores, dtype=pl.Float64))
+    model_drops = passing.filter(pl.col("quality_score") < threshold)
+    kept = passing.filter(pl.col("quality_score") >= threshold).drop("_reason", "_cleaned")
+    removed = pl.concat([
+        removed_frame(heuristic_drops, STAGE, pl.col("_reason")),
+        removed_frame(model_drops, STAGE, "quality_model").with_columns(model_drops["quality_score"]),
+    ], how="diagonal_relaxed")
+    log.info("quality: kept %d, removed %d by heuristics and %d by the model (score < %.4f)", kept.height,
+             heuristic_drops.height, model_drops.height, threshold)
+    return kept, removed

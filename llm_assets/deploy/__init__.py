@@ -1,0 +1,1 @@
+"""Deployment profiles: code locations that run the same assets on other infrastructure."""

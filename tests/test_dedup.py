@@ -1,0 +1,142 @@
+"""Deduplication: exact copies, MinHash near copies, host boilerplate lines, deterministic representatives."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from llm_assets.curation.dedup import (
+    deduplicate,
+    minhash_signatures,
+    near_duplicate_clusters,
+    normalized_text,
+    word_ngram_hashes,
+)
+from llm_assets.profiles import CurationConfig
+
+CFG = CurationConfig()
+
+
+def _text(rng: random.Random, words: int = 150) -> str:
+    vocab = [f"word{i}" for i in range(4000)]
+    sentences = []
+    while sum(len(s.split()) for s in sentences) < words:
+        sentences.append(" ".join(rng.choice(vocab) for _ in range(12)).capitalize() + ".")
+    return " ".join(sentences)
+
+
+def _docs(texts: list[str], hosts: list[str] | None = None, ids: list[str] | None = None) -> pl.DataFrame:
+    n = len(texts)
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    return pl.DataFrame({
+        "warc_record_id": ids or [f"<urn:uuid:{i:08d}>" for i in range(n)],
+        "url": [f"https://site{i}.example/page" for i in range(n)],
+        "host": hosts or [f"site{i}.example" for i in range(n)],
+        "warc_file": ["crawl-0.warc.gz"] * n,
+        "fetch_time": [start + timedelta(minutes=i) for i in range(n)],
+        "title": [f"Page {i}" for i in range(n)],
+        "text": texts,
+        "language": ["en"] * n,
+        "language_score": [0.99] * n,
+    })
+
+
+def _change_words(text: str, positions: tuple[int, ...]) -> str:
+    words = text.split(" ")
+    for p in positions:
+        words[p] = "replacement"
+    return " ".join(words)
+
+
+def test_ngram_hashes_respect_document_boundaries_and_short_documents():
+    texts = pl.Series(["a b c d e f", "a b c", "", "c d e f g"])
+    doc, hashes = word_ngram_hashes(texts, 3)
+    assert np.bincount(doc, minlength=4).tolist() == [4, 1, 0, 3]
+    # "c d e" and "d e f" occur in both doc 0 and doc 3, with identical hashes
+    assert len(set(hashes[doc == 0]) & set(hashes[doc == 3])) == 2
+    # "a b c" as the only n-gram of doc 1 equals doc 0's first n-gram
+    assert hashes[doc == 1][0] == hashes[doc == 0][0]
+
+
+def test_minhash_finds_three_word_edit_and_not_unrelated():
+    rng = random.Random(7)
+    original = _text(rng, 200)
+    edited = _change_words(original, (10, 80, 150))
+    unrelated = _text(rng, 200)
+    normalized = pl.DataFrame({"t": [original, edited, unrelated]}).select(normalized_text(pl.col("t")))["t"]
+    signatures, has_ngrams = minhash_signatures(normalized, CFG)
+    assert signatures.shape == (3, CFG.minhash_bands * CFG.minhash_rows)
+    assert has_ngrams.all()
+    agreement = (signatures[0] == signatures[1]).mean()
+    assert agreement > 0.7
+    assert (signatures[0] == signatures[2]).mean() < 0.1
+    clusters = near_duplicate_clusters(signatures, has_ngrams, CFG)
+    assert clusters[0] == clusters[1] != clusters[2]
+
+
+def test_deduplicate_reasons_and_duplicate_of():
+    rng = random.Random(3)
+    originals = [_text(rng) for _ in range(5)]
+    texts = originals + [
+        originals[1].upper(),                           # exact after normalization
+        _change_words(originals[2], (3, 50, 100)),      # near duplicate
+    ]
+    kept, removed = deduplicate(_docs(texts), CFG)
+    assert kept.height == 5
+    assert set(kept["warc_record_id"]) == {f"<urn:uuid:{i:08d}>" for i in range(5)}
+    by_id = {r["warc_record_id"]: r for r in removed.iter_rows(named=True)}
+    assert by_id["<urn:uuid:00000005>"]["reason"] == "exact_duplicate"
+    assert by_id["<urn:uuid:00000005>"]["duplicate_of"] == "<urn:uuid:00000001>"
+    assert by_id["<urn:uuid:00000006>"]["reason"] == "near_duplicate"
+    assert by_id["<urn:uuid:00000006>"]["duplicate_of"] == "<urn:uuid:00000002>"
+    assert set(removed["stage"]) == {"deduplicated_documents"}
+    assert {"boilerplate_lines_removed", "language", "title"} <= set(kept.columns)
+
+
+def test_representative_is_earliest_fetch_regardless_of_input_order():
+    rng = random.Random(11)
+    text = _text(rng)
+    docs = _docs([text, text, text], ids=["<urn:uuid:c>", "<urn:uuid:a>", "<urn:uuid:b>"])
+    # the same fetch time for all three: the lowest id wins, whatever the row order
+    docs = docs.with_columns(pl.lit(datetime(2024, 1, 1, tzinfo=UTC)).alias("fetch_time"))
+    for seed in range(3):
+        shuffled = docs.sample(fraction=1.0, shuffle=True, seed=seed)
+        kept, removed = deduplicate(shuffled, CFG)
+        assert kept["warc_record_id"].to_list() == ["<urn:uuid:a>"]
+        assert set(removed["duplicate_of"]) == {"<urn:uuid:a>"}
+    # an earlier fetch beats a lower id
+    earlier = docs.with_columns(
+        pl.when(pl.col("warc_record_id") == "<urn:uuid:c>")
+        .then(pl.lit(datetime(2023, 1, 1, tzinfo=UTC))).otherwise(pl.col("fetch_time")).alias("fetch_time"))
+    kept, _ = deduplicate(earlier, CFG)
+    assert kept["warc_record_id"].to_list() == ["<urn:uuid:c>"]
+
+
+def test_host_boilerplate_lines_removed_and_boilerplate_only_documents_dropped():
+    rng = random.Random(5)
+    header, footer = "Home | News | Sports | Contact", "We use cookies to improve your experience."
+    texts = [f"{header}\n{_text(rng, 60)}\n{footer}" for _ in range(6)] + [f"{header}\n{footer}"]
+    texts.append(f"{header}\n{_text(rng, 60)}")  # same header on another host is not boilerplate there
+    hosts = ["news.example"] * 7 + ["other.example"]
+    kept, removed = deduplicate(_docs(texts, hosts=hosts), CFG)
+    news = kept.filter(pl.col("host") == "news.example")
+    assert news.height == 6
+    assert news["boilerplate_lines_removed"].to_list() == [2] * 6
+    assert not news["text"].str.contains("cookies").any()
+    assert not news["text"].str.contains("Sports").any()
+    other = kept.filter(pl.col("host") == "other.example")
+    assert other["text"].str.starts_with(header).all()
+    assert removed.filter(pl.col("reason") == "boilerplate_only")["warc_record_id"].to_list() == [
+        "<urn:uuid:00000006>"]
+
+
+def test_deduplicate_rejects_missing_columns():
+    try:
+        deduplicate(pl.DataFrame({"text": ["a"]}), CFG)
+    except ValueError as exc:
+        assert "warc_record_id" in str(exc)
+    else:
+        raise AssertionError("expected a ValueError naming the missing columns")

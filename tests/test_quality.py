@@ -1,0 +1,174 @@
+"""Quality: each heuristic family fires on a crafted bad page and passes a clean one; the classifier."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+
+import polars as pl
+import pytest
+
+from llm_assets.curation.quality import (
+    MODEL_FILE,
+    C4Rules,
+    FineWebRules,
+    GopherQuality,
+    GopherRepetition,
+    HeuristicThresholds,
+    filter_quality,
+    quality_scores,
+    train_quality_classifier,
+)
+from llm_assets.profiles import CurationConfig
+
+T = HeuristicThresholds()
+CLEAN_SENTENCES = [
+    "The harbour town of Elmsford lies at the mouth of a slow river that floods every spring.",
+    "Fishing boats have used its stone quay since the twelfth century, and a few still do.",
+    "In the nineteenth century a railway line reached the town and brought visitors from the capital.",
+    "Most of them came for the sea air, the long beach and the cheap rooms above the taverns.",
+    "A grammar school was founded in 1874 with money from a wealthy grain merchant.",
+    "Its first headmaster, a botanist, planted the garden of rare trees that survives today.",
+    "During the war the quay was used to repair naval ships, and the old warehouses were rebuilt.",
+    "The population peaked at about twelve thousand people before the shipyard closed in 1968.",
+    "Since then tourism and a small university campus have become the largest employers.",
+    "The campus specialises in marine biology and runs a research vessel from the old quay.",
+    "Every August the town holds a regatta that attracts sailors from across the region.",
+    "Local cooks are proud of a fish stew flavoured with fennel, saffron and orange peel.",
+    "Critics say that holiday homes have pushed young families out of the historic centre.",
+    "The council has answered with a plan to convert empty offices into affordable flats.",
+    "Whether the plan will work is still debated in the weekly newspaper and at the market.",
+    "Visitors who want a quiet view should climb the hill behind the church at sunset.",
+]
+
+
+def clean_page(seed: int = 0, sentences: int = 16) -> str:
+    rng = random.Random(seed)
+    chosen = rng.sample(CLEAN_SENTENCES, sentences)
+    return "\n".join(" ".join(chosen[i:i + 2]) for i in range(0, sentences, 2))
+
+
+def test_clean_page_passes_every_family():
+    text = clean_page()
+    for family in (GopherQuality(T), GopherRepetition(T), C4Rules(T), FineWebRules(T)):
+        assert family(text) is None, family.name
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Just a few words here.", "gopher_quality:too_few_words"),
+    (" ".join(["extraordinarilylongwordsonly"] * 60) + " the and", "gopher_quality:mean_word_length"),
+    (" ".join(["#tag the word"] * 40), "gopher_quality:symbol_word_ratio"),
+    ("\n".join(f"- item {i} of the list with the things" for i in range(30)), "gopher_quality:bullet_lines"),
+    ("\n".join(f"and then the story went on for a long while near the river {i}..." for i in range(30)),
+     "gopher_quality:ellipsis_lines"),
+    (" ".join(["12345 67890 the river of"] * 30), "gopher_quality:alpha_words"),
+    (" ".join(f"lorem{i} ipsum{i} dolor{i}" for i in range(40)), "gopher_quality:stop_words"),
+])
+def test_gopher_quality_fires(text, reason):
+    assert GopherQuality(T)(text) == reason
+
+
+def test_gopher_repetition_fires():
+    page = clean_page(1)
+    repeated_lines = "\n".join([page.splitlines()[0]] * 10 + page.splitlines()[1:3])
+    assert GopherRepetition(T)(repeated_lines).startswith("gopher_repetition:dup_")
+    paragraphs = "\n\n".join(["The same paragraph about the harbour and the hills is here."] * 5 + [page])
+    assert GopherRepetition(T)(paragraphs) == "gopher_repetition:dup_paragraph_ratio"
+    spam = " ".join(["buy cheap"] * 50 + page.split()[:40])
+    assert GopherRepetition(T)(spam) == "gopher_repetition:top_2gram_char_ratio"
+    dup_ngrams = " ".join(page.split()[:40] * 2)
+    assert GopherRepetition(T)(dup_ngrams).startswith("gopher_repetition:dup_")
+    assert GopherRepetition(replace(T, max_dup_line_ratio=1, max_dup_line_char_ratio=1,
+                                    max_dup_paragraph_ratio=1, max_dup_paragraph_char_ratio=1,
+                                    max_top_ngram_char_ratio=(), max_dup_ngram_char_ratio=()))(dup_ngrams) is None
+
+
+def test_c4_rules():
+    page = clean_page(2)
+    assert C4Rules(T)(page + "\nLorem ipsum dolor sit amet.") == "c4:lorem_ipsum"
+    assert C4Rules(T)(page + "\nvar x = {a: 1};") == "c4:curly_bracket"
+    reason, cleaned = C4Rules(T).clean(
+        page + "\nPlease enable JavaScript to view this page.\nRead our privacy policy here.\nMenu\nHome page link")
+    assert reason is None
+    assert cleaned == page
+    assert C4Rules(T)("One sentence only here.\nAnd a second one too.") == "c4:too_few_sentences"
+    assert C4Rules(T)("Menu\nHome\nContact us") == "c4:no_lines_left"
+
+
+def test_fineweb_rules():
+    page = clean_page(3)
+    assert FineWebRules(T)("\n".join(f"Heading number {i} without a stop" for i in range(10))) == \
+        "fineweb:line_punct_ratio"
+    short = "\n".join(f"Short {i}." for i in range(20)) + "\n" + page
+    assert FineWebRules(T)(short) == "fineweb:short_line_ratio"
+    duplicated = page + "\n" + page.splitlines()[0]
+    assert FineWebRules(T)(duplicated) == "fineweb:char_dup_ratio"
+    listy = "\n".join(f"Product {i}\ncosts {i} euros." for i in range(10))
+    assert FineWebRules(replace(T, max_short_line_ratio=1.0))(listy) == "fineweb:list_ratio"
+
+
+def test_overrides_are_checked_by_name():
+    cfg = CurationConfig(heuristic_overrides={"min_words": 10})
+    assert HeuristicThresholds.from_config(cfg).min_words == 10
+    with pytest.raises(ValueError, match="min_wordz"):
+        HeuristicThresholds.from_config(CurationConfig(heuristic_overrides={"min_wordz": 1}))
+
+
+def _corpus(n: int) -> pl.DataFrame:
+    rng = random.Random(0)
+    encyclopedic = ["born", "university", "studied", "physics", "capital", "population", "founded",
+                    "river", "century", "professor", "elected", "published", "research", "located", "the", "of",
+                    "and", "with"]
+    chatty = ["lol", "deal", "cheap", "click", "buy", "now", "omg", "free", "best", "price", "win",
+              "today", "guys", "awesome", "the", "to", "and", "with"]
+    rows = []
+    for i in range(n):
+        reference = i % 2 == 0
+        vocab = encyclopedic if reference else chatty
+        text = ". ".join(" ".join(rng.choice(vocab) for _ in range(10)) for _ in range(8)) + "."
+        rows.append({"warc_record_id": f"<urn:uuid:{i:06d}>", "url": f"https://x/{i}",
+                     "host": "www.wikiverse.org" if reference else f"shop{i % 7}.example", "text": text})
+    return pl.DataFrame(rows)
+
+
+def test_classifier_trains_saves_and_scores(tmp_path):
+    docs = _corpus(200)
+    metrics = train_quality_classifier(docs, tmp_path, CurationConfig())
+    assert (tmp_path / MODEL_FILE).exists()
+    assert json.loads((tmp_path / "metrics.json").read_text())["f1"] == metrics["f1"]
+    assert metrics["f1"] > 0.9 and metrics["validation_documents"] > 10
+    scores = quality_scores(docs["text"].to_list(), tmp_path / MODEL_FILE)
+    reference = docs["host"] == "www.wikiverse.org"
+    assert scores[reference.to_numpy()].mean() > 0.8 > 0.2 > scores[~reference.to_numpy()].mean()
+
+
+def test_classifier_needs_reference_pages(tmp_path):
+    docs = _corpus(20).with_columns(pl.lit("a.example").alias("host"))
+    with pytest.raises(ValueError, match="reference hosts"):
+        train_quality_classifier(docs, tmp_path, CurationConfig())
+
+
+def test_filter_quality_reasons(tmp_path):
+    docs = _corpus(200)
+    train_quality_classifier(docs, tmp_path, CurationConfig())
+    cfg = CurationConfig(heuristic_overrides={"min_words": 20, "c4_min_sentences": 3}, quality_max_drop_share=1.0)
+    bad = pl.DataFrame([{"warc_record_id": "<urn:uuid:bad>", "url": "https://bad/", "host": "bad.example",
+                         "text": "Too short."}])
+    kept, removed = filter_quality(pl.concat([docs, bad]), tmp_path, cfg)
+    assert "quality_score" in kept.columns
+    assert (kept["host"] == "www.wikiverse.org").sum() == 100
+    assert (kept["quality_score"] >= cfg.quality_threshold).all()
+    reasons = dict(zip(removed["warc_record_id"], removed["reason"], strict=True))
+    assert reasons["<urn:uuid:bad>"] == "gopher_quality:too_few_words"
+    assert sum(r == "quality_model" for r in reasons.values()) >= 90
+
+
+def test_model_drops_are_capped_at_the_lowest_share(tmp_path):
+    docs = _corpus(200)
+    train_quality_classifier(docs, tmp_path, CurationConfig())
+    cfg = CurationConfig(heuristic_overrides={"min_words": 20, "c4_min_sentences": 3}, quality_max_drop_share=0.1)
+    kept, removed = filter_quality(docs, tmp_path, cfg)
+    model_drops = removed.filter(pl.col("reason") == "quality_model")
+    assert 0 < model_drops.height <= 20
+    assert model_drops["quality_score"].max() <= kept["quality_score"].min()
