@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 PROFILE_ENV = "LLM_ASSETS_PROFILE"
 CONFIG_ENV = "LLM_ASSETS_CONFIG"
