@@ -1,0 +1,130 @@
+"""Talk to a fine-tuned checkpoint: an interactive multi-turn terminal chat, or one answer to one prompt.
+
+The history is rendered with `render_chat(..., add_generation_prompt=True)` each turn and the reply is
+streamed token by token until `<|end|>` (or `<|endoftext|>`, or `max_new_tokens`). When the history no
+longer fits the model's context, the oldest turns are left out of the prompt.
+Commands in the loop: `/reset` clears the history, `/exit` (or end of input) quits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TextIO
+
+from tokenizers import Tokenizer
+
+from llm_assets.modeling.checkpoint import load_checkpoint
+from llm_assets.modeling.generate import generate
+from llm_assets.modeling.model import DecoderLM
+from llm_assets.tokens.special import END_OF_TURN, ENDOFTEXT, render_chat
+
+logger = logging.getLogger(__name__)
+
+USER_PROMPT = "you> "
+ASSISTANT_PROMPT = "assistant> "
+EXIT_COMMANDS = ("/exit", "/quit")
+RESET_COMMAND = "/reset"
+
+
+def _load(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], device: str) -> tuple[DecoderLM, Tokenizer]:
+    if isinstance(checkpoint, tuple):
+        return checkpoint
+    return load_checkpoint(checkpoint, device=device)
+
+
+def stop_ids(tokenizer: Tokenizer) -> list[int]:
+    ids = [tokenizer.token_to_id(token) for token in (END_OF_TURN, ENDOFTEXT)]
+    if ids[0] is None:
+        logger.warning("the tokenizer has no %s token: replies stop only at %s or max_new_tokens",
+                       END_OF_TURN, ENDOFTEXT)
+    return [i for i in ids if i is not None]
+
+
+def fitting_prompt(history: list[dict], tokenizer: Tokenizer, budget: int, system: list[dict]) -> str:
+    """The chat prompt of the latest turns whose tokens fit `budget`; a ValueError when even the last does not."""
+    for first in range(len(history)):
+        if history[first]["role"] != "user":
+            continue
+        prompt = render_chat(system + history[first:], add_generation_prompt=True)
+        if len(tokenizer.encode(prompt, add_special_tokens=False).ids) <= budget:
+            if first:
+                logger.info("left the %d oldest messages out of the prompt to fit the context", first)
+            return prompt
+    raise ValueError(f"the message is too long for the model's context ({budget} tokens left for the prompt); "
+                     f"send a shorter message or lower max_new_tokens")
+
+
+def stream_reply(model: DecoderLM, tokenizer: Tokenizer, messages: list[dict], max_new_tokens: int,
+                 temperature: float, top_k: int | None, top_p: float | None, seed: int | None,
+                 system: list[dict] | None = None):
+    """Yield the assistant's reply to `messages` as text pieces (the conversation so far, ending with a user turn)."""
+    budget = max(1, model.config.context - max_new_tokens)
+    prompt = fitting_prompt(messages, tokenizer, budget, system or [])
+    yield from generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                        top_k=top_k, top_p=top_p, seed=seed, stop_ids=stop_ids(tokenizer))
+
+
+def chat_loop(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], max_new_tokens: int = 128,
+              temperature: float = 0.7, top_k: int | None = 50, top_p: float | None = 0.95,
+              seed: int | None = 0, input: TextIO = sys.stdin, output: TextIO = sys.stdout,
+              system: str | None = None, device: str = "cpu") -> list[dict]:
+    """Interactive chat on `input`/`output`; returns the conversation's messages when the input ends."""
+    model, tokenizer = _load(checkpoint, device)
+    system_messages = [{"role": "system", "content": system}] if system else []
+    history: list[dict] = []
+    interactive = hasattr(input, "isatty") and input.isatty()
+    if interactive:
+        output.write(f"chatting with {checkpoint} ({RESET_COMMAND} clears the history, {EXIT_COMMANDS[0]} quits)\n")
+    turn = 0
+    while True:
+        output.write(USER_PROMPT)
+        output.flush()
+        line = input.readline()
+        if not line:  # end of input
+            output.write("\n")
+            break
+        text = line.strip()
+        if not interactive:
+            output.write(text + "\n")  # echo piped input so the transcript reads like a conversation
+        if not text:
+            continue
+        if text in EXIT_COMMANDS:
+            break
+        if text == RESET_COMMAND:
+            history.clear()
+            output.write("(history cleared)\n")
+            continue
+        history.append({"role": "user", "content": text})
+        output.write(ASSISTANT_PROMPT)
+        output.flush()
+        pieces = []
+        try:
+            for piece in stream_reply(model, tokenizer, history, max_new_tokens, temperature, top_k, top_p,
+                                      None if seed is None else seed + turn, system_messages):
+                pieces.append(piece)
+                output.write(piece)
+                output.flush()
+        except ValueError as err:
+            history.pop()
+            output.write(f"[{err}]\n")
+            continue
+        output.write("\n")
+        output.flush()
+        history.append({"role": "assistant", "content": "".join(pieces)})
+        turn += 1
+    return system_messages + history
+
+
+def answer_once(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], prompt: str,
+                max_new_tokens: int = 128, temperature: float = 0.0, top_k: int | None = None,
+                top_p: float | None = None, seed: int | None = 0, system: str | None = None,
+                device: str = "cpu") -> str:
+    """The assistant's reply to a single user message (greedy by default)."""
+    if not prompt.strip():
+        raise ValueError("answer_once: the prompt is empty")
+    model, tokenizer = _load(checkpoint, device)
+    system_messages = [{"role": "system", "content": system}] if system else []
+    return "".join(stream_reply(model, tokenizer, [{"role": "user", "content": prompt}], max_new_tokens,
+                                temperature, top_k, top_p, seed, system_messages))

@@ -1,0 +1,286 @@
+"""Fine-tuning examples: conversations from JSONL files, rendered in the chat format with a loss mask.
+
+Three row formats are read (one JSON object per line, the format decided per row):
+
+- the synthetic crawl's `sft.jsonl`: `{"instruction", "response", "person", "fact"}`;
+- Alpaca: `{"instruction", "input" (optional), "output"}`;
+- chat: `{"messages": [{"role": "user"|"assistant"|"system", "content": ...}, ...]}`.
+
+`render_examples` writes one Parquet row per conversation: the rendered `text`, its `input_ids`, and a
+`loss_mask` that is 1 exactly on the tokens of assistant contents and their closing `<|end|>`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from llm_assets.tokens.shards import file_sha256
+from llm_assets.tokens.special import ASSISTANT, END_OF_TURN, ROLES, USER, assistant_spans, render_chat
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_SHA_KEY = b"llm_assets.tokenizer_sha256"
+CONTEXT_KEY = b"llm_assets.context"
+
+
+def _conversation_from_row(row: object, where: str) -> dict:
+    """One JSONL row as `{"messages", "person", "fact"}`; a ValueError naming `where` when it fits no format."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    if "messages" in row:
+        messages = row["messages"]
+        if not isinstance(messages, list) or not messages:
+            raise ValueError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
+        clean = []
+        for position, message in enumerate(messages):
+            if not isinstance(message, dict):
+                raise ValueError(f"{where}: message {position} is not an object")
+            role, content = message.get("role"), message.get("content")
+            if role not in ROLES:
+                raise ValueError(f"{where}: message {position} has role {role!r}; use one of {', '.join(ROLES)}")
+            if not isinstance(content, str):
+                raise ValueError(f"{where}: message {position} ({role}) content must be a string")
+            clean.append({"role": role, "content": content})
+        if not any(m["role"] == "assistant" for m in clean):
+            raise ValueError(f"{where}: conversation has no assistant message, so nothing to learn from")
+        return {"messages": clean, "person": row.get("person"), "fact": row.get("fact")}
+    instruction = row.get("instruction")
+    answer_key = "response" if "response" in row else "output" if "output" in row else None
+    if answer_key is None or instruction is None:
+        raise ValueError(f"{where}: unknown row format (keys {sorted(row)}); expected 'messages', "
+                         f"'instruction'+'response' (synthetic) or 'instruction'+'output' (Alpaca)")
+    answer, extra_input = row[answer_key], row.get("input") or ""
+    for key, value in (("instruction", instruction), (answer_key, answer), ("input", extra_input)):
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: {key!r} must be a string, got {type(value).__name__}")
+    prompt = f"{instruction}\n\n{extra_input}" if extra_input.strip() else instruction
+    return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+            "person": row.get("person"), "fact": row.get("fact")}
+
+
+def load_conversations(files: Sequence[str | os.PathLike]) -> list[dict]:
+    """All conversations of the given JSONL files, as `{"messages", "source", "person", "fact"}`.
+
+    Blank lines are skipped; a malformed line raises a ValueError naming the file and line number.
+    """
+    conversations = []
+    for file in files:
+        path = Path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"SFT data file {path} not found")
+        count = 0
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+                conversation = _conversation_from_row(row, where)
+                conversation["source"] = str(path)
+                conversations.append(conversation)
+                count += 1
+        logger.info("read %d conversations from %s", count, path)
+    return conversations
+
+
+def assistant_token_mask(offsets: np.ndarray, spans: Iterable[tuple[int, int]]) -> np.ndarray:
+    """int8 mask over tokens: 1 where a token's characters overlap an assistant span; offsets (N, 2)."""
+    mask = np.zeros(len(offsets), dtype=np.int8)
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    for span_start, span_end in spans:
+        mask[(starts < span_end) & (ends > span_start)] = 1
+    return mask
+
+
+def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.PathLike, context: int,
+                    out_path: str | os.PathLike) -> dict:
+    """Render, tokenize and mask every conversation; write Parquet to `out_path`; return the stats.
+
+    Columns: `text`, `input_ids` list[int32], `loss_mask` list[int8], `source`, `person`, `fact`.
+    Dropped (counted per reason): `too_long` (more than `context` tokens), `empty_response`
+    (an assistant message with no text). The tokenizer's sha256 is stored in the file's metadata.
+    """
+    from tokenizers import Tokenizer
+
+    tokenizer_path = Path(tokenizer_path)
+    if not tokenizer_path.is_file():
+        raise FileNotFoundError(f"tokenizer {tokenizer_path} not found (the tokenizer asset's tokenizer.json)")
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    for token in (USER, ASSISTANT, END_OF_TURN):
+        if tokenizer.token_to_id(token) is None:
+            raise ValueError(f"tokenizer {tokenizer_path} lacks the chat token {token}; retrain it with "
+                             f"llm_assets.tokens.special.SPECIAL_TOKENS")
+    dropped: Counter[str] = Counter()
+    kept, texts, spans = [], [], []
+    for conversation in conversations:
+        if any(m["role"] == "assistant" and not m["content"].strip() for m in conversation["messages"]):
+            dropped["empty_response"] += 1
+            continue
+        kept.append(conversation)
+        texts.append(render_chat(conversation["messages"]))
+        spans.append(assistant_spans(conversation["messages"], include_end=True))
+    encodings = tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
+    rows: dict[str, list] = {"text": [], "input_ids": [], "loss_mask": [], "source": [], "person": [], "fact": []}
+    for number, (conversation, text, text_spans, encoding) in enumerate(
+            zip(kept, texts, spans, encodings, strict=True)):
+        if len(encoding.ids) > context:
+            dropped["too_long"] += 1
+            continue
+        mask = assistant_token_mask(np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2), text_spans)
+        rows["text"].append(text)
+        rows["input_ids"].append(encoding.ids)
+        rows["loss_mask"].append(mask.tolist())
+        rows["source"].append(conversation.get("source"))
+        rows["person"].append(conversation.get("person"))
+        rows["fact"].append(conversation.get("fact"))
+        if number and number % 20000 == 0:
+            logger.info("rendered %d of %d conversations", number, len(kept))
+    frame = pl.DataFrame(rows, schema={"text": pl.Utf8, "input_ids": pl.List(pl.Int32),
+                                       "loss_mask": pl.List(pl.Int8), "source": pl.Utf8, "person": pl.Utf8,
+                                       "fact": pl.Utf8})
+    write_examples(frame, out_path, {TOKENIZER_SHA_KEY: file_sha256(tokenizer_path).encode(),
+                                     CONTEXT_KEY: str(context).encode()})
+    lengths = frame.select(pl.col("input_ids").list.len()).to_series()
+    stats = {
+        "examples": frame.height,
+        "tokens": int(lengths.sum() or 0),
+        "assistant_tokens": int(frame.select(pl.col("loss_mask").list.sum().sum()).item() or 0),
+        "max_tokens": int(lengths.max() or 0),
+        "mean_tokens": float(lengths.mean() or 0.0),
+        "dropped": dict(dropped),
+        "conversations": len(conversations),
+        "path": str(out_path),
+    }
+    logger.info("rendered %d SFT examples (%d tokens, %d on assistant turns); dropped %s",
+                stats["examples"], stats["tokens"], stats["assistant_tokens"], stats["dropped"] or "none")
+    return stats
+
+
+def write_examples(frame: pl.DataFrame, out_path: str | os.PathLike, metadata: dict[bytes, bytes]) -> Path:
+    """zstd Parquet with file-level metadata, through a temporary name so a crash leaves no half file."""
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = frame.to_arrow()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def examples_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata `render_examples` stored: `tokenizer_sha256` and `context` (empty for foreign files)."""
+    raw = pq.read_schema(path).metadata or {}
+    out = {}
+    if TOKENIZER_SHA_KEY in raw:
+        out["tokenizer_sha256"] = raw[TOKENIZER_SHA_KEY].decode()
+    if CONTEXT_KEY in raw:
+        out["context"] = raw[CONTEXT_KEY].decode()
+    return out
+
+
+def normalized_text(expr: pl.Expr) -> pl.Expr:
+    """Lowercase words separated by single spaces, padded with a space on each side (whole-word matching)."""
+    words = expr.str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars()
+    return pl.concat_str([pl.lit(" "), words, pl.lit(" ")])
+
+
+def check_examples(path: str | os.PathLike, context: int, benchmark_file: str | os.PathLike | None) -> dict:
+    """Data checks on an examples file: `{name: (passed, details)}`.
+
+    - `within_context`: no example longer than `context` tokens;
+    - `assistant_spans_non_empty`: every assistant turn has content tokens besides its `<|end|>`;
+    - `no_heldout_overlap`: no held-out benchmark query (normalized text) appears in any user turn.
+    """
+    frame = pl.read_parquet(path, columns=["text", "input_ids", "loss_mask"])
+    results = {}
+
+    lengths = frame.select(pl.col("input_ids").list.len()).to_series()
+    too_long = int((lengths > context).sum())
+    results["within_context"] = (too_long == 0, {"max_tokens": int(lengths.max() or 0), "context": context,
+                                                 "longer_than_context": too_long})
+
+    # runs of 1s in the mask are the assistant spans; each must hold content plus the closing <|end|>
+    masks = frame["loss_mask"]
+    flat = masks.explode().fill_null(0).to_numpy().astype(np.int8)
+    row_lengths = masks.list.len().to_numpy().astype(np.int64)
+    row_ends = np.cumsum(row_lengths)
+    row_starts, non_empty = row_ends - row_lengths, row_lengths > 0
+    row_of = np.repeat(np.arange(frame.height), row_lengths)
+    row_start = np.zeros(len(flat), dtype=bool)
+    row_start[row_starts[non_empty]] = True
+    row_end = np.zeros(len(flat), dtype=bool)
+    row_end[row_ends[non_empty] - 1] = True
+    previous = np.concatenate(([0], flat[:-1])).astype(np.int8)
+    next_ = np.concatenate((flat[1:], [0])).astype(np.int8)
+    run_starts = np.flatnonzero((flat == 1) & (row_start | (previous == 0)))
+    run_ends = np.flatnonzero((flat == 1) & (row_end | (next_ == 0)))
+    run_lengths = run_ends - run_starts + 1
+    runs_per_row = np.bincount(row_of[run_starts], minlength=frame.height)
+    turns_per_row = frame.select(pl.col("text").str.count_matches(ASSISTANT, literal=True)).to_series().to_numpy()
+    short_runs = int((run_lengths < 2).sum())
+    mismatched = np.flatnonzero(runs_per_row != turns_per_row)
+    results["assistant_spans_non_empty"] = (
+        short_runs == 0 and len(mismatched) == 0,
+        {"assistant_spans": len(run_lengths), "spans_without_content": short_runs,
+         "examples_with_unmasked_turns": len(mismatched),
+         "sample": [frame["text"][int(i)][:200] for i in mismatched[:3]]},
+    )
+
+    if benchmark_file is None:
+        results["no_heldout_overlap"] = (True, {"skipped": "no benchmark file given"})
+        return results
+    queries = heldout_queries(benchmark_file)
+    normalized_queries = pl.DataFrame({"q": queries}).select(normalized_text(pl.col("q"))).to_series()
+    patterns = [q for q in normalized_queries.unique().to_list() if q.strip()]
+    user_turns = (frame.select(pl.col("text").str.extract_all(r"(?s)<\|user\|>\n.*?<\|end\|>").alias("turn"))
+                  .explode("turn").drop_nulls()
+                  .select(normalized_text(pl.col("turn").str.strip_prefix(USER).str.strip_suffix(END_OF_TURN))
+                          .alias("turn")))
+    if patterns and user_turns.height:
+        hits = user_turns.filter(pl.col("turn").str.contains_any(patterns))
+        matched = (hits.select(pl.col("turn").str.extract_many(patterns).alias("m")).explode("m")
+                   .drop_nulls().unique().to_series().to_list())
+    else:
+        hits, matched = user_turns.head(0), []
+    results["no_heldout_overlap"] = (hits.height == 0, {
+        "heldout_queries": len(queries), "user_turns": user_turns.height, "overlapping_turns": hits.height,
+        "sample_queries": [m.strip() for m in matched[:5]]})
+    return results
+
+
+def heldout_queries(benchmark_file: str | os.PathLike) -> list[str]:
+    """The `query` of every benchmark item whose split is `heldout`."""
+    path = Path(benchmark_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"benchmark file {path} not found")
+    queries = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if item.get("split") == "heldout":
+                if not isinstance(item.get("query"), str):
+                    raise ValueError(f"{path}:{number}: held-out item has no 'query' string")
+                queries.append(item["query"])
+    return queries
