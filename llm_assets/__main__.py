@@ -61,6 +61,18 @@ def _cmd_export_hf(args) -> int:
     return 0
 
 
+def _cmd_chat(args) -> int:
+    from llm_assets.modeling.chat import answer_once, chat_loop
+
+    sampling = {"max_new_tokens": args.max_new_tokens, "top_k": args.top_k, "top_p": args.top_p,
+                "seed": args.seed}
+    if args.prompt is not None:
+        print(answer_once(args.checkpoint, args.prompt, temperature=args.temperature, **sampling))
+        return 0
+    chat_loop(args.checkpoint, temperature=args.temperature, **sampling)
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from llm_assets.evaluation.cli import evaluate
 
@@ -115,6 +127,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("out")
     e.set_defaults(func=_cmd_export_hf)
+
+    ch = sub.add_parser("chat", help="interactive multi-turn chat with a checkpoint, streaming replies")
+    ch.add_argument("checkpoint", help="an assistant checkpoint folder")
+    ch.add_argument("--prompt", help="answer this one message and exit (for scripts)")
+    _sampling_args(ch)
+    ch.set_defaults(func=_cmd_chat)
 
     v = sub.add_parser("evaluate", help="multiple-choice scores (lm-eval-harness semantics) of a checkpoint")
     v.add_argument("checkpoint", help="our checkpoint folder or an exported Hugging Face folder")

@@ -168,7 +168,7 @@ PROFILES: dict[str, Profile] = {
         model=ModelSize(n_layer=2, n_head=4, n_kv_head=2, d_model=64, d_ff=176, context=128),
         train=TrainSize(max_steps=30, micro_batch=8, grad_accum=1, lr=3e-3, warmup_steps=5,
                         checkpoint_every=10, eval_every=15, eval_batches=2),
-        sft=SFTSize(max_steps=20, micro_batch=8, lr=1e-3, warmup_steps=2, epochs_of_templates=1),
+        sft=SFTSize(max_steps=100, micro_batch=16, lr=3e-3, warmup_steps=5, epochs_of_templates=10),
         eval=EvalSize(shots=0, max_items=64),
     ),
     "default": Profile(

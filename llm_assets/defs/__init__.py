@@ -11,11 +11,11 @@ from .curation import PARTITIONED as CURATION_PARTITIONED
 from .evaluation import benchmark_scores, benchmark_suite, model_card
 from .resources import default_resources
 from .tokens import token_shards, tokenizer
-from .training import TrainerResource, TrainingLauncher, base_checkpoint
+from .training import TrainerResource, TrainingLauncher, assistant_checkpoint, base_checkpoint, sft_examples
 
 PARTITIONED_ASSETS = [raw_crawl, *CURATION_PARTITIONED]
-GLOBAL_ASSETS = [*CURATION_GLOBAL, tokenizer, token_shards, base_checkpoint, benchmark_suite, benchmark_scores,
-                 model_card]
+GLOBAL_ASSETS = [*CURATION_GLOBAL, tokenizer, token_shards, base_checkpoint, sft_examples, assistant_checkpoint,
+                 benchmark_suite, benchmark_scores, model_card]
 
 
 def automation_enabled() -> bool:

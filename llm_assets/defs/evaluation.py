@@ -53,7 +53,7 @@ def load_tasks(lake: LakeResource) -> dict:
 
 
 @asset(
-    deps=["benchmark_suite", "base_checkpoint", "token_shards", "training_mixture"],
+    deps=["benchmark_suite", "base_checkpoint", "assistant_checkpoint", "token_shards", "training_mixture"],
     group_name=GROUP, owners=OWNERS, kinds={"pytorch", "parquet"}, code_version="benchmark_scores-1",
     description="acc/acc_norm (lm-eval-harness semantics) per benchmark for the base and assistant "
     "checkpoints, validation perplexity and bits per byte, prompt sensitivity, and contamination.",

@@ -2,18 +2,26 @@
 
 import json
 import sys
+from pathlib import Path
 
+import polars as pl
 from dagster import (
     AssetExecutionContext,
     ConfigurableResource,
+    MaterializeResult,
+    MetadataValue,
     PipesSubprocessClient,
     asset,
 )
 
+from llm_assets.modeling.chat import ends_turn_share
+from llm_assets.tokens.special import END_OF_TURN
 from llm_assets.training.checks import loss_is_finite
+from llm_assets.training.sft import answer_accuracy, synthetic_answer_prefixes
+from llm_assets.training.sft_data import check_examples, load_conversations, render_examples
 
-from .curation import check, spec
-from .resources import LakeResource
+from .curation import check, metadata_value, spec
+from .resources import CrawlSource, LakeResource
 
 GROUP = "training"
 OWNERS = ["team:modeling"]
@@ -96,3 +104,68 @@ def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer:
     learned = finite and val_loss is not None and val_loss < entropy
     yield check("loss_finite_and_learned", learned, train_loss=train_loss, val_loss=val_loss,
                 unigram_entropy=entropy, detail=why)
+
+
+@asset(
+    deps=["tokenizer"], group_name=GROUP, owners=OWNERS, kinds={"parquet"}, code_version="sft_examples-1",
+    description="Conversations rendered with the chat template and tokenized, with a loss mask on assistant "
+    "tokens: the synthetic world's instruction/response pairs plus user files (Alpaca or chat JSONL).",
+    check_specs=[
+        spec("sft_examples", "within_context", "No example is longer than the model's context.", blocking=True),
+        spec("sft_examples", "assistant_spans_non_empty", "Every assistant turn has content.", blocking=True),
+        spec("sft_examples", "no_heldout_overlap", "No held-out benchmark question is in a user turn.",
+             blocking=True),
+    ],
+)
+def sft_examples(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
+    sources = crawl.sft_sources()
+    if not sources:
+        raise FileNotFoundError("no fine-tuning data: use the synthetic crawl or set LLM_ASSETS_SFT to JSONL files")
+    context_len = lake.profile_def().model.context
+    out = lake.asset_dir("sft_examples") / "examples.parquet"
+    stats = render_examples(load_conversations(sources), lake.asset_dir("tokenizer") / "tokenizer.json",
+                            context_len, out)
+    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)),
+                                      "dagster/row_count": stats["examples"],
+                                      "sources": metadata_value([str(s) for s in sources]),
+                                      **{k: metadata_value(v) for k, v in stats.items() if k != "examples"}})
+    benchmarks = crawl.benchmarks()
+    results = check_examples(out, context_len, benchmarks[0] if benchmarks else None)
+    for name, (passed, details) in results.items():
+        yield check(name, passed, **details)
+
+
+@asset(
+    deps=["base_checkpoint", "sft_examples"], group_name=GROUP, owners=OWNERS, kinds={"pytorch", "lightning"},
+    pool=GPU_POOL, code_version="assistant_checkpoint-1",
+    description="The base model fine-tuned on the chat examples (loss on assistant tokens only) by the same "
+    "Lightning program, launched through Pipes; exports to Hugging Face with a chat template.",
+    check_specs=[
+        spec("assistant_checkpoint", "ends_turn", "Greedy replies close their turn with <|end|>.",
+             blocking=True),
+        spec("assistant_checkpoint", "beats_base_on_heldout",
+             "On held-out people's questions the assistant beats the base model (warns: smoke is too small).")],
+)
+def assistant_checkpoint(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource,
+                         trainer: TrainerResource, launcher: TrainingLauncher):
+    out = lake.asset_dir("assistant_checkpoint")
+    base = lake.asset_dir("base_checkpoint")
+    config = {"profile": lake.profile, "examples": str(lake.asset_dir("sft_examples") / "examples.parquet"),
+              "base": str(base), "out": str(out), **trainer.runtime()}
+    yield from launch(context, launcher, "sft", config, lake.asset_dir("configs") / "sft.json")
+    prompts = pl.read_parquet(lake.asset_dir("sft_examples") / "examples.parquet", columns=["text"]).head(8)
+    questions = [t.split("\n", 1)[1].split(END_OF_TURN)[0] for t in prompts["text"].to_list()]
+    share, rows = ends_turn_share(out, questions, max_new_tokens=48)
+    yield check("ends_turn", share >= 0.75, ends_turn_share=share, samples=rows[:3])
+    synthetic = crawl.synthetic_folder()
+    if synthetic is None:
+        yield check("beats_base_on_heldout", True, blocking_severity=False, skipped="no synthetic benchmark")
+        return
+    bench = Path(synthetic) / "benchmark.jsonl"
+    base_acc = answer_accuracy(base, bench, mode="base")
+    chat_acc = answer_accuracy(out, bench, mode="chat", answer_prefixes=synthetic_answer_prefixes())
+    assistant_heldout = chat_acc["accuracy"].get("heldout", 0.0)
+    base_heldout = base_acc["accuracy"].get("heldout", 0.0)
+    yield check("beats_base_on_heldout", assistant_heldout > base_heldout, blocking_severity=False,
+                assistant_heldout=assistant_heldout, base_heldout=base_heldout,
+                assistant_sft_people=chat_acc["accuracy"].get("sft"), base_sft_people=base_acc["accuracy"].get("sft"))

@@ -128,3 +128,21 @@ def answer_once(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], pro
     system_messages = [{"role": "system", "content": system}] if system else []
     return "".join(stream_reply(model, tokenizer, [{"role": "user", "content": prompt}], max_new_tokens,
                                 temperature, top_k, top_p, seed, system_messages))
+
+
+def ends_turn_share(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], prompts: list[str],
+                    max_new_tokens: int = 64, device: str = "cpu") -> tuple[float, list[dict]]:
+    """Share of `prompts` whose greedy reply closes its turn with `<|end|>` within `max_new_tokens`."""
+    from llm_assets.modeling.generate import generate_ids
+
+    model, tokenizer = _load(checkpoint, device)
+    end_id = tokenizer.token_to_id(END_OF_TURN)
+    rows = []
+    for prompt in prompts:
+        ids = tokenizer.encode(render_chat([{"role": "user", "content": prompt}], add_generation_prompt=True),
+                               add_special_tokens=False).ids
+        reply = list(generate_ids(model, ids, max_new_tokens, temperature=0.0, stop_ids=()))
+        ended = end_id in reply
+        cut = reply[: reply.index(end_id)] if ended else reply
+        rows.append({"prompt": prompt, "ended": ended, "reply": tokenizer.decode(cut)})
+    return (sum(r["ended"] for r in rows) / len(rows) if rows else 0.0), rows
