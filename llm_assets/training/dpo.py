@@ -44,7 +44,7 @@ from llm_assets.training.callbacks import (
 )
 from llm_assets.training.data import ResumableWindowLoader, ResumeSampler
 from llm_assets.training.module import OptimizerConfig, lr_factor
-from llm_assets.training.pretrain import RUNTIME_KEYS, plot_loss_curve, resolve_runtime
+from llm_assets.training.pretrain import RUNTIME_KEYS, plot_loss_curve, read_json_config, resolve_runtime
 from llm_assets.training.sft import ExampleBatches, collate, read_examples
 from llm_assets.training.sft_data import (
     CONTEXT_KEY,
@@ -157,14 +157,7 @@ def dpo_config_from_dict(values: dict, where: str = "dpo config") -> DPOConfig:
 
 
 def load_dpo_config(path: str | os.PathLike) -> DPOConfig:
-    path = Path(path)
-    try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"dpo config {path} not found") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"dpo config {path}: not valid JSON ({err})") from None
-    return dpo_config_from_dict(values, where=str(path))
+    return dpo_config_from_dict(read_json_config(path, "dpo"), where=str(path))
 
 
 def sequence_logprobs(model: DecoderLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -87,15 +87,19 @@ def pretrain_config_from_dict(values: dict, where: str = "pretrain config") -> P
     return PretrainConfig(model=model, train=train, **values)
 
 
-def load_pretrain_config(path: str | os.PathLike) -> PretrainConfig:
+def read_json_config(path: str | os.PathLike, kind: str) -> dict:
+    """A training program's JSON config file, with errors that name the file."""
     path = Path(path)
     try:
-        values = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"pretrain config {path} not found") from None
+        raise FileNotFoundError(f"{kind} config {path} not found") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"pretrain config {path}: not valid JSON ({err})") from None
-    return pretrain_config_from_dict(values, where=str(path))
+        raise ValueError(f"{kind} config {path}: not valid JSON ({err})") from None
+
+
+def load_pretrain_config(path: str | os.PathLike) -> PretrainConfig:
+    return pretrain_config_from_dict(read_json_config(path, "pretrain"), where=str(path))
 
 
 def resolve_runtime(train: TrainSize) -> tuple[str, str]:

@@ -49,7 +49,7 @@ from llm_assets.training.callbacks import (
 from llm_assets.training.checks import loss_is_finite
 from llm_assets.training.data import ResumableWindowLoader, ResumeSampler
 from llm_assets.training.module import LanguageModelTask, OptimizerConfig
-from llm_assets.training.pretrain import RUNTIME_KEYS, plot_loss_curve, resolve_runtime
+from llm_assets.training.pretrain import RUNTIME_KEYS, plot_loss_curve, read_json_config, resolve_runtime
 from llm_assets.training.sft_data import examples_metadata
 
 logger = logging.getLogger(__name__)
@@ -102,14 +102,7 @@ def sft_config_from_dict(values: dict, where: str = "sft config") -> SFTConfig:
 
 
 def load_sft_config(path: str | os.PathLike) -> SFTConfig:
-    path = Path(path)
-    try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"sft config {path} not found") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"sft config {path}: not valid JSON ({err})") from None
-    return sft_config_from_dict(values, where=str(path))
+    return sft_config_from_dict(read_json_config(path, "sft"), where=str(path))
 
 
 class ExampleBatches(Dataset):
