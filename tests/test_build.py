@@ -10,7 +10,7 @@ from dagster import AssetKey, DagsterInstance
 from llm_assets.definitions import defs
 
 
-def test_build_smoke_materializes_every_asset(smoke_build):
+def test_build_smoke_materializes_every_asset(smoke_build, monkeypatch):
     proc = smoke_build.proc
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "build succeeded" in proc.stdout
@@ -20,7 +20,8 @@ def test_build_smoke_materializes_every_asset(smoke_build):
     for key in keys:
         assert f"\n{key.to_user_string()} " in summary, f"no summary line for {key}"
 
-    instance = DagsterInstance.from_config(str(smoke_build.home))
+    monkeypatch.setenv("DAGSTER_HOME", str(smoke_build.home))  # dagster.yaml keeps storage under it
+    instance = DagsterInstance.get()
     try:
         for key in keys:
             record = instance.get_latest_materialization_event(key)
