@@ -178,7 +178,7 @@ PROFILES: dict[str, Profile] = {
         curation=CurationConfig(),
         tokenizer=TokenizerSize(vocab_size=4096, shard_tokens=1 << 20),
         model=ModelSize(n_layer=6, n_head=6, n_kv_head=2, d_model=192, d_ff=512, context=256),
-        train=TrainSize(max_steps=1500, micro_batch=16, grad_accum=1, lr=2e-3, warmup_steps=100,
+        train=TrainSize(max_steps=1000, micro_batch=16, grad_accum=1, lr=2e-3, warmup_steps=100,
                         checkpoint_every=250, eval_every=250, eval_batches=8),
         sft=SFTSize(max_steps=300, micro_batch=16, lr=5e-4, warmup_steps=20),
         eval=EvalSize(shots=0),

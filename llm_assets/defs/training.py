@@ -17,6 +17,7 @@ from dagster import (
 from llm_assets.modeling.chat import ends_turn_share
 from llm_assets.tokens.special import END_OF_TURN
 from llm_assets.training.checks import loss_is_finite
+from llm_assets.training.resume import file_digest, reset_if_inputs_changed
 from llm_assets.training.sft import answer_accuracy, synthetic_answer_prefixes
 from llm_assets.training.sft_data import check_examples, load_conversations, render_examples
 
@@ -96,6 +97,10 @@ def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer:
     config = {"profile": lake.profile, "shards": str(shards),
               "tokenizer": str(lake.asset_dir("tokenizer") / "tokenizer.json"), "out": str(out),
               **trainer.runtime()}
+    stale = reset_if_inputs_changed(out, {"config": config, "sizes": [lake.profile_def().model,
+                                                                      lake.profile_def().train],
+                                          "shards": file_digest(shards / "manifest.json")})
+    context.log.info("training from scratch: inputs changed" if stale else "resuming only the same inputs")
     yield from launch(context, launcher, "pretrain", config, lake.asset_dir("configs") / "pretrain.json")
     metrics = json.loads((out / "metrics.json").read_text())
     entropy = metrics["unigram_entropy"]
@@ -152,6 +157,9 @@ def assistant_checkpoint(context: AssetExecutionContext, lake: LakeResource, cra
     base = lake.asset_dir("base_checkpoint")
     config = {"profile": lake.profile, "examples": str(lake.asset_dir("sft_examples") / "examples.parquet"),
               "base": str(base), "out": str(out), **trainer.runtime()}
+    reset_if_inputs_changed(out, {"config": config, "sizes": lake.profile_def().sft,
+                                  "examples": file_digest(config["examples"]),
+                                  "base": file_digest(base / "model.safetensors")})
     yield from launch(context, launcher, "sft", config, lake.asset_dir("configs") / "sft.json")
     prompts = pl.read_parquet(lake.asset_dir("sft_examples") / "examples.parquet", columns=["text"]).head(8)
     questions = [t.split("\n", 1)[1].split(END_OF_TURN)[0] for t in prompts["text"].to_list()]

@@ -1,0 +1,41 @@
+"""Resume only the same run: a checkpoint folder remembers the inputs it was trained from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from llm_assets.training.callbacks import LAST_CHECKPOINT
+
+log = logging.getLogger(__name__)
+FINGERPRINT = "inputs.json"
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def reset_if_inputs_changed(out_dir: str | os.PathLike, inputs: dict) -> bool:
+    """Delete a stale `last.ckpt` when `inputs` (config and data digests) differ from the ones it was
+    trained from, so a rematerialization after an upstream change starts fresh while a retry after a crash
+    resumes. Records `inputs` in the folder. Returns True when a stale checkpoint was removed."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = out / FINGERPRINT
+    wanted = json.loads(json.dumps(inputs, sort_keys=True, default=str))
+    previous = json.loads(record.read_text()) if record.exists() else None
+    stale = previous != wanted and (out / LAST_CHECKPOINT).exists()
+    if stale:
+        log.info("inputs of %s changed since its last.ckpt; starting fresh", out)
+        (out / LAST_CHECKPOINT).unlink()
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
+    os.replace(tmp, record)
+    return stale
