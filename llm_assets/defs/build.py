@@ -41,7 +41,7 @@ def _selected_keys(select: str | None) -> set[AssetKey]:
 
 def _summarize_run(result, instance: DagsterInstance) -> dict:
     """Per asset: rows, size, duration, check outcomes and errors of one in-process run."""
-    out: dict = defaultdict(lambda: {"rows": 0, "bytes": 0, "seconds": 0.0, "materialized": 0,
+    out: dict = defaultdict(lambda: {"rows": None, "bytes": 0, "seconds": 0.0, "materialized": 0,
                                      "checks": {}, "errors": []})
     durations = {s.step_key: (s.end_time or 0) - (s.start_time or 0)
                  for s in instance.get_run_step_stats(result.run_id)}
@@ -51,7 +51,7 @@ def _summarize_run(result, instance: DagsterInstance) -> dict:
         entry["materialized"] += 1
         meta = mat.metadata
         if "dagster/row_count" in meta:
-            entry["rows"] += int(meta["dagster/row_count"].value)
+            entry["rows"] = (entry["rows"] or 0) + int(meta["dagster/row_count"].value)
         if "path" in meta:
             entry["bytes"] += _size(Path(str(meta["path"].value)))
         entry["seconds"] += durations.get(event.step_key, 0.0)
@@ -105,10 +105,12 @@ def _run(selection_keys: list[str], partition_key: str | None) -> dict:
 
 def _merge(total: dict, run: dict) -> None:
     for key, entry in run["assets"].items():
-        agg = total.setdefault(key, {"rows": 0, "bytes": 0, "seconds": 0.0, "materialized": 0,
+        agg = total.setdefault(key, {"rows": None, "bytes": 0, "seconds": 0.0, "materialized": 0,
                                      "checks": {}, "errors": []})
-        for field in ("rows", "bytes", "seconds", "materialized"):
+        for field in ("bytes", "seconds", "materialized"):
             agg[field] += entry[field]
+        if entry["rows"] is not None:
+            agg["rows"] = (agg["rows"] or 0) + entry["rows"]
         for name, passed in entry["checks"].items():
             agg["checks"][name] = agg["checks"].get(name, True) and passed
         agg["errors"].extend(entry["errors"])
@@ -134,7 +136,8 @@ def print_summary(order: list[str], totals: dict, skipped: set[str], stream=sys.
         failed = [n for n, ok in entry["checks"].items() if not ok]
         status = "FAILED" if entry["errors"] else "ok"
         checks = f"{passed} passed" + (f", failed: {', '.join(failed)}" if failed else "")
-        print(f"{key:<24} {status:<10} {entry['materialized']:>5} {entry['rows']:>9} "
+        rows = "-" if entry["rows"] is None else entry["rows"]
+        print(f"{key:<24} {status:<10} {entry['materialized']:>5} {rows:>9} "
               f"{_fmt_bytes(entry['bytes']):>10} {entry['seconds']:>7.1f}s  {checks}", file=stream)
         for err in dict.fromkeys(entry["errors"]):
             print(f"    error: {err}", file=stream)
