@@ -3,6 +3,7 @@
 import base64
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
@@ -96,20 +97,36 @@ def upstream_lineage(context: AssetExecutionContext, keys: list[str]) -> list[di
     return rows
 
 
-def stage_counts(context: AssetExecutionContext, stages: list[str]) -> list[dict]:
+def stage_counts(lake: LakeResource, stages: list[str], parts: list[str]) -> list[dict]:
+    """Kept and removed rows per curation stage over the current crawl's partitions, with drop reasons."""
     rows = []
     for stage in stages:
-        event = context.instance.get_latest_materialization_event(AssetKey(stage))
-        if event is None:
+        names = [f"{p}.parquet" for p in parts] if stage in PARTITIONED_STAGES else ["all.parquet"]
+        kept = [lake.asset_dir(stage) / "kept" / n for n in names]
+        removed = [lake.asset_dir(stage) / "removed" / n for n in names]
+        kept = [f for f in kept if f.exists()]
+        removed = [f for f in removed if f.exists()]
+        if not kept:
             continue
-        meta = event.asset_materialization.metadata
-        kept = meta.get("dagster/row_count")
-        removed = meta.get("removed")
-        rows.append({"stage": stage, "kept": kept.value if kept else None,
-                     "removed": removed.value if removed else None})
+        reasons = (pl.scan_parquet(removed).group_by("reason").len().collect() if removed
+                   else pl.DataFrame(schema={"reason": pl.Utf8, "len": pl.UInt32}))
+        rows.append({"stage": stage, "kept": pl.scan_parquet(kept).select(pl.len()).collect().item(),
+                     "removed": int(reasons["len"].sum()) if removed else None,
+                     "reasons": dict(reasons.iter_rows())})
     return rows
 
 
+def data_sources(lake: LakeResource, sources: dict[str, str]) -> list[dict]:
+    rows = []
+    for key, uri in sources.items():
+        raw = lake.asset_dir("raw_crawl") / "kept" / f"{key}.parquet"
+        records = pl.scan_parquet(raw).select(pl.len()).collect().item() if raw.exists() else None
+        local = Path(uri)
+        rows.append({"uri": uri, "records": records, "bytes": local.stat().st_size if local.exists() else None})
+    return rows
+
+
+PARTITIONED_STAGES = {"raw_crawl", "extracted_documents", "filtered_documents"}
 LINEAGE = ["raw_crawl", "extracted_documents", "filtered_documents", "deduplicated_documents",
            "quality_classifier", "quality_documents", "training_mixture", "tokenizer", "token_shards",
            "base_checkpoint", "sft_examples", "assistant_checkpoint", "benchmark_suite", "benchmark_scores"]
@@ -129,13 +146,14 @@ def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
     base = lake.asset_dir("base_checkpoint")
     metrics = json.loads((base / "metrics.json").read_text())
     tokenizer_meta = context.instance.get_latest_materialization_event(AssetKey("tokenizer"))
+    sources = crawl.resolve()
     lineage = upstream_lineage(context, LINEAGE)
     info = {
         "model_name": f"llm_assets-{lake.profile}",
         "run_id": context.run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_sources": [{"uri": uri} for uri in crawl.resolve().values()],
-        "stages": stage_counts(context, LINEAGE[:7]),
+        "data_sources": data_sources(lake, sources),
+        "stages": stage_counts(lake, [k for k in LINEAGE[:7] if k != "quality_classifier"], list(sources)),
         "tokenizer": {k: v.value for k, v in tokenizer_meta.asset_materialization.metadata.items()
                       if isinstance(v.value, int | float | str) and k != "path"} if tokenizer_meta else {},
         "model_config": json.loads((base / "config.json").read_text()),
