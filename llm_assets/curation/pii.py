@@ -153,6 +153,7 @@ def phone_digit_runs() -> re.Pattern:
 @functools.cache
 def pii_analyzer():
     """Presidio with just the six pattern recognizers and no NLP model (nothing to download)."""
+    import tldextract.tldextract as tld
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NoOpNlpEngine
     from presidio_analyzer.predefined_recognizers import (
@@ -164,6 +165,9 @@ def pii_analyzer():
         UsSsnRecognizer,
     )
 
+    # the e-mail recognizer checks domains against the public suffix list: use the snapshot bundled with
+    # tldextract instead of fetching the live list from the internet at run time
+    tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=())
     # without an NLP model presidio logs "skipping context extraction" at INFO on every call
     logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
     registry = RecognizerRegistry(supported_languages=["en"])
