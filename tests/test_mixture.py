@@ -78,6 +78,6 @@ def test_weights_and_split_are_deterministic_and_by_document(tmp_path):
 
 def test_bad_benchmark_file_is_named(tmp_path):
     path = tmp_path / "broken.jsonl"
-    path.write_text('{"query": "fine", "choices": ["a"]}\n{not json}\n')
+    path.write_text('{"query": "fine", "choices": ["a", "b"], "gold": 0}\n{not json}\n')
     with pytest.raises(ValueError, match="broken.jsonl:2"):
         read_benchmark_items([path])

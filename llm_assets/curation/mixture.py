@@ -14,7 +14,6 @@ All choices hash the document id with BLAKE2b, so the mixture is the same on eve
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -61,25 +60,11 @@ def site_column(hosts: pl.Series, cfg: CurationConfig,
 
 
 def read_benchmark_items(paths: Iterable[str | Path]) -> list[dict]:
-    """Items of JSONL benchmark files, each needing `query` (str) and `choices` (list of str)."""
-    items: list[dict] = []
-    for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
-                if not isinstance(item, dict) or not isinstance(item.get("query"), str):
-                    raise ValueError(f"{path}:{line_no}: a benchmark item needs a string 'query' "
-                                     "(and a list 'choices')")
-                choices = item.get("choices") or []
-                if not isinstance(choices, list):
-                    raise ValueError(f"{path}:{line_no}: 'choices' must be a list of strings")
-                items.append({"query": item["query"], "choices": [str(c) for c in choices]})
-    return items
+    """Items (`query`, `choices`) of benchmark files in any format `evaluation.tasks` reads."""
+    from llm_assets.evaluation.tasks import load_items
+
+    return [{"query": item["query"], "choices": [str(c) for c in item["choices"]]}
+            for path in paths for item in load_items(path)]
 
 
 def benchmark_ngrams(items: list[dict], n: int) -> dict[int, np.ndarray]:

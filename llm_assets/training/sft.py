@@ -348,20 +348,10 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
 # ---------------------------------------------------------------------------------------------- accuracy
 
 def read_benchmark(path: str | os.PathLike) -> list[dict]:
-    """Benchmark items from JSONL (`query`, `choices`, `gold`, `split`, ...), checked for the fields scored."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"benchmark file {path} not found")
-    items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-        _check_item(items[-1], f"{path}:{number}")
-    return items
+    """Benchmark items (`query`, `choices`, `gold`, `split`, ...) of a file in any format evaluation reads."""
+    from llm_assets.evaluation.tasks import load_items
+
+    return load_items(path)
 
 
 def _check_item(item: dict, where: str) -> None:

@@ -267,20 +267,6 @@ def check_examples(path: str | os.PathLike, context: int, benchmark_file: str | 
 
 def heldout_queries(benchmark_file: str | os.PathLike) -> list[str]:
     """The `query` of every benchmark item whose split is `heldout`."""
-    path = Path(benchmark_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"benchmark file {path} not found")
-    queries = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if item.get("split") == "heldout":
-                if not isinstance(item.get("query"), str):
-                    raise ValueError(f"{path}:{number}: held-out item has no 'query' string")
-                queries.append(item["query"])
-    return queries
+    from llm_assets.evaluation.tasks import load_items
+
+    return [item["query"] for item in load_items(benchmark_file) if item.get("split") == "heldout"]
