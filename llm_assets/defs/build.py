@@ -97,6 +97,8 @@ def _run(selection_keys: list[str], partition_key: str | None) -> dict:
         partition_key=partition_key,
         raise_on_error=False,
         tags=RUN_TAGS,
+        # the terminal shows progress at INFO; every DEBUG event is still stored in the instance for the UI
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     summary = _summarize_run(result, instance)
     return {"run_id": result.run_id, "success": result.success, "partition": partition_key,
