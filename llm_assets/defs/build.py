@@ -24,8 +24,7 @@ GPU_POOL = "gpu"
 RUN_TAGS = {"llm_assets/launched_by": "cli-build"}
 
 
-def _selected_keys(select: str | None) -> set[AssetKey]:
-    graph = build_definitions().resolve_asset_graph()
+def _selected_keys(graph, select: str | None) -> set[AssetKey]:
     if not select:
         return set(graph.get_all_asset_keys())
     try:
@@ -162,8 +161,8 @@ def build(profile: str | None, select: str | None, crawl: list[str] | None, seed
     started = time.perf_counter()
     instance = DagsterInstance.get()
     instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
-    wanted = _selected_keys(select)
     graph = build_definitions().resolve_asset_graph()
+    wanted = _selected_keys(graph, select)
     order = [k.to_user_string() for k in graph.toposorted_asset_keys if k in wanted]
     partitioned = [k for k in order if graph.get(AssetKey.from_user_string(k)).partitions_def]
     unpartitioned = [k for k in order if k not in partitioned]

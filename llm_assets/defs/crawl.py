@@ -91,10 +91,6 @@ def raw_crawl(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSo
     )
 
 
-def crawl_partition_selection(partitioned_assets) -> AssetSelection:
-    return AssetSelection.assets(*partitioned_assets)
-
-
 def make_crawl_sensor(job, running: bool = True):
     @sensor(
         job=job,
@@ -121,6 +117,6 @@ def make_crawl_sensor(job, running: bool = True):
 def crawl_partition_job(partitioned_assets):
     return define_asset_job(
         "crawl_partition_job",
-        selection=crawl_partition_selection(partitioned_assets),
+        selection=AssetSelection.assets(*partitioned_assets),
         description="The per-WARC-file stages for one partition.",
     )

@@ -2,7 +2,6 @@
 
 
 import fcntl
-import json
 import logging
 import os
 from contextlib import contextmanager
@@ -104,8 +103,6 @@ class CrawlSource(ConfigurableResource):
             found.insert(0, synthetic / "sft.jsonl")
         return found
 
-    def describe(self) -> str:
-        return json.dumps({"sources": self.sources or ["synthetic"], "seed": self.seed})
 
 
 def _split_env(name: str) -> list[str]:
