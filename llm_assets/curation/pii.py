@@ -27,6 +27,7 @@ import functools
 import logging
 import re
 import string
+import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -150,10 +151,38 @@ def phone_digit_runs() -> re.Pattern:
     return re.compile(r"\d(?:[" + _VALID_PUNCTUATION + r"]{0,4}\d)*", re.IGNORECASE | re.UNICODE)
 
 
+# NLP back ends presidio imports eagerly when they are installed, though pattern recognizers never use them
+_NLP_BACKENDS = ("transformers", "torch", "stanza")
+
+
+def _import_presidio():
+    """Import presidio_analyzer without its optional NLP back ends: 1 s instead of 6 s with torch around.
+
+    presidio's module-level `try: import transformers` (and thinc's `import torch`) run even when no NLP
+    engine is used. A `None` in `sys.modules` makes those imports fail fast, so presidio records the back
+    ends as absent; the entries are removed afterwards, so later imports of torch elsewhere work as usual.
+    A back end that is already imported is left alone.
+    """
+    if "presidio_analyzer" in sys.modules:
+        return sys.modules["presidio_analyzer"]
+    hidden = [name for name in _NLP_BACKENDS if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None
+    try:
+        import presidio_analyzer
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return presidio_analyzer
+
+
 @functools.cache
 def pii_analyzer():
     """Presidio with just the six pattern recognizers and no NLP model (nothing to download)."""
     import tldextract.tldextract as tld
+
+    _import_presidio()
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NoOpNlpEngine
     from presidio_analyzer.predefined_recognizers import (
