@@ -10,6 +10,7 @@ import polars as pl
 
 from llm_assets.curation.dedup import (
     deduplicate,
+    deduplicate_parts,
     minhash_signatures,
     near_duplicate_clusters,
     normalized_text,
@@ -140,3 +141,31 @@ def test_deduplicate_rejects_missing_columns():
         assert "warc_record_id" in str(exc)
     else:
         raise AssertionError("expected a ValueError naming the missing columns")
+
+
+def test_parts_give_the_same_result_as_one_frame():
+    """Duplicates and boilerplate that cross parts are found part by part exactly as in one frame."""
+    rng = random.Random(21)
+    header = "Menu | Home | About | Shop"
+    originals = [_text(rng, 80) for _ in range(12)]
+    texts = [f"{header}\n{t}" for t in originals[:6]] + originals[6:]
+    texts += [originals[0].upper(), _change_words(originals[7], (4, 40)), f"{header}\n{originals[8]}", header]
+    hosts = ["shop.example"] * 6 + [f"site{i}.example" for i in range(6)] + [
+        "copy.example", "near.example", "site2.example", "shop.example"]
+    docs = _docs(texts, hosts=hosts).sample(fraction=1.0, shuffle=True, seed=4)
+    kept_one, removed_one = deduplicate(docs, CFG)
+    parts = {f"part{i}": docs.slice(i * 4, 4) for i in range(4)}
+    written: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
+    counts = deduplicate_parts(list(parts), parts.__getitem__,
+                               lambda part, kept, removed: written.__setitem__(part, (kept, removed)), CFG)
+    assert list(written) == list(parts)
+    kept = pl.concat([k for k, _ in written.values()])
+    removed = pl.concat([r for _, r in written.values()], how="diagonal_relaxed")
+    assert counts["input"] == docs.height and counts["kept"] == kept.height == kept_one.height
+    assert kept.sort("warc_record_id").equals(kept_one.sort("warc_record_id"))
+    columns = ["warc_record_id", "reason", "duplicate_of", "sample"]
+    assert removed.select(columns).sort("warc_record_id").equals(removed_one.select(columns).sort("warc_record_id"))
+    assert set(removed["reason"]) == {"exact_duplicate", "near_duplicate", "boilerplate_only"}
+    # each part's rows stay in their part
+    for part, (k, r) in written.items():
+        assert set(k["warc_record_id"]) | set(r["warc_record_id"]) == set(parts[part]["warc_record_id"])

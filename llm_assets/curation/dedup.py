@@ -1,6 +1,7 @@
 """Global deduplication: host boilerplate lines, exact duplicates, MinHash-LSH near duplicates.
 
-Input is every partition's filtered documents at once (duplicates cross partitions). Order of work:
+Duplicates cross partitions, so the rules are global; `deduplicate_parts` applies them to documents spread
+over many parts holding one part's text at a time. Order of work:
 1. lines repeated across many pages of one host (headers, footers, cookie text) are cut from the text;
    a document left empty is removed (`boilerplate_only`);
 2. exact duplicates by a hash of the normalized text (`exact_duplicate`);
@@ -13,6 +14,7 @@ Removed rows carry `duplicate_of` (the representative's id) and `cluster_id`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import polars as pl
@@ -146,37 +148,50 @@ def near_duplicate_clusters(signatures: np.ndarray, has_ngrams: np.ndarray,
     return labels
 
 
-def boilerplate_lines(docs: pl.DataFrame, cfg: CurationConfig) -> pl.DataFrame:
-    """`docs` with boilerplate lines cut from `text` and `boilerplate_lines_removed` counted.
+def _line_keys(docs: pl.DataFrame, with_lines: bool = False) -> pl.DataFrame:
+    """One row per line of each document: `_row`, `host`, `_key` (hash of the stripped line, null when
+    the line is blank) and, with `with_lines`, the line itself and its position."""
+    lines = docs.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+        "host",
+        pl.col("text").str.split("\n").alias("_line"),
+    ).explode("_line")
+    stripped = pl.col("_line").fill_null("").str.strip_chars()
+    lines = lines.with_columns(pl.when(stripped != "").then(stripped.hash(seed=_SEED)).alias("_key"))
+    if with_lines:
+        return lines.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_line_no"))
+    return lines.drop("_line")
 
-    A line is boilerplate for a host when its stripped text appears in at least
-    `cfg.boilerplate_min_pages` distinct pages of that host and in at least `cfg.boilerplate_min_share`
-    of them. Pages with identical text count once so exact copies do not make their lines look common.
+
+def boilerplate_keys(line_pages: pl.DataFrame, cfg: CurationConfig) -> pl.DataFrame:
+    """`(host, _key)` of boilerplate lines, from distinct `(host, _key, _page)` rows of the pages to judge.
+
+    A line is boilerplate for a host when its stripped text appears in at least `cfg.boilerplate_min_pages`
+    distinct pages of that host and in at least `cfg.boilerplate_min_share` of them. Pages are counted by
+    normalized-text hash, so exact copies do not make their lines look common.
     """
-    lines = (
-        docs.select(
-            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
-            "host",
-            normalized_text(pl.col("text")).hash(seed=_SEED).alias("_page"),
-            pl.col("text").str.split("\n").alias("_line"),
-        )
-        .explode("_line")
-        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_line_no"),
-                      pl.col("_line").fill_null("").str.strip_chars().alias("_key"))
-    )
-    pages_per_host = docs.select(
-        "host", normalized_text(pl.col("text")).hash(seed=_SEED).alias("_page")
-    ).group_by("host").agg(pl.col("_page").n_unique().alias("_host_pages"))
-    common = (
-        lines.filter(pl.col("_key") != "")
+    pages_per_host = line_pages.group_by("host").agg(pl.col("_page").n_unique().alias("_host_pages"))
+    return (
+        line_pages.filter(pl.col("_key").is_not_null())
         .group_by("host", "_key")
         .agg(pl.col("_page").n_unique().alias("_pages"))
         .join(pages_per_host, on="host")
         .filter((pl.col("_pages") >= cfg.boilerplate_min_pages)
                 & (pl.col("_pages") >= cfg.boilerplate_min_share * pl.col("_host_pages")))
-        .select("host", "_key", pl.lit(True).alias("_boilerplate"))
+        .select("host", "_key")
     )
-    marked = lines.join(common, on=["host", "_key"], how="left").sort("_line_no")
+
+
+def cut_boilerplate(docs: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """`docs` with the lines whose `(host, _key)` is in `keys` cut from `text` (then stripped), and
+    `boilerplate_lines_removed` counted."""
+    if docs.height == 0:
+        return docs.with_columns(pl.lit(0, pl.Int32).alias("boilerplate_lines_removed"))
+    marked = (
+        _line_keys(docs, with_lines=True)
+        .join(keys.with_columns(pl.lit(True).alias("_boilerplate")), on=["host", "_key"], how="left")
+        .sort("_line_no")
+    )
     rebuilt = (
         marked.group_by("_row", maintain_order=True)
         .agg(
@@ -185,67 +200,160 @@ def boilerplate_lines(docs: pl.DataFrame, cfg: CurationConfig) -> pl.DataFrame:
         )
         .sort("_row")
     )
-    return docs.with_columns(
-        rebuilt["_text"].str.strip_chars().alias("text"),
-        rebuilt["boilerplate_lines_removed"],
-    )
+    return docs.with_columns(rebuilt["_text"].str.strip_chars().alias("text"),
+                             rebuilt["boilerplate_lines_removed"])
 
 
-def _duplicate_removed(rows: pl.DataFrame, reason: str) -> pl.DataFrame:
-    return removed_frame(rows, STAGE, reason).with_columns(
-        rows["duplicate_of"], rows["cluster_id"].cast(pl.Int64)
-    )
+def boilerplate_lines(docs: pl.DataFrame, cfg: CurationConfig) -> pl.DataFrame:
+    """`docs` with the boilerplate lines of their hosts (judged on `docs` alone) cut from `text`."""
+    pages = docs.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+                        normalized_text(pl.col("text")).hash(seed=_SEED).alias("_page"))
+    line_pages = _line_keys(docs).join(pages, on="_row").select("host", "_key", "_page").unique()
+    return cut_boilerplate(docs, boilerplate_keys(line_pages, cfg))
 
 
-def _exact_duplicates(docs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(first of each normalized-text group, the others with `duplicate_of` and `cluster_id`); `docs`
-    must be in representative order."""
-    docs = docs.with_columns(normalized_text(pl.col("text")).hash(seed=_SEED).alias("_exact"))
-    docs = docs.with_columns(
-        pl.col("warc_record_id").first().over("_exact").alias("duplicate_of"),
-        pl.col("_exact").rank("dense").cast(pl.Int64).alias("cluster_id"),
-    )
-    is_first = pl.col("warc_record_id") == pl.col("duplicate_of")
-    return (docs.filter(is_first).drop("_exact", "duplicate_of", "cluster_id"),
-            _duplicate_removed(docs.filter(~is_first), "exact_duplicate"))
+PartLoader = Callable[[str], pl.DataFrame]
+PartWriter = Callable[[str, pl.DataFrame, pl.DataFrame], None]
+_REQUIRED = {"warc_record_id", "url", "host", "text", "fetch_time"}
+
+
+def _load(load: PartLoader, part: str) -> pl.DataFrame:
+    docs = load(part)
+    missing = _REQUIRED - set(docs.columns)
+    if missing:
+        raise ValueError(f"deduplicate: input documents of part {part!r} lack columns {sorted(missing)}")
+    return docs.with_columns(pl.col("text").fill_null(""),
+                             pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
+
+
+def _page_hash(text: pl.Expr) -> pl.Expr:
+    return normalized_text(text).hash(seed=_SEED)
+
+
+def _first_of_group(index: pl.DataFrame, group: str) -> pl.DataFrame:
+    """`_rep`: the `_ord` of the group's first document in representative order (`index` is sorted)."""
+    return index.with_columns(pl.col("_ord").first().over(group).alias("_rep"))
+
+
+def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
+                      cfg: CurationConfig) -> dict:
+    """Deduplicate documents spread over `parts` with memory bounded by one part plus a small index.
+
+    `load(part)` returns a part's documents, `write(part, kept, removed)` takes its results. Three passes
+    over the parts: (1) page hashes and per-line keys; (2) boilerplate cut and MinHash signatures of the
+    exact-duplicate survivors; (3) the decisions applied and written. Between passes only hashes, fetch
+    times, ids and signatures are held, never text. Returns counts: input, kept, removed, per reason.
+    """
+    counts: dict = {"input": 0, "kept": 0, "removed": 0, "removed_by_reason": {}}
+    if not parts:
+        return counts
+    # pass 1: an index of every document and the (host, line, page) triples for the boilerplate rule
+    index_parts, line_parts = [], []
+    for number, part in enumerate(parts):
+        docs = _load(load, part).with_columns(_page_hash(pl.col("text")).alias("_page"))
+        index_parts.append(docs.select(pl.lit(number, pl.UInt32).alias("_part"), "_row", "warc_record_id",
+                                       "fetch_time", "host", "_page"))
+        line_parts.append(_line_keys(docs).join(docs.select("_row", "_page"), on="_row")
+                          .select("host", "_key", "_page").unique())
+        log.info("dedup pass 1/3: part %d/%d (%s), %d documents", number + 1, len(parts), part, docs.height)
+        del docs
+    # representative order: earliest fetch, then lowest id (then input position, for full determinism)
+    index = (pl.concat(index_parts).sort("fetch_time", "warc_record_id", "_part", "_row", nulls_last=True)
+             .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_ord")))
+    del index_parts
+    index = _first_of_group(index, "_page")
+    exact_before = index.filter(pl.col("_ord") != pl.col("_rep")).select(
+        "_ord", pl.lit("exact_duplicate").alias("_reason"), "_rep",
+        pl.col("_page").rank("dense").cast(pl.Int64).alias("_cluster"))
+    survivors = index.filter(pl.col("_ord") == pl.col("_rep")).drop("_rep")
+    line_pages = pl.concat(line_parts).unique().join(survivors.select("host", "_page").unique(),
+                                                     on=["host", "_page"], how="semi")
+    del line_parts
+    keys = boilerplate_keys(line_pages, cfg)
+    del line_pages
+    log.info("dedup: %d documents, %d exact duplicates, %d boilerplate line keys", index.height,
+             exact_before.height, keys.height)
+
+    # pass 2: cut boilerplate; hash and sign what is left
+    after_parts, signature_parts, has_ngram_parts = [], [], []
+    for number, part in enumerate(parts):
+        docs = _survivors_of_part(_load(load, part), survivors, number)
+        docs = cut_boilerplate(docs, keys).with_columns(
+            (pl.col("text") == "").alias("_empty"), _page_hash(pl.col("text")).alias("_exact"))
+        after_parts.append(docs.select("_ord", "_empty", "_exact"))
+        signatures, has_ngrams = minhash_signatures(docs.select(normalized_text(pl.col("text")))["text"], cfg)
+        signature_parts.append(signatures)
+        has_ngram_parts.append(has_ngrams)
+        log.info("dedup pass 2/3: part %d/%d (%s), %d signatures", number + 1, len(parts), part, docs.height)
+        del docs
+    after = pl.concat(after_parts).with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_sig"))
+    signatures = np.concatenate(signature_parts) if signature_parts else np.zeros(
+        (0, cfg.minhash_bands * cfg.minhash_rows), np.uint32)
+    has_ngrams = np.concatenate(has_ngram_parts) if has_ngram_parts else np.zeros(0, bool)
+    del after_parts, signature_parts, has_ngram_parts
+    after = _first_of_group(after.sort("_ord"), "_exact")
+    boilerplate_only = after.filter(pl.col("_empty")).select(
+        "_ord", pl.lit("boilerplate_only").alias("_reason"), pl.lit(None, pl.UInt32).alias("_rep"),
+        pl.lit(None, pl.Int64).alias("_cluster"))
+    after = after.filter(~pl.col("_empty"))
+    exact_after = after.filter(pl.col("_ord") != pl.col("_rep")).select(
+        "_ord", pl.lit("exact_duplicate").alias("_reason"), "_rep",
+        pl.col("_exact").rank("dense").cast(pl.Int64).alias("_cluster"))
+    unique = after.filter(pl.col("_ord") == pl.col("_rep")).drop("_rep")
+    rows = unique["_sig"].to_numpy()
+    clusters = near_duplicate_clusters(signatures[rows], has_ngrams[rows], cfg)
+    del signatures, has_ngrams
+    unique = _first_of_group(unique.with_columns(pl.Series("_cluster", clusters, dtype=pl.Int64)), "_cluster")
+    near = unique.filter(pl.col("_ord") != pl.col("_rep")).select(
+        "_ord", pl.lit("near_duplicate").alias("_reason"), "_rep", "_cluster")
+    decisions = (pl.concat([exact_before, boilerplate_only, exact_after, near])
+                 .join(index.select(pl.col("_ord").alias("_rep"), pl.col("warc_record_id").alias("duplicate_of")),
+                       on="_rep", how="left").drop("_rep"))
+    log.info("dedup: %d boilerplate-only, %d exact duplicates after the cut, %d near duplicates in %d clusters",
+             boilerplate_only.height, exact_after.height, near.height, near["_cluster"].n_unique())
+
+    # pass 3: apply the decisions part by part
+    counts["input"] = index.height
+    for number, part in enumerate(parts):
+        docs = _load(load, part)
+        columns = [c for c in docs.columns if c != "_row"]
+        docs = (docs.join(index.filter(pl.col("_part") == number).select("_row", "_ord"), on="_row")
+                .join(decisions, on="_ord", how="left"))
+        before = docs.join(exact_before.select("_ord"), on="_ord", how="semi")
+        cut = cut_boilerplate(docs.join(survivors.select("_ord"), on="_ord", how="semi"), keys)
+        removed_after = cut.filter(pl.col("_reason").is_not_null())
+        kept = cut.filter(pl.col("_reason").is_null()).sort("_ord").select(*columns, "boilerplate_lines_removed")
+        removed = pl.concat([_duplicate_removed(frame) for frame in (before, removed_after)],
+                            how="diagonal_relaxed")
+        write(part, kept, removed)
+        counts["kept"] += kept.height
+        counts["removed"] += removed.height
+        for reason, n in removed["reason"].value_counts().iter_rows() if removed.height else ():
+            counts["removed_by_reason"][reason] = counts["removed_by_reason"].get(reason, 0) + n
+        log.info("dedup pass 3/3: part %d/%d (%s), %d kept, %d removed", number + 1, len(parts), part,
+                 kept.height, removed.height)
+    return counts
+
+
+def _survivors_of_part(docs: pl.DataFrame, survivors: pl.DataFrame, number: int) -> pl.DataFrame:
+    """The part's documents that survived the first exact-duplicate pass, with their `_ord`."""
+    return docs.join(survivors.filter(pl.col("_part") == number).select("_row", "_ord"), on="_row")
+
+
+def _duplicate_removed(rows: pl.DataFrame) -> pl.DataFrame:
+    return removed_frame(rows.sort("_ord"), STAGE, pl.col("_reason")).with_columns(
+        rows.sort("_ord")["duplicate_of"], rows.sort("_ord")["_cluster"].cast(pl.Int64).alias("cluster_id"))
 
 
 def deduplicate(docs: pl.DataFrame, cfg: CurationConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`(kept, removed)` over all partitions' documents; see the module docstring for the rules.
+    """`(kept, removed)` of one in-memory frame; the rules are those of the module docstring.
 
     Exact duplicates are looked for both before and after the boilerplate cut (a page copied to another
     host differs only in the host's boilerplate). Kept rows keep every input column (with `text` cleaned
     of boilerplate lines) and add `boilerplate_lines_removed`. Removed rows are
     `warc_record_id, url, stage, reason, sample, duplicate_of, cluster_id`.
     """
-    missing = {"warc_record_id", "url", "host", "text", "fetch_time"} - set(docs.columns)
-    if missing:
-        raise ValueError(f"deduplicate: input documents lack columns {sorted(missing)}")
-    columns = docs.columns
-    # representative order: earliest fetch, then lowest id
-    docs = docs.with_columns(pl.col("text").fill_null("")).sort("fetch_time", "warc_record_id", nulls_last=True)
-    docs, exact_before = _exact_duplicates(docs)
-    log.info("dedup: %d documents, cutting host boilerplate lines", docs.height)
-    docs = boilerplate_lines(docs, cfg)
-    empty = docs.filter(pl.col("text") == "")
-    docs = docs.filter(pl.col("text") != "")
-    docs, exact_after = _exact_duplicates(docs)
-    removed = [exact_before, removed_frame(empty, STAGE, "boilerplate_only").with_columns(
-        pl.lit(None, pl.Utf8).alias("duplicate_of"), pl.lit(None, pl.Int64).alias("cluster_id")), exact_after]
-    log.info("dedup: %d exact duplicates; MinHash over %d documents",
-             exact_before.height + exact_after.height, docs.height)
-
-    normalized = docs.select(normalized_text(pl.col("text")))["text"]
-    signatures, has_ngrams = minhash_signatures(normalized, cfg)
-    del normalized
-    clusters = near_duplicate_clusters(signatures, has_ngrams, cfg)
-    docs = docs.with_columns(pl.Series("cluster_id", clusters, dtype=pl.Int64)).with_columns(
-        pl.col("warc_record_id").first().over("cluster_id").alias("duplicate_of")
-    )
-    near = docs.filter(pl.col("warc_record_id") != pl.col("duplicate_of"))
-    kept = docs.filter(pl.col("warc_record_id") == pl.col("duplicate_of"))
-    removed.append(_duplicate_removed(near, "near_duplicate"))
-    log.info("dedup: %d near duplicates in %d clusters; %d documents kept", near.height,
-             near["cluster_id"].n_unique(), kept.height)
-    return (kept.select(*columns, "boilerplate_lines_removed"),
-            pl.concat(removed, how="diagonal_relaxed"))
+    out: dict = {}
+    deduplicate_parts(["all"], lambda _: docs, lambda _, kept, removed: out.update(kept=kept, removed=removed),
+                      cfg)
+    return out["kept"], out["removed"]
