@@ -41,12 +41,25 @@ def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
-def read_parts(folder: str | os.PathLike) -> pl.DataFrame:
-    """All Parquet files of a folder as one frame (empty frame when the folder has none)."""
-    files = sorted(Path(folder).glob("*.parquet"))
+def part_files(root: str | os.PathLike, asset_key: str, side: str = "kept") -> list[Path]:
+    """The Parquet part files of a stage's `kept` or `removed` rows, in part-name order."""
+    return sorted((asset_dir(root, asset_key) / side).glob("*.parquet"))
+
+
+def scan_parts(files: list[Path]) -> pl.LazyFrame:
+    """A lazy frame over part files whose schemas may differ by missing columns (filled with nulls)."""
     if not files:
-        return pl.DataFrame()
-    return pl.read_parquet(files)
+        return pl.LazyFrame()
+    return pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
+
+
+def prune_parts(root: str | os.PathLike, asset_key: str, parts: list[str]) -> list[Path]:
+    """Delete a stage's part files not named in `parts` (left by an earlier crawl or layout); return them."""
+    wanted = {f"{p}.parquet" for p in parts}
+    stale = [f for side in ("kept", "removed") for f in part_files(root, asset_key, side) if f.name not in wanted]
+    for f in stale:
+        f.unlink(missing_ok=True)
+    return stale
 
 
 def removed_frame(rows: pl.DataFrame, stage: str, reason: pl.Expr | str) -> pl.DataFrame:

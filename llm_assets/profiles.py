@@ -57,6 +57,8 @@ class CurationConfig:
     # at most this share of pages is dropped by the quality model, lowest scores first: the model
     # separates reference pages from all others, so good news and blog pages also score under 0.5
     quality_max_drop_share: float = 0.1
+    # the quality model trains on at most this many reference pages and as many others (hash-chosen)
+    quality_max_train_docs: int = 20_000
     # source weights applied by up/down-sampling, keyed by site (a host's second-level label, see
     # curation.mixture.site_of_host); sites not listed keep weight 1.0
     source_weights: dict[str, float] = field(

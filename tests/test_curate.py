@@ -13,7 +13,7 @@ synthetic = pytest.importorskip("llm_assets.synthetic.generate")
 
 from llm_assets.curation.groundtruth import score_against_labels  # noqa: E402
 from llm_assets.curation.pipeline import STAGES, curate  # noqa: E402
-from llm_assets.lake import kept_path, removed_path  # noqa: E402
+from llm_assets.lake import kept_path, part_files, removed_path  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +29,17 @@ def curated(tmp_path_factory):
 def test_every_stage_written(curated):
     crawl, lake, summaries = curated
     assert set(STAGES) <= set(summaries)
-    for stage in ("extracted_documents", "filtered_documents"):
-        assert len(list(kept_path(lake, stage).parent.glob("*.parquet"))) == 3
-    for stage in ("deduplicated_documents", "quality_documents", "training_mixture"):
-        assert kept_path(lake, stage).exists() and removed_path(lake, stage).exists()
+    parts = [p.stem for p in part_files(lake, "raw_crawl")]
+    assert len(parts) == 3
+    # every stage, the global ones too, writes one kept and one removed part per WARC file
+    for stage in ("extracted_documents", "filtered_documents", "deduplicated_documents", "quality_documents",
+                  "training_mixture"):
+        for part in parts:
+            assert kept_path(lake, stage, part).exists() and removed_path(lake, stage, part).exists(), stage
+    assert not list(lake.glob(".quality-*")), "the quality stage's scratch folder was left behind"
     assert (lake / "quality_classifier" / "quality_model.safetensors").exists()
     assert (lake / "quality_classifier" / "metrics.json").exists()
-    mixture = pl.read_parquet(kept_path(lake, "training_mixture"))
+    mixture = pl.read_parquet(part_files(lake, "training_mixture"))
     assert {"text", "split", "warc_record_id", "url", "host", "copy"} <= set(mixture.columns)
     assert summaries["training_mixture"]["kept"] == mixture.height > 0
 

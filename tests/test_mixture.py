@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from llm_assets.curation.mixture import build_mixture, read_benchmark_items, site_of_host
+from llm_assets.curation.mixture import build_mixture, build_mixture_parts, read_benchmark_items, site_of_host
 from llm_assets.profiles import CurationConfig
 
 QUERY = "Which city was the chemist Marta Oduya born in before she moved to the coast to study"
@@ -81,3 +81,20 @@ def test_bad_benchmark_file_is_named(tmp_path):
     path.write_text('{"query": "fine", "choices": ["a", "b"], "gold": 0}\n{not json}\n')
     with pytest.raises(ValueError, match="broken.jsonl:2"):
         read_benchmark_items([path])
+
+
+def test_parts_give_the_same_mixture_as_one_frame(tmp_path):
+    hosts = ["www.wikiverse.org"] * 40 + ["talk.forumhub.net"] * 40
+    docs = _docs(80, hosts).with_columns(
+        pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("Forum: " + QUERY)).otherwise(pl.col("text")).alias("text"))
+    cfg = CurationConfig(source_weights={"wikiverse": 1.5, "forumhub": 0.5}, validation_fraction=0.1)
+    bench = [_benchmark(tmp_path)]
+    kept_one, removed_one = build_mixture(docs, cfg, bench)
+    parts = {f"p{i}": docs.slice(i * 20, 20) for i in range(4)}
+    written = {}
+    build_mixture_parts(list(parts), parts.__getitem__, lambda p, k, r: written.__setitem__(p, (k, r)), cfg, bench)
+    kept = pl.concat([k for k, _ in written.values()])
+    removed = pl.concat([r for _, r in written.values()])
+    assert kept.sort("warc_record_id", "copy").equals(kept_one.sort("warc_record_id", "copy"))
+    assert removed.sort("warc_record_id").equals(removed_one.sort("warc_record_id"))
+    assert "contaminated" in set(removed["reason"])

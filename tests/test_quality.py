@@ -17,8 +17,10 @@ from llm_assets.curation.quality import (
     GopherRepetition,
     HeuristicThresholds,
     filter_quality,
+    filter_quality_parts,
     quality_scores,
     train_quality_classifier,
+    training_documents,
 )
 from llm_assets.profiles import CurationConfig
 
@@ -172,3 +174,37 @@ def test_model_drops_are_capped_at_the_lowest_share(tmp_path):
     model_drops = removed.filter(pl.col("reason") == "quality_model")
     assert 0 < model_drops.height <= 20
     assert model_drops["quality_score"].max() <= kept["quality_score"].min()
+
+
+def test_parts_give_the_same_result_as_one_frame(tmp_path):
+    """Scoring part by part and thresholding over all scores equals filter_quality on the whole frame."""
+    docs = _corpus(200)
+    train_quality_classifier(docs, tmp_path / "model", CurationConfig())
+    cfg = CurationConfig(heuristic_overrides={"min_words": 20, "c4_min_sentences": 3}, quality_max_drop_share=0.1)
+    kept_one, removed_one = filter_quality(docs, tmp_path / "model", cfg)
+    parts = {f"p{i}": docs.slice(i * 50, 50) for i in range(4)}
+    written = {}
+    filter_quality_parts(list(parts), parts.__getitem__, lambda p, k, r: written.__setitem__(p, (k, r)),
+                         tmp_path / "model" / MODEL_FILE, cfg, tmp_path / "scratch")
+    kept = pl.concat([k for k, _ in written.values()])
+    removed = pl.concat([r for _, r in written.values()], how="diagonal_relaxed")
+    assert kept.sort("warc_record_id").equals(kept_one.sort("warc_record_id"))
+    assert removed.sort("warc_record_id").equals(removed_one.sort("warc_record_id"))
+    assert not list((tmp_path / "scratch").iterdir())
+
+
+def test_training_set_is_capped_and_reads_only_chosen_text(tmp_path):
+    docs = _corpus(200)
+    files = []
+    for i in range(4):
+        files.append(tmp_path / f"{i}.parquet")
+        docs.slice(i * 50, 50).write_parquet(files[-1])
+    lazy = pl.concat([pl.scan_parquet(f) for f in files])
+    chosen = training_documents(lazy, CurationConfig(quality_max_train_docs=30))
+    assert chosen["label"].to_list().count(1) == 30 and chosen["label"].to_list().count(0) == 30
+    assert chosen["text"].null_count() == 0
+    reference = set(docs.filter(pl.col("host") == "www.wikiverse.org")["warc_record_id"])
+    assert set(chosen.filter(pl.col("label") == 1)["warc_record_id"]) <= reference
+    # the same choice from the same documents in one frame
+    assert training_documents(docs, CurationConfig(quality_max_train_docs=30)).sort("warc_record_id").equals(
+        chosen.sort("warc_record_id"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from llm_assets.lake import kept_path, read_parts, removed_path
+from llm_assets.lake import part_files, scan_parts
 
 REMOVING_STAGES = ("extracted_documents", "filtered_documents", "deduplicated_documents",
                    "quality_documents", "training_mixture")
@@ -48,8 +48,8 @@ def _ids(frame: pl.DataFrame) -> set[str]:
 
 
 def _kept_ids(root: Path, stage: str) -> set[str]:
-    frame = read_parts(kept_path(root, stage).parent)
-    return _ids(frame.select("warc_record_id")) if frame.height else set()
+    files = part_files(root, stage)
+    return _ids(scan_parts(files).select("warc_record_id").collect()) if files else set()
 
 
 def score_against_labels(out_dir: str | os.PathLike, labels_path: str | os.PathLike) -> dict:
@@ -59,8 +59,9 @@ def score_against_labels(out_dir: str | os.PathLike, labels_path: str | os.PathL
     if not labels_path.exists():
         raise FileNotFoundError(f"labels file {labels_path} not found (the synthetic crawl writes labels.parquet)")
     labels = pl.read_parquet(labels_path)
-    frames = [read_parts(removed_path(root, stage).parent) for stage in REMOVING_STAGES]
-    removed = pl.concat([f.select("warc_record_id", "stage", "reason") for f in frames if f.height],
+    frames = [scan_parts(files).select("warc_record_id", "stage", "reason").collect()
+              for files in (part_files(root, stage, "removed") for stage in REMOVING_STAGES) if files]
+    removed = pl.concat([f for f in frames if f.height],
                         how="vertical_relaxed") if any(f.height for f in frames) else pl.DataFrame(
         schema={"warc_record_id": pl.Utf8, "stage": pl.Utf8, "reason": pl.Utf8})
     in_mixture = _kept_ids(root, "training_mixture")
@@ -99,10 +100,8 @@ def score_against_labels(out_dir: str | os.PathLike, labels_path: str | os.PathL
 def _pii_leaks(root: Path, labels: pl.DataFrame) -> dict:
     strings = sorted({s for row in labels["pii"].to_list() if row for s in row if s})
     found: set[str] = set()
-    for stage in KEPT_TEXT_STAGES:
-        kept = read_parts(kept_path(root, stage).parent)
-        if not kept.height or not strings:
-            continue
+    for path in (f for stage in KEPT_TEXT_STAGES for f in part_files(root, stage)) if strings else ():
+        kept = pl.read_parquet(path, columns=["text"])
         matches = kept.select(pl.col("text").str.extract_many(strings, overlapping=True).alias("m"))
         found.update(matches.explode("m")["m"].drop_nulls().unique().to_list())
     return {"labeled_strings": len(strings), "leaked_strings": len(found),

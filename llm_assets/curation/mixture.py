@@ -106,11 +106,12 @@ def contaminated_mask(texts: pl.Series, ngrams: dict[int, np.ndarray]) -> np.nda
 
 
 def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list[Path] | tuple = (),
-                  site_of: Callable[[str | None], str] | None = None
-                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
+                  site_of: Callable[[str | None], str] | None = None,
+                  ngrams: dict[int, np.ndarray] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`(kept, removed)`: kept rows are `text, split, warc_record_id, url, host, site, copy`, one row
     per copy; removed rows are `warc_record_id, url, stage, reason, sample` (`contaminated` or
-    `downsampled`)."""
+    `downsampled`). Every decision is per document, so parts of a crawl can be mixed one at a time;
+    `ngrams` (from `benchmark_ngrams`) then saves reading the benchmark files for each part."""
     missing = {"warc_record_id", "url", "host", "text"} - set(docs.columns)
     if missing:
         raise ValueError(f"build_mixture: input documents lack columns {sorted(missing)}")
@@ -120,10 +121,10 @@ def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list
     if bad:
         raise ValueError(f"source_weights must be finite and >= 0; bad entries {bad}")
 
-    items = read_benchmark_items(benchmark_files)
-    ngrams = benchmark_ngrams(items, cfg.decontamination_ngram)
-    log.info("mixture: %d benchmark items -> %d n-grams; scanning %d documents", len(items),
-             sum(len(v) for v in ngrams.values()), docs.height)
+    if ngrams is None:
+        ngrams = benchmark_ngrams(read_benchmark_items(benchmark_files), cfg.decontamination_ngram)
+    log.info("mixture: %d benchmark n-grams; scanning %d documents", sum(len(v) for v in ngrams.values()),
+             docs.height)
     contaminated = pl.Series(contaminated_mask(docs["text"], ngrams))
     removed = [removed_frame(docs.filter(contaminated), STAGE, "contaminated")]
     docs = docs.filter(~contaminated)
@@ -155,3 +156,17 @@ def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list
              removed[0].height, dropped.height, kept.height,
              kept.filter(pl.col("split") == "validation").height)
     return kept, pl.concat(removed, how="diagonal_relaxed")
+
+
+def build_mixture_parts(parts: list[str], load, write, cfg: CurationConfig,
+                        benchmark_files: list[Path] | tuple = (),
+                        site_of: Callable[[str | None], str] | None = None) -> None:
+    """`build_mixture` part by part: `load(part)` gives a part's documents, `write(part, kept, removed)`
+    takes its mixture rows; the benchmark n-grams are built once."""
+    items = read_benchmark_items(benchmark_files)
+    ngrams = benchmark_ngrams(items, cfg.decontamination_ngram)
+    log.info("mixture: %d benchmark items from %d files", len(items), len(benchmark_files))
+    for number, part in enumerate(parts, 1):
+        kept, removed = build_mixture(load(part), cfg, site_of=site_of, ngrams=ngrams)
+        write(part, kept, removed)
+        log.info("mixture: part %d/%d (%s), %d rows", number, len(parts), part, kept.height)

@@ -1,9 +1,11 @@
 """The whole curation chain without Dagster: WARC files in, a training mixture out, every stage in the lake.
 
-Per WARC file (memory bounded by one shard): raw_crawl -> extracted_documents -> filtered_documents.
-Then globally: deduplicated_documents -> quality_classifier -> quality_documents -> training_mixture.
-Each stage writes `out_dir/<asset_key>/kept/<part>.parquet` and `.../removed/<part>.parquet`; the
-global stages use the part `all`. The Dagster assets call the same library functions one by one.
+Per WARC file: raw_crawl -> extracted_documents -> filtered_documents. Then the global stages
+(deduplicated_documents -> quality_classifier -> quality_documents -> training_mixture), whose decisions
+span every file but which read one file's documents at a time and hold only hashes, signatures and
+scores across files, so memory is bounded by a shard, not by the crawl. Every stage writes
+`out_dir/<asset_key>/kept/<part>.parquet` and `.../removed/<part>.parquet`, one part per WARC file.
+The Dagster assets call the same library functions one by one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,7 +24,7 @@ import polars as pl
 from llm_assets.crawl import resolve_sources
 from llm_assets.crawl.raw import crawl_to_parquet
 from llm_assets.curation import dedup, mixture, quality
-from llm_assets.lake import kept_path, removed_path, write_parquet
+from llm_assets.lake import kept_path, prune_parts, removed_path, scan_parts, write_parquet
 from llm_assets.profiles import CurationConfig, Profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,12 @@ def curate_file(part: str, uri: str, out_dir: str | os.PathLike, cfg: CurationCo
             "skipped": dict(stats["skipped"])}
 
 
+def _finish(tally: _StageTally, rows_in: int, started: float) -> None:
+    """Set a global stage's input count and wall time once all its parts are written."""
+    tally.input = rows_in
+    tally.seconds = time.perf_counter() - started
+
+
 def _write(out: Path, stage: str, part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
     write_parquet(kept, kept_path(out, stage, part))
     write_parquet(removed, removed_path(out, stage, part))
@@ -132,35 +141,47 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
     # the per-file stages ran in parallel: their summed seconds overstate the wall time they took
     files_wall = time.perf_counter() - started
 
-    docs = pl.read_parquet([kept_path(out, "filtered_documents", part) for part in sources])
+    # global stages: one part's text in memory at a time, outputs kept per input part
+    parts = list(sources)
+
+    def load(stage: str):
+        return lambda part: pl.read_parquet(kept_path(out, stage, part))
+
+    def write(stage: str):
+        def writer(part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
+            _write(out, stage, part, kept, removed)
+            tallies[stage].add(0, kept, removed, 0.0)
+        return writer
+
     t0 = time.perf_counter()
-    deduplicated, removed = dedup.deduplicate(docs, cfg)
-    tallies["deduplicated_documents"].add(docs.height, deduplicated, removed, time.perf_counter() - t0)
-    _write(out, "deduplicated_documents", "all", deduplicated, removed)
-    del docs
+    dedup.deduplicate_parts(parts, load("filtered_documents"), write("deduplicated_documents"), cfg)
+    _finish(tallies["deduplicated_documents"], tallies["filtered_documents"].kept, t0)
 
     t0 = time.perf_counter()
     model_dir = out / "quality_classifier"
-    metrics = quality.train_quality_classifier(deduplicated, model_dir, cfg)
-    tallies["quality_classifier"].seconds = time.perf_counter() - t0
-    tallies["quality_classifier"].input = deduplicated.height
+    metrics = quality.train_quality_classifier(
+        scan_parts([kept_path(out, "deduplicated_documents", p) for p in parts]), model_dir, cfg)
+    _finish(tallies["quality_classifier"], tallies["deduplicated_documents"].kept, t0)
 
     t0 = time.perf_counter()
-    good, removed = quality.filter_quality(deduplicated, model_dir / quality.MODEL_FILE, cfg)
-    tallies["quality_documents"].add(deduplicated.height, good, removed, time.perf_counter() - t0)
-    _write(out, "quality_documents", "all", good, removed)
-    del deduplicated
+    with tempfile.TemporaryDirectory(dir=out, prefix=".quality-") as scratch:
+        quality.filter_quality_parts(parts, load("deduplicated_documents"), write("quality_documents"),
+                                     model_dir / quality.MODEL_FILE, cfg, scratch)
+    _finish(tallies["quality_documents"], tallies["deduplicated_documents"].kept, t0)
 
     t0 = time.perf_counter()
-    mixed, removed = mixture.build_mixture(good, cfg, [Path(p) for p in benchmark_files])
-    tallies["training_mixture"].add(good.height, mixed, removed, time.perf_counter() - t0)
-    _write(out, "training_mixture", "all", mixed, removed)
+    mixture.build_mixture_parts(parts, load("quality_documents"), write("training_mixture"), cfg,
+                                [Path(p) for p in benchmark_files])
+    _finish(tallies["training_mixture"], tallies["quality_documents"].kept, t0)
+    for stage in STAGES[3:]:
+        prune_parts(out, stage, parts)
 
     summaries = {stage: tally.summary() for stage, tally in tallies.items()}
     summaries["raw_crawl"].update(files=raw_stats["files"], bytes_read=raw_stats["bytes_read"],
                                   skipped=dict(raw_stats["skipped"]))
     summaries["per_file_stages"] = {"workers": workers, "wall_seconds": round(files_wall, 3)}
     summaries["quality_classifier"] = {**summaries["quality_classifier"], **metrics}
+    mixed = scan_parts([kept_path(out, "training_mixture", p) for p in parts]).select("split", "site").collect()
     splits = dict(mixed.group_by("split").len().iter_rows()) if mixed.height else {}
     summaries["training_mixture"].update(splits=splits, sites=dict(
         mixed.group_by("site").len().sort("len", descending=True).iter_rows()) if mixed.height else {})

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -304,36 +304,56 @@ def _vectorizer(n_features: int) -> HashingVectorizer:
                              lowercase=True, norm="l2")
 
 
-def _host_balanced_sample(docs: pl.DataFrame, count: int) -> pl.DataFrame:
-    """`count` hash-chosen documents, taking pages round-robin across hosts.
+def _hash_sample(docs: pl.DataFrame, count: int, salt: str, balance_hosts: bool) -> pl.DataFrame:
+    """`count` hash-chosen documents; with `balance_hosts`, taken round-robin across hosts.
 
     A plain random sample is mostly the few largest hosts, so the model would never see the rare bad
     sites (spam, adult, junk) as negatives; round-robin gives every host an equal share.
     """
-    ranked = docs.with_columns(pl.Series("_u", stable_fraction(docs["warc_record_id"], "quality-negatives")))
+    ranked = docs.with_columns(pl.Series("_u", stable_fraction(docs["warc_record_id"], salt)))
+    if not balance_hosts:
+        return ranked.sort("_u").head(count).drop("_u")
     ranked = ranked.with_columns(pl.col("_u").rank("ordinal").over("host").alias("_turn"))
     return ranked.sort("_turn", "_u").head(count).drop("_u", "_turn")
 
 
-def train_quality_classifier(docs: pl.DataFrame, out_dir: str | Path, cfg: CurationConfig,
+def training_documents(docs: pl.DataFrame | pl.LazyFrame, cfg: CurationConfig) -> pl.DataFrame:
+    """`warc_record_id, text, label` of the quality model's training set, chosen from ids and hosts only.
+
+    Positives are pages of `cfg.reference_hosts` (at most `cfg.quality_max_train_docs`, hash-chosen);
+    negatives as many other pages, hash round-robin over hosts. With a lazy frame (the stage's part
+    files) only the chosen documents' text is ever read.
+    """
+    docs = docs.lazy()
+    reference = list(cfg.reference_hosts)
+    meta = docs.select("warc_record_id", "host").collect()
+    is_reference = meta["host"].is_in(reference)
+    positives, others = meta.filter(is_reference), meta.filter(~is_reference)
+    if positives.height < 2 or others.height < 2:
+        raise ValueError(f"train_quality_classifier: need at least 2 pages from reference hosts {tuple(reference)} "
+                         f"and 2 other pages; got {positives.height} and {others.height}. "
+                         "Set CurationConfig.reference_hosts to hosts present in the crawl.")
+    if positives.height > cfg.quality_max_train_docs:
+        positives = _hash_sample(positives, cfg.quality_max_train_docs, "quality-positives", balance_hosts=False)
+    negatives = _hash_sample(others, positives.height, "quality-negatives", balance_hosts=True)
+    chosen = pl.concat([positives.select("warc_record_id", pl.lit(1).alias("label")),
+                        negatives.select("warc_record_id", pl.lit(0).alias("label"))])
+    texts = docs.select("warc_record_id", "text").join(chosen.lazy(), on="warc_record_id", how="semi").collect()
+    return chosen.join(texts.unique("warc_record_id"), on="warc_record_id", how="left",
+                       maintain_order="left").select(
+        "warc_record_id", "text", "label")
+
+
+def train_quality_classifier(docs: pl.DataFrame | pl.LazyFrame, out_dir: str | Path, cfg: CurationConfig,
                              n_features: int = 1 << 18, validation_share: float = 0.2) -> dict:
-    """Train the quality model on `docs`: reference-host pages against as many other pages, chosen by
-    hash round-robin over hosts.
+    """Train the quality model on `training_documents(docs, cfg)`: reference-host pages against as many
+    other pages.
 
     Writes `out_dir/quality_model.safetensors` and `out_dir/metrics.json`; returns the metrics:
     validation precision/recall/F1 and accuracy, train/validation sizes, and the model path.
     """
+    data = training_documents(docs, cfg)
     reference = tuple(cfg.reference_hosts)
-    is_reference = docs["host"].is_in(list(reference))
-    positives = docs.filter(is_reference)
-    others = docs.filter(~is_reference)
-    if positives.height < 2 or others.height < 2:
-        raise ValueError(f"train_quality_classifier: need at least 2 pages from reference hosts {reference} "
-                         f"and 2 other pages; got {positives.height} and {others.height}. "
-                         "Set CurationConfig.reference_hosts to hosts present in the crawl.")
-    negatives = _host_balanced_sample(others, positives.height)
-    data = pl.concat([positives.select("warc_record_id", "text").with_columns(pl.lit(1).alias("label")),
-                      negatives.select("warc_record_id", "text").with_columns(pl.lit(0).alias("label"))])
     is_val = stable_fraction(data["warc_record_id"], "quality-validation") < validation_share
     vectorizer = _vectorizer(n_features)
     features = vectorizer.transform(data["text"].to_list())
@@ -348,7 +368,7 @@ def train_quality_classifier(docs: pl.DataFrame, out_dir: str | Path, cfg: Curat
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics: dict = {"train_documents": len(train_idx), "validation_documents": len(val_idx),
-                     "reference_documents": positives.height, "other_documents": negatives.height,
+                     "reference_documents": int(labels.sum()), "other_documents": int((labels == 0).sum()),
                      "reference_hosts": list(reference), "n_features": n_features}
     if len(val_idx):
         predicted = model.predict(features[val_idx])
@@ -393,6 +413,30 @@ def effective_threshold(scores: np.ndarray, cfg: CurationConfig) -> float:
     return threshold
 
 
+def score_quality(docs: pl.DataFrame, model_path: str | Path, cfg: CurationConfig
+                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`(passing, heuristic_removed)`: documents past the heuristic families, with `text` after C4's line
+    clean-up and the model's `quality_score`; and the removed rows of those the heuristics dropped."""
+    thresholds = HeuristicThresholds.from_config(cfg)
+    reasons, cleaned = apply_heuristics(docs["text"].to_list(), thresholds)
+    docs = docs.with_columns(pl.Series("_reason", reasons, dtype=pl.Utf8),
+                             pl.Series("_cleaned", cleaned, dtype=pl.Utf8))
+    heuristic_drops = docs.filter(pl.col("_reason").is_not_null())
+    passing = docs.filter(pl.col("_reason").is_null()).with_columns(pl.col("_cleaned").alias("text"))
+    scores = quality_scores(passing["text"].to_list(), model_path)
+    passing = passing.drop("_reason", "_cleaned").with_columns(pl.Series("quality_score", scores, dtype=pl.Float64))
+    return passing, removed_frame(heuristic_drops, STAGE, pl.col("_reason"))
+
+
+def split_by_score(passing: pl.DataFrame, heuristic_removed: pl.DataFrame, threshold: float
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`(kept, removed)`: scored documents at or over `threshold` kept; the rest join the heuristic drops."""
+    model_drops = passing.filter(pl.col("quality_score") < threshold)
+    removed = pl.concat([heuristic_removed, removed_frame(model_drops, STAGE, "quality_model").with_columns(
+        model_drops["quality_score"])], how="diagonal_relaxed")
+    return passing.filter(pl.col("quality_score") >= threshold), removed
+
+
 def filter_quality(docs: pl.DataFrame, model_path: str | Path, cfg: CurationConfig
                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Heuristic families first, then the model's `quality_score` against `effective_threshold`.
@@ -400,23 +444,38 @@ def filter_quality(docs: pl.DataFrame, model_path: str | Path, cfg: CurationConf
     Kept rows: the input columns with `text` after C4's line clean-up, plus `quality_score`.
     Removed rows: `warc_record_id, url, stage, reason, sample` (+ `quality_score` for model drops).
     """
-    thresholds = HeuristicThresholds.from_config(cfg)
-    log.info("quality: heuristics on %d documents (%s)", docs.height,
-             {k: v for k, v in asdict(thresholds).items() if k in ("min_words", "c4_min_sentences")})
-    reasons, cleaned = apply_heuristics(docs["text"].to_list(), thresholds)
-    docs = docs.with_columns(pl.Series("_reason", reasons, dtype=pl.Utf8),
-                             pl.Series("_cleaned", cleaned, dtype=pl.Utf8))
-    heuristic_drops = docs.filter(pl.col("_reason").is_not_null())
-    passing = docs.filter(pl.col("_reason").is_null()).with_columns(pl.col("_cleaned").alias("text"))
-    scores = quality_scores(passing["text"].to_list(), model_path)
-    threshold = effective_threshold(scores, cfg)
-    passing = passing.with_columns(pl.Series("quality_score", scores, dtype=pl.Float64))
-    model_drops = passing.filter(pl.col("quality_score") < threshold)
-    kept = passing.filter(pl.col("quality_score") >= threshold).drop("_reason", "_cleaned")
-    removed = pl.concat([
-        removed_frame(heuristic_drops, STAGE, pl.col("_reason")),
-        removed_frame(model_drops, STAGE, "quality_model").with_columns(model_drops["quality_score"]),
-    ], how="diagonal_relaxed")
+    passing, heuristic_removed = score_quality(docs, model_path, cfg)
+    threshold = effective_threshold(passing["quality_score"].to_numpy(), cfg)
+    kept, removed = split_by_score(passing, heuristic_removed, threshold)
     log.info("quality: kept %d, removed %d by heuristics and %d by the model (score < %.4f)", kept.height,
-             heuristic_drops.height, model_drops.height, threshold)
+             heuristic_removed.height, removed.height - heuristic_removed.height, threshold)
     return kept, removed
+
+
+def filter_quality_parts(parts: list[str], load, write, model_path: str | Path, cfg: CurationConfig,
+                         scratch: str | Path) -> float:
+    """`filter_quality` over documents spread over `parts`, one part's text in memory at a time.
+
+    `load(part)` returns a part's documents and `write(part, kept, removed)` takes its results. The model
+    threshold depends on every score, so scored parts wait in `scratch` (a folder this function may fill
+    and empty) until all are scored. Returns the threshold used.
+    """
+    scratch = Path(scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    scores = []
+    for number, part in enumerate(parts, 1):
+        passing, heuristic_removed = score_quality(load(part), model_path, cfg)
+        passing.write_parquet(scratch / f"{number}.passing.parquet")
+        heuristic_removed.write_parquet(scratch / f"{number}.removed.parquet")
+        scores.append(passing["quality_score"].to_numpy())
+        log.info("quality pass 1/2: part %d/%d (%s), %d past the heuristics", number, len(parts), part,
+                 passing.height)
+    threshold = effective_threshold(np.concatenate(scores) if scores else np.zeros(0), cfg)
+    log.info("quality: model threshold %.4f", threshold)
+    for number, part in enumerate(parts, 1):
+        passing = pl.read_parquet(scratch / f"{number}.passing.parquet")
+        heuristic_removed = pl.read_parquet(scratch / f"{number}.removed.parquet")
+        write(part, *split_by_score(passing, heuristic_removed, threshold))
+        (scratch / f"{number}.passing.parquet").unlink()
+        (scratch / f"{number}.removed.parquet").unlink()
+    return threshold

@@ -5,32 +5,41 @@ from __future__ import annotations
 import polars as pl
 
 
-def summarize(stage: str, kept: pl.DataFrame, removed: pl.DataFrame, samples: int = 3,
-              top_hosts: int = 20) -> dict:
-    """Counts kept/removed, removed per reason with a few samples each, language mix, pages per host."""
-    total = kept.height + removed.height
+def summarize(stage: str, kept: pl.DataFrame | pl.LazyFrame, removed: pl.DataFrame | pl.LazyFrame,
+              samples: int = 3, top_hosts: int = 20) -> dict:
+    """Counts kept/removed, removed per reason with a few samples each, language mix, pages per host.
+
+    Lazy frames (say over a stage's part files) are aggregated without loading their text.
+    """
+    kept, removed = kept.lazy(), removed.lazy()
+    kept_columns = set(kept.collect_schema().names())
+    removed_columns = removed.collect_schema().names()
+    n_kept = kept.select(pl.len()).collect().item() if kept_columns else 0
+    per_reason = (removed.group_by("reason").len().sort(["len", "reason"], descending=[True, False]).collect()
+                  if "reason" in removed_columns else pl.DataFrame(schema={"reason": pl.Utf8, "len": pl.UInt32}))
+    n_removed = int(per_reason["len"].sum())
+    total = n_kept + n_removed
     summary: dict = {
         "stage": stage,
-        "kept": kept.height,
-        "removed": removed.height,
-        "kept_fraction": round(kept.height / total, 4) if total else None,
-        "removed_by_reason": {},
+        "kept": n_kept,
+        "removed": n_removed,
+        "kept_fraction": round(n_kept / total, 4) if total else None,
+        "removed_by_reason": {r: int(n) for r, n in per_reason.iter_rows()},
         "removed_samples": {},
     }
-    if removed.height:
-        per_reason = removed.group_by("reason").len().sort(["len", "reason"], descending=[True, False])
-        summary["removed_by_reason"] = {r: int(n) for r, n in per_reason.iter_rows()}
-        columns = [c for c in ("warc_record_id", "url", "sample") if c in removed.columns]
-        for reason in per_reason["reason"]:
-            rows = removed.filter(pl.col("reason") == reason).head(samples).select(columns)
-            summary["removed_samples"][reason] = rows.to_dicts()
-    if "language" in kept.columns and kept.height:
-        mix = kept.group_by("language").len().sort(["len", "language"], descending=[True, False])
+    columns = [c for c in ("warc_record_id", "url", "sample") if c in removed_columns]
+    for reason in per_reason["reason"]:
+        rows = removed.filter(pl.col("reason") == reason).head(samples).select(columns).collect()
+        summary["removed_samples"][reason] = rows.to_dicts()
+    if not n_kept:
+        return summary
+    if "language" in kept_columns:
+        mix = kept.group_by("language").len().sort(["len", "language"], descending=[True, False]).collect()
         summary["languages"] = {lang: int(n) for lang, n in mix.iter_rows()}
-    if "host" in kept.columns and kept.height:
-        hosts = kept.group_by("host").len().sort(["len", "host"], descending=[True, False])
+    if "host" in kept_columns:
+        hosts = kept.group_by("host").len().sort(["len", "host"], descending=[True, False]).collect()
         summary["hosts"] = {h: int(n) for h, n in hosts.head(top_hosts).iter_rows()}
         summary["distinct_hosts"] = hosts.height
-    if "text" in kept.columns and kept.height:
-        summary["kept_characters"] = int(kept["text"].str.len_chars().sum())
+    if "text" in kept_columns:
+        summary["kept_characters"] = int(kept.select(pl.col("text").str.len_chars().sum()).collect().item())
     return summary

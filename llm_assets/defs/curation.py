@@ -1,6 +1,7 @@
 """Curation assets: thin wrappers that read the lake, call one library function, write, and report."""
 
 import json
+import tempfile
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +16,7 @@ from dagster import (
 )
 
 from llm_assets.curation import dedup, extraction, filtration, groundtruth, mixture, pii, quality, report
-from llm_assets.lake import kept_path, removed_path, write_parquet
+from llm_assets.lake import kept_path, part_files, prune_parts, removed_path, scan_parts, write_parquet
 
 from .partitions import warc_files
 from .resources import CrawlSource, LakeResource
@@ -30,11 +31,10 @@ def metadata_value(value):
     return MetadataValue.json(json.loads(json.dumps(value, default=str)))
 
 
-def reason_table(removed: pl.DataFrame) -> MetadataValue:
-    if removed.is_empty():
+def reason_table(removed_by_reason: dict[str, int]) -> MetadataValue:
+    if not removed_by_reason:
         return MetadataValue.md("nothing removed")
-    counts = removed.group_by("reason").len().sort("len", descending=True)
-    rows = "\n".join(f"| {r} | {n} |" for r, n in counts.iter_rows())
+    rows = "\n".join(f"| {r} | {n} |" for r, n in removed_by_reason.items())
     return MetadataValue.md(f"| reason | removed |\n|---|---|\n{rows}")
 
 
@@ -43,12 +43,17 @@ def write_stage(lake: LakeResource, stage: str, part: str, kept: pl.DataFrame, r
     """Write kept and removed rows of one stage (and part) to the lake; return its metadata."""
     write_parquet(kept, kept_path(lake.path, stage, part))
     write_parquet(removed, removed_path(lake.path, stage, part))
+    return stage_metadata(lake, stage, kept, removed, extra)
+
+
+def stage_metadata(lake: LakeResource, stage: str, kept: pl.DataFrame | pl.LazyFrame,
+                   removed: pl.DataFrame | pl.LazyFrame, extra: dict | None = None) -> dict:
     summary = report.summarize(stage, kept, removed)
     meta = {
         "path": MetadataValue.path(str(lake.asset_dir(stage))),
-        "dagster/row_count": kept.height,
-        "removed": removed.height,
-        "removed_by_reason": reason_table(removed),
+        "dagster/row_count": summary["kept"],
+        "removed": summary["removed"],
+        "removed_by_reason": reason_table(summary["removed_by_reason"]),
     }
     meta.update({f"summary/{k}": metadata_value(v) for k, v in summary.items()
                  if k not in ("kept", "removed")})
@@ -57,12 +62,43 @@ def write_stage(lake: LakeResource, stage: str, part: str, kept: pl.DataFrame, r
 
 
 def read_kept(lake: LakeResource, stage: str, parts: list[str]) -> pl.DataFrame:
+    return pl.read_parquet(kept_files(lake, stage, parts))
+
+
+def kept_files(lake: LakeResource, stage: str, parts: list[str]) -> list[Path]:
+    """The kept part files of `stage` for `parts`; a clear error when any is not materialized."""
     files = [kept_path(lake.path, stage, p) for p in parts]
     missing = [str(f) for f in files if not f.exists()]
-    if missing:
-        raise FileNotFoundError(f"{stage} is not materialized for {len(missing)} partition(s): "
+    if missing or not files:
+        raise FileNotFoundError(f"{stage} is not materialized for {len(missing) or 'any'} partition(s): "
                                 f"{missing[:3]}; materialize it first")
-    return pl.read_parquet(files)
+    return files
+
+
+def stage_parts(lake: LakeResource, stage: str) -> list[str]:
+    """The parts a global stage wrote (one per crawl partition); an error when there are none."""
+    parts = [f.stem for f in part_files(lake.path, stage)]
+    if not parts:
+        raise FileNotFoundError(f"{stage} has no part files under {lake.asset_dir(stage)}; materialize it first")
+    return parts
+
+
+def run_global_stage(lake: LakeResource, stage: str, parts: list[str], step) -> dict:
+    """Call `step(write)` with a writer of this stage's parts, drop part files of earlier runs that
+    `parts` does not name, and return the stage metadata (plus the dict `step` may return)."""
+
+    def write(part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
+        write_parquet(kept, kept_path(lake.path, stage, part))
+        write_parquet(removed, removed_path(lake.path, stage, part))
+
+    extra = step(write) or {}
+    prune_parts(lake.path, stage, parts)
+    return stage_metadata(lake, stage, scan_parts(part_files(lake.path, stage)),
+                          scan_parts(part_files(lake.path, stage, "removed")), extra)
+
+
+def loader(lake: LakeResource, stage: str):
+    return lambda part: pl.read_parquet(kept_path(lake.path, stage, part))
 
 
 def check(name: str, passed: bool, blocking_severity: bool = True, **meta) -> AssetCheckResult:
@@ -124,10 +160,19 @@ def filtered_documents(context: AssetExecutionContext, lake: LakeResource):
                       "No two kept documents have the same normalized text.", blocking=True)],
 )
 def deduplicated_documents(lake: LakeResource, crawl: CrawlSource):
-    docs = read_kept(lake, "filtered_documents", list(crawl.resolve()))
-    kept, removed = dedup.deduplicate(docs, lake.profile_def().curation)
-    yield MaterializeResult(metadata=write_stage(lake, "deduplicated_documents", "all", kept, removed))
-    dupes = kept.height - kept.select(dedup.normalized_text(pl.col("text")).hash()).n_unique()
+    parts = list(crawl.resolve())
+    kept_files(lake, "filtered_documents", parts)
+    cfg = lake.profile_def().curation
+
+    def step(write):
+        counts = dedup.deduplicate_parts(parts, loader(lake, "filtered_documents"), write, cfg)
+        return {"input_documents": counts["input"]}
+
+    meta = run_global_stage(lake, "deduplicated_documents", parts, step)
+    yield MaterializeResult(metadata=meta)
+    hashes = scan_parts(part_files(lake.path, "deduplicated_documents")).select(
+        dedup.normalized_text(pl.col("text")).hash().alias("h")).collect()["h"]
+    dupes = len(hashes) - hashes.n_unique()
     yield check("no_exact_duplicates", dupes == 0, duplicates=dupes)
 
 
@@ -139,7 +184,7 @@ def deduplicated_documents(lake: LakeResource, crawl: CrawlSource):
     check_specs=[spec("quality_classifier", "validation_f1", "Validation F1 is at least 0.8.")],
 )
 def quality_classifier(lake: LakeResource):
-    docs = read_kept(lake, "deduplicated_documents", ["all"])
+    docs = scan_parts(kept_files(lake, "deduplicated_documents", stage_parts(lake, "deduplicated_documents")))
     out = lake.asset_dir("quality_classifier")
     metrics = quality.train_quality_classifier(docs, out, lake.profile_def().curation)
     yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)),
@@ -156,11 +201,20 @@ def quality_classifier(lake: LakeResource):
                       blocking=True)],
 )
 def quality_documents(lake: LakeResource):
-    docs = read_kept(lake, "deduplicated_documents", ["all"])
-    model = lake.asset_dir("quality_classifier") / "quality_model.safetensors"
-    kept, removed = quality.filter_quality(docs, model, lake.profile_def().curation)
-    yield MaterializeResult(metadata=write_stage(lake, "quality_documents", "all", kept, removed))
-    yield check("has_documents", kept.height > 0, documents=kept.height)
+    parts = stage_parts(lake, "deduplicated_documents")
+    model = lake.asset_dir("quality_classifier") / quality.MODEL_FILE
+    cfg = lake.profile_def().curation
+
+    def step(write):
+        with tempfile.TemporaryDirectory(dir=lake.asset_dir("quality_documents").parent,
+                                         prefix=".quality-") as scratch:
+            threshold = quality.filter_quality_parts(parts, loader(lake, "deduplicated_documents"), write,
+                                                     model, cfg, scratch)
+        return {"model_threshold": threshold}
+
+    meta = run_global_stage(lake, "quality_documents", parts, step)
+    yield MaterializeResult(metadata=meta)
+    yield check("has_documents", meta["dagster/row_count"] > 0, documents=meta["dagster/row_count"])
 
 
 @asset(
@@ -176,24 +230,27 @@ def quality_documents(lake: LakeResource):
     ],
 )
 def training_mixture(lake: LakeResource, crawl: CrawlSource):
-    docs = read_kept(lake, "quality_documents", ["all"])
+    parts = stage_parts(lake, "quality_documents")
     cfg = lake.profile_def().curation
     benchmarks = crawl.benchmarks()
-    kept, removed = mixture.build_mixture(docs, cfg, benchmarks)
-    extra = {"benchmark_files": [str(p) for p in benchmarks]}
+    meta = run_global_stage(lake, "training_mixture", parts, lambda write: mixture.build_mixture_parts(
+        parts, loader(lake, "quality_documents"), write, cfg, benchmarks))
+    meta["benchmark_files"] = metadata_value([str(p) for p in benchmarks])
     synthetic = crawl.synthetic_folder()
-    meta = write_stage(lake, "training_mixture", "all", kept, removed, extra)
     if synthetic is not None:
         scores = groundtruth.score_against_labels(lake.path, Path(synthetic) / "labels.parquet")
         meta["ground_truth"] = metadata_value(scores)
     yield MaterializeResult(metadata=meta)
-    splits = dict(kept.group_by("split").len().iter_rows())
+    files = part_files(lake.path, "training_mixture")
+    rows = scan_parts(files).select("warc_record_id", "split").collect()
+    splits = dict(rows.group_by("split").len().iter_rows())
     yield check("splits_nonempty", splits.get("train", 0) > 0 and splits.get("validation", 0) > 0,
                 **{k: v for k, v in splits.items()})
-    both = kept.group_by("warc_record_id").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
+    both = rows.group_by("warc_record_id").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
     yield check("split_by_document", both.is_empty(), documents_on_both_sides=both.height)
     ngrams = mixture.benchmark_ngrams(mixture.read_benchmark_items(benchmarks), cfg.decontamination_ngram)
-    leaked = int(mixture.contaminated_mask(kept["text"], ngrams).sum()) if ngrams else 0
+    leaked = sum(int(mixture.contaminated_mask(pl.read_parquet(f, columns=["text"])["text"], ngrams).sum())
+                 for f in files) if ngrams else 0
     yield check("decontaminated", leaked == 0, contaminated_rows=leaked)
 
 

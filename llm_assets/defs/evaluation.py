@@ -11,7 +11,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from llm_assets.evaluation.card import render_model_card
 from llm_assets.evaluation.scoreboard import score_models
 from llm_assets.evaluation.tasks import load_suite
-from llm_assets.lake import kept_path
+from llm_assets.lake import kept_path, part_files, removed_path, scan_parts
 
 from .curation import check, metadata_value, spec
 from .resources import CrawlSource, LakeResource
@@ -67,7 +67,7 @@ def benchmark_scores(context: AssetExecutionContext, lake: LakeResource):
               if (lake.asset_dir(key) / "model.safetensors").exists()}
     out = lake.asset_dir("benchmark_scores")
     results = score_models(models, load_tasks(lake), lake.asset_dir("token_shards"),
-                           [kept_path(lake.path, "training_mixture", "all")], out, shots=size.shots,
+                           part_files(lake.path, "training_mixture"), out, shots=size.shots,
                            batch_size=size.batch_size, max_items=size.max_items)
     table: pl.DataFrame = results["table"]
     headline = {f"{r['model']}/{r['benchmark']}/{r['metric']}": float(r["value"])
@@ -101,14 +101,12 @@ def stage_counts(lake: LakeResource, stages: list[str], parts: list[str]) -> lis
     """Kept and removed rows per curation stage over the current crawl's partitions, with drop reasons."""
     rows = []
     for stage in stages:
-        names = [f"{p}.parquet" for p in parts] if stage in PARTITIONED_STAGES else ["all.parquet"]
-        kept = [lake.asset_dir(stage) / "kept" / n for n in names]
-        removed = [lake.asset_dir(stage) / "removed" / n for n in names]
-        kept = [f for f in kept if f.exists()]
-        removed = [f for f in removed if f.exists()]
+        # every curation stage, the global ones too, writes one part per crawl partition
+        kept = [f for f in (kept_path(lake.path, stage, p) for p in parts) if f.exists()]
+        removed = [f for f in (removed_path(lake.path, stage, p) for p in parts) if f.exists()]
         if not kept:
             continue
-        reasons = (pl.scan_parquet(removed).group_by("reason").len().collect() if removed
+        reasons = (scan_parts(removed).group_by("reason").len().collect() if removed
                    else pl.DataFrame(schema={"reason": pl.Utf8, "len": pl.UInt32}))
         rows.append({"stage": stage, "kept": pl.scan_parquet(kept).select(pl.len()).collect().item(),
                      "removed": int(reasons["len"].sum()) if removed else None,
@@ -126,7 +124,6 @@ def data_sources(lake: LakeResource, sources: dict[str, str]) -> list[dict]:
     return rows
 
 
-PARTITIONED_STAGES = {"raw_crawl", "extracted_documents", "filtered_documents"}
 LINEAGE = ["raw_crawl", "extracted_documents", "filtered_documents", "deduplicated_documents",
            "quality_classifier", "quality_documents", "training_mixture", "tokenizer", "token_shards",
            "base_checkpoint", "sft_examples", "assistant_checkpoint", "benchmark_suite", "benchmark_scores"]

@@ -2,7 +2,7 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from llm_assets.lake import kept_path
+from llm_assets.lake import part_files
 from llm_assets.tokens import checks as token_checks
 from llm_assets.tokens.shards import write_shards
 from llm_assets.tokens.tokenizer import measure_compression, mixture_texts, train_tokenizer
@@ -14,8 +14,12 @@ GROUP = "tokens"
 OWNERS = ["team:modeling"]
 
 
-def mixture_file(lake: LakeResource):
-    return kept_path(lake.path, "training_mixture", "all")
+def mixture_files(lake: LakeResource):
+    files = part_files(lake.path, "training_mixture")
+    if not files:
+        raise FileNotFoundError(f"no training_mixture parts under {lake.asset_dir('training_mixture')}; "
+                                "materialize training_mixture first")
+    return files
 
 
 def tokenizer_path(lake: LakeResource):
@@ -33,8 +37,8 @@ def tokenizer_path(lake: LakeResource):
 def tokenizer(context: AssetExecutionContext, lake: LakeResource):
     size = lake.profile_def().tokenizer
     out = tokenizer_path(lake)
-    stats = train_tokenizer(mixture_texts([mixture_file(lake)], "train"), size.vocab_size, out)
-    validation = list(mixture_texts([mixture_file(lake)], "validation"))
+    stats = train_tokenizer(mixture_texts(mixture_files(lake), "train"), size.vocab_size, out)
+    validation = list(mixture_texts(mixture_files(lake), "validation"))
     compression = measure_compression(out, validation)
     context.log.info("tokenizer: %s; validation %s", {k: stats[k] for k in ("vocab_size",
                      "training_seconds")}, compression)
@@ -62,7 +66,7 @@ def tokenizer(context: AssetExecutionContext, lake: LakeResource):
 def token_shards(lake: LakeResource):
     size = lake.profile_def().tokenizer
     out = lake.asset_dir("token_shards")
-    manifest = write_shards([mixture_file(lake)], tokenizer_path(lake), out, size.shard_tokens,
+    manifest = write_shards(mixture_files(lake), tokenizer_path(lake), out, size.shard_tokens,
                             size.batch_documents)
     totals = {split: sum(s["tokens"] for s in shards) for split, shards in manifest["splits"].items()}
     yield MaterializeResult(metadata={
