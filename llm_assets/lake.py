@@ -41,6 +41,13 @@ def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
+def write_part(root: str | os.PathLike, asset_key: str, part: str, kept: pl.DataFrame,
+               removed: pl.DataFrame) -> None:
+    """Write one part of a stage: its kept rows and its removed rows."""
+    write_parquet(kept, kept_path(root, asset_key, part))
+    write_parquet(removed, removed_path(root, asset_key, part))
+
+
 def part_files(root: str | os.PathLike, asset_key: str, side: str = "kept") -> list[Path]:
     """The Parquet part files of a stage's `kept` or `removed` rows, in part-name order."""
     return sorted((asset_dir(root, asset_key) / side).glob("*.parquet"))

@@ -24,7 +24,7 @@ import polars as pl
 from llm_assets.crawl import resolve_sources
 from llm_assets.crawl.raw import crawl_to_parquet
 from llm_assets.curation import dedup, mixture, quality
-from llm_assets.lake import kept_path, prune_parts, removed_path, scan_parts, write_parquet
+from llm_assets.lake import kept_path, prune_parts, scan_parts, write_part
 from llm_assets.profiles import CurationConfig, Profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -80,13 +80,13 @@ def curate_file(part: str, uri: str, out_dir: str | os.PathLike, cfg: CurationCo
     t0 = time.perf_counter()
     extracted, removed = extract_documents(raw, cfg)
     tallies["extracted_documents"].add(raw.height, extracted, removed, time.perf_counter() - t0)
-    _write(out, "extracted_documents", part, extracted, removed)
+    write_part(out, "extracted_documents", part, extracted, removed)
     del raw
 
     t0 = time.perf_counter()
     filtered, removed = filter_documents(extracted, cfg)
     tallies["filtered_documents"].add(extracted.height, filtered, removed, time.perf_counter() - t0)
-    _write(out, "filtered_documents", part, filtered, removed)
+    write_part(out, "filtered_documents", part, filtered, removed)
     return {"stages": {k: v.counts() for k, v in tallies.items()}, "bytes_read": stats["bytes_read"],
             "skipped": dict(stats["skipped"])}
 
@@ -97,9 +97,6 @@ def _finish(tally: _StageTally, rows_in: int, started: float) -> None:
     tally.seconds = time.perf_counter() - started
 
 
-def _write(out: Path, stage: str, part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
-    write_parquet(kept, kept_path(out, stage, part))
-    write_parquet(removed, removed_path(out, stage, part))
 
 
 def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Profile | None = None,
@@ -149,7 +146,7 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
 
     def write(stage: str):
         def writer(part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
-            _write(out, stage, part, kept, removed)
+            write_part(out, stage, part, kept, removed)
             tallies[stage].add(0, kept, removed, 0.0)
         return writer
 

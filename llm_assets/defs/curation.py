@@ -1,5 +1,6 @@
 """Curation assets: thin wrappers that read the lake, call one library function, write, and report."""
 
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -16,7 +17,7 @@ from dagster import (
 )
 
 from llm_assets.curation import dedup, extraction, filtration, groundtruth, mixture, pii, quality, report
-from llm_assets.lake import kept_path, part_files, prune_parts, removed_path, scan_parts, write_parquet
+from llm_assets.lake import kept_path, part_files, prune_parts, scan_parts, write_part
 
 from .partitions import warc_files
 from .resources import CrawlSource, LakeResource
@@ -41,8 +42,7 @@ def reason_table(removed_by_reason: dict[str, int]) -> MetadataValue:
 def write_stage(lake: LakeResource, stage: str, part: str, kept: pl.DataFrame, removed: pl.DataFrame,
                 extra: dict | None = None) -> dict:
     """Write kept and removed rows of one stage (and part) to the lake; return its metadata."""
-    write_parquet(kept, kept_path(lake.path, stage, part))
-    write_parquet(removed, removed_path(lake.path, stage, part))
+    write_part(lake.path, stage, part, kept, removed)
     return stage_metadata(lake, stage, kept, removed, extra)
 
 
@@ -86,12 +86,7 @@ def stage_parts(lake: LakeResource, stage: str) -> list[str]:
 def run_global_stage(lake: LakeResource, stage: str, parts: list[str], step) -> dict:
     """Call `step(write)` with a writer of this stage's parts, drop part files of earlier runs that
     `parts` does not name, and return the stage metadata (plus the dict `step` may return)."""
-
-    def write(part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
-        write_parquet(kept, kept_path(lake.path, stage, part))
-        write_parquet(removed, removed_path(lake.path, stage, part))
-
-    extra = step(write) or {}
+    extra = step(functools.partial(write_part, lake.path, stage)) or {}
     prune_parts(lake.path, stage, parts)
     return stage_metadata(lake, stage, scan_parts(part_files(lake.path, stage)),
                           scan_parts(part_files(lake.path, stage, "removed")), extra)
