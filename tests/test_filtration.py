@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import string
 from pathlib import Path
 
@@ -170,6 +171,97 @@ def test_prescan_skips_ordinary_prose():
     assert pii.find_pii([text]) == pii.find_pii_reference([text])
 
 
+# Phone numbers as written in the regions presidio validates against and elsewhere: national and
+# international formats, dialled with an international prefix or the country code without a plus, with a
+# carrier code, an unknown country code, an extension, wide digits, and digit runs that only look like them.
+PHONE_SAMPLES = (
+    "+44 20 7946 0958", "020 7946 0958", "44 20 7946 0958", "0044 20 7946 0958", "011 44 20 7946 0958",
+    "030 12345678", "30 12345678", "+49 30 12345678", "49 30 12345678", "0049 30 12345678", "0151 23456789",
+    "01 42 68 53 00", "1 42 68 53 00", "+33 1 42 68 53 00", "33 1 42 68 53 00", "06 12 34 56 78",
+    "+972-3-1234567", "03-1234567", "972 3 1234567", "050-123-4567", "00 972 50 123 4567",
+    "022 2345 6789", "22 2345 6789", "+91 22 2345 6789", "91 22 2345 6789", "98765 43210", "098765 43210",
+    "(11) 2345-6789", "(11) 92345-6789", "0 15 11 2345 6789", "015 11 92345 6789", "+55 11 2345 6789",
+    "55 11 2345 6789", "0055 11 2345 6789", "(212) 734-5521", "1-800-555-0199", "1 212 734 5521",
+    "+1 801 915 1938", "212.734.5521", "(416) 555-0123", "+1 (416) 555 0123", "011 49 30 12345678",
+    "+0 212 734 5521", "+011 44 20 7946 0958", "+00 44 20 7946 0958", "+0044 20 7946 0958", "+28 1234 5678", "+999 1234 5678", "+ 44 20 7946 0958", "++44 20 7946 0958",
+    "212-734-5521 ext. 12", "212 734 5521 x12", "020 7946 0958 #22", "\uff12\uff11\uff12 734 5521",
+    "212\u00a0734\u00a05521", "020\u20137946\u20130958", "+39 06 6982 1234", "06 6982 1234", "+61 2 9374 4000",
+    "(02) 9374 4000", "+81 3-1234-5678", "+7 495 123-45-67", "+86 10 1234 5678", "+1 441 295 1234",
+    "46.112.238.164", "5207 3402 3617 1591", "745-43-9965", "2019-05-12 14:30", "12/05/2019", "211-227 (2003)",
+    "1648", "16 48", "0119", "0123", "4567", "12345", "123456", "0049", "00", "011", "+1", "+49",
+)
+
+
+def test_fast_pii_phone_formats_identical_to_presidio():
+    contexts = ("call me at {} today", "{}", "tel. {}.", "(see {})", "x{}y", "{}%", "$ {} or {} / {}",
+                "phone: {}, fax: {}", "from {} to {}")
+    texts = [ctx.format(*([number] * ctx.count("{}"))) for number in PHONE_SAMPLES for ctx in contexts]
+    texts.append("\n".join(PHONE_SAMPLES))
+    fast = pii.find_pii(texts)
+    reference = pii.find_pii_reference(texts)
+    assert sum(f.entity_type == "PHONE_NUMBER" for found in reference for f in found) > 100
+    for i, (got, want) in enumerate(zip(fast, reference, strict=True)):
+        assert got == want, f"text {i} differs: {texts[i]!r}"
+
+
+def _plain_phone_candidates(rng: random.Random) -> list[str]:
+    """Digit strings with separators, dialled every way, from every region's example numbers and at random."""
+    import phonenumbers
+
+    numbers = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE,
+                     phonenumbers.PhoneNumberType.TOLL_FREE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                numbers.append((example.country_code, phonenumbers.national_significant_number(example),
+                                phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)))
+    out = []
+    for code, nsn, national in numbers:
+        out += [national, nsn, f"{code} {nsn}", f"00{code}{nsn}", f"011 {code} {nsn}", f"0{nsn}", f"1{nsn}"]
+    for _ in range(3000):
+        digits = "".join(rng.choices("0123456789", k=rng.randint(2, 17)))
+        cuts = sorted(rng.sample(range(1, len(digits)), k=min(len(digits) - 1, rng.randint(0, 3))))
+        out.append(rng.choice([" ", "-", ".", ""]).join(digits[a:b] for a, b in zip([0, *cuts], [*cuts, None], strict=True)))
+    return out
+
+
+def test_phone_rules_only_skip_parses_that_fail():
+    """Wherever the fast phone path answers without parsing, libphonenumber's own answer is the same."""
+    from phonenumbers import PhoneNumberMatcher
+
+    rules = pii._phone_parse_rules()
+    plain = pii._plain_candidate()
+    rejected = 0
+    for candidate in _plain_phone_candidates(random.Random(3)):
+        match = plain.match(candidate)
+        if match is None or not candidate:  # national numbers written with a wide digit or an extension
+            continue
+        digits = re.sub(r"\D", "", candidate)
+        for region, rule in rules.items():
+            if pii._plain_digits_may_be_valid(digits, rule):
+                continue
+            rejected += 1
+            # the candidate alone is the whole text: the matcher's neighbour checks pass
+            assert PhoneNumberMatcher(candidate, region, leniency=1)._parse_and_verify(candidate, 0) is None, (
+                candidate, region)
+    assert rejected > 10_000
+
+
+def test_phone_numbers_with_a_plus_parse_alike_in_every_region():
+    from phonenumbers import PhoneNumberMatcher
+
+    regions = list(pii._phone_parse_rules())
+    for candidate in _plain_phone_candidates(random.Random(4))[::3]:
+        candidate = "+" + candidate
+        if not re.sub(r"\D", "", candidate)[:1].isdigit():
+            continue
+        answers = {region: PhoneNumberMatcher(candidate, region, leniency=1)._parse_and_verify(candidate, 0)
+                   for region in regions}
+        spans = {None if a is None else (a.start, a.end) for a in answers.values()}
+        assert len(spans) == 1 or pii._plus_parse_is_regional(re.sub(r"\D", "", candidate)), candidate
+
+
 def test_merge_overlapping_findings():
     spans = [pii.PiiFinding("PHONE_NUMBER", 10, 22, 0.4), pii.PiiFinding("US_SSN", 10, 21, 0.5),
              pii.PiiFinding("EMAIL_ADDRESS", 30, 40, 1.0)]
@@ -202,3 +294,36 @@ def test_synthetic_crawl_end_to_end(tmp_path: Path):
     assert summary["kept"] == kept.height and sum(summary["removed_by_reason"].values()) == removed.height
     assert summary["languages"] == {"en": kept.height}
     assert all(len(v) <= 3 for v in summary["removed_samples"].values())
+
+
+def test_fast_phone_path_falls_back_when_libphonenumber_changes(monkeypatch, caplog):
+    """Without the library internals it reads, the fast path uses presidio's recognizer: same findings."""
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    def metadata_without_a_field():
+        raise AttributeError("'PhoneMetadata' object has no attribute 'national_prefix_for_parsing'")
+
+    monkeypatch.setattr(pii, "_phone_parse_rules", metadata_without_a_field)
+    pii.fast_pii_analyzer.cache_clear()
+    try:
+        analyzer = pii.fast_pii_analyzer()
+        phone = [r for r in analyzer.registry.recognizers if r.supported_entities == ["PHONE_NUMBER"]]
+        assert [type(r) for r in phone] == [PhoneRecognizer]
+        assert "unchanged" in caplog.text
+        texts = ["call me at (212) 734-5521 or +44 20 7946 0958", "no numbers here"]
+        assert pii.find_pii(texts) == pii.find_pii_reference(texts)
+    finally:
+        pii.fast_pii_analyzer.cache_clear()
+
+
+def test_presidio_import_leaves_torch_alone():
+    """presidio is imported without its NLP back ends, and torch still imports normally afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from llm_assets.curation import pii; pii.pii_analyzer(); "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'back end imported'; "
+            "import torch; print(torch.ones(2).sum().item())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2.0"
