@@ -42,6 +42,10 @@ class CurationConfig:
     pii_action: str = "redact"  # or "drop"
     # presidio findings below this score are ignored (its "very weak" US_SSN patterns score 0.05)
     pii_score_threshold: float = 0.3
+    # spaCy pipeline for presidio's NER (names): "auto" uses an installed en_core_web_* package if there is
+    # one, "" turns NER off, else a package name or pipeline folder; nothing is downloaded
+    pii_spacy_model: str = "auto"
+    pii_ner_entities: tuple[str, ...] = ("PERSON",)
     # alt-profanity-check probability at which a line counts as toxic
     toxicity_threshold: float = 0.8
     # a page is toxic when this share of its words sits on toxic lines

@@ -14,7 +14,7 @@ import pytest
 from llm_assets.curation import pii
 from llm_assets.curation.filtration import UrlBlocklist, filter_documents
 from llm_assets.curation.report import summarize
-from llm_assets.profiles import get_profile
+from llm_assets.profiles import CurationConfig, get_profile
 
 CFG = get_profile("smoke").curation
 
@@ -327,3 +327,41 @@ def test_presidio_import_leaves_torch_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2.0"
+
+
+@pytest.fixture(scope="module")
+def name_pipeline(tmp_path_factory):
+    """A real spaCy pipeline folder whose NER (an entity ruler) knows two names: no model download needed."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "PERSON", "pattern": "Marta Oduya"},
+                        {"label": "PERSON", "pattern": [{"LOWER": "ole"}, {"LOWER": "brun"}]}])
+    folder = tmp_path_factory.mktemp("spacy") / "names"
+    nlp.to_disk(folder)
+    return str(folder)
+
+
+def test_ner_with_a_spacy_pipeline_redacts_names_like_presidio(name_pipeline):
+    texts = ["Marta Oduya wrote to ole brun at marta@example.org, phone (212) 734-5521.",
+             "No names here, just the weather.", ""]
+    found = pii.find_pii(texts, 0.3, spacy_model=name_pipeline)
+    assert found == pii.find_pii_reference(texts, 0.3, spacy_model=name_pipeline)
+    people = [texts[0][f.start:f.end] for f in found[0] if f.entity_type == "PERSON"]
+    assert people == ["Marta Oduya", "ole brun"]
+    assert {f.entity_type for f in found[0]} == {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"}
+    # entities not asked for are not reported
+    assert not [f for f in pii.find_pii(texts, 0.3, spacy_model=name_pipeline, ner_entities=("LOCATION",))[0]
+                if f.entity_type == "PERSON"]
+    cfg = dataclasses.replace(CurationConfig(), pii_spacy_model=name_pipeline)
+    docs = pl.DataFrame({"warc_record_id": ["a"], "url": ["https://x/"], "host": ["x"], "text": [texts[0]]})
+    kept, _ = filter_documents(docs, cfg)
+    assert kept["text"][0].startswith("<PERSON> wrote to <PERSON> at <EMAIL_ADDRESS>")
+
+
+def test_spacy_model_setting():
+    assert pii.resolve_spacy_model("") is None and pii.resolve_spacy_model("none") is None
+    assert pii.resolve_spacy_model("auto") in (None, *pii.SPACY_PIPELINES)
+    with pytest.raises(ValueError, match="en_core_web_nonexistent"):
+        pii.resolve_spacy_model("en_core_web_nonexistent")

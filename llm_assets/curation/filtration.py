@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from llm_assets.curation.pii import scrub_pii
+from llm_assets.curation.pii import resolve_spacy_model, scrub_pii
 from llm_assets.lake import removed_frame
 from llm_assets.profiles import CurationConfig
 
@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 STAGE = "filtered_documents"
 DEFAULT_BLOCKLIST = Path(__file__).with_name("blocklist.txt")
 PII_ACTIONS = ("redact", "drop")
+
+
+def pii_settings(cfg: CurationConfig) -> dict:
+    """The keyword arguments of `pii.find_pii` / `scrub_pii` that the configuration sets."""
+    return {"score_threshold": cfg.pii_score_threshold, "spacy_model": resolve_spacy_model(cfg.pii_spacy_model),
+            "ner_entities": tuple(cfg.pii_ner_entities)}
 # Explicit words whose density marks a page as pornographic (in the spirit of the LDNOOBW lists).
 NSFW_WORDS = (
     "porn", "porno", "pornographic", "xxx", "nude", "nudes", "naked", "sex", "sexy", "hardcore", "horny",
@@ -135,7 +141,7 @@ def filter_documents(docs: pl.DataFrame, cfg: CurationConfig,
     if cfg.pii_action not in PII_ACTIONS:
         raise ValueError(f"CurationConfig.pii_action is {cfg.pii_action!r}; choose one of {', '.join(PII_ACTIONS)}")
     # redact first, so the samples kept with removed pages hold no PII either
-    docs = scrub_pii(docs.with_columns(pl.col("text").fill_null("")), score_threshold=cfg.pii_score_threshold)
+    docs = scrub_pii(docs.with_columns(pl.col("text").fill_null("")), **pii_settings(cfg))
     removed = []
     for rule in (UrlBlocklist(blocklist), NsfwWords(cfg.nsfw_min_words, cfg.nsfw_word_share),
                  Toxicity(cfg.toxicity_threshold, cfg.toxic_line_share)):

@@ -31,6 +31,7 @@ import re
 import string
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import polars as pl
@@ -451,8 +452,10 @@ def _import_presidio():
     return presidio_analyzer
 
 
-def _build_analyzer(phone_recognizer, context_aware_enhancer=None):
-    """Presidio with the six pattern recognizers (`phone_recognizer` for phone numbers) and no NLP model."""
+def _build_analyzer(phone_recognizer, context_aware_enhancer=None, spacy_model: str | None = None,
+                    ner_entities: tuple[str, ...] = ()):
+    """Presidio with the six pattern recognizers (`phone_recognizer` for phone numbers) and, with a
+    `spacy_model`, its spaCy NLP engine and NER recognizer for `ner_entities`; else no NLP model."""
     import tldextract.tldextract as tld
 
     _import_presidio()
@@ -475,7 +478,15 @@ def _build_analyzer(phone_recognizer, context_aware_enhancer=None):
     for recognizer in (EmailRecognizer(), phone_recognizer, IpRecognizer(), CreditCardRecognizer(),
                        IbanRecognizer(), UsSsnRecognizer()):
         registry.add_recognizer(recognizer)
-    nlp_engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
+    if spacy_model:
+        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+        registry.add_recognizer(SpacyRecognizer(supported_entities=list(ner_entities)))
+        nlp_engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": spacy_model}])
+        nlp_engine.load()
+    else:
+        nlp_engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"],
                           context_aware_enhancer=context_aware_enhancer)
 
@@ -533,13 +544,60 @@ def fast_pii_analyzer():
     return _build_analyzer(recognizer, _no_context_enhancer())
 
 
+# English spaCy pipelines that "auto" looks for, most accurate first
+SPACY_PIPELINES = ("en_core_web_trf", "en_core_web_lg", "en_core_web_md", "en_core_web_sm")
+
+
+def resolve_spacy_model(setting: str | None) -> str | None:
+    """The spaCy pipeline to use for NER: `"auto"` picks the first installed of `SPACY_PIPELINES` (None when
+    there is none), `""`/`"none"` turns NER off, anything else must be an installed package or a pipeline
+    folder. Nothing is ever downloaded."""
+    import spacy.util
+
+    if setting in (None, "", "none"):
+        return None
+    if setting == "auto":
+        return next((name for name in SPACY_PIPELINES if spacy.util.is_package(name)), None)
+    if spacy.util.is_package(setting) or Path(setting).is_dir():
+        return setting
+    raise ValueError(f"CurationConfig.pii_spacy_model is {setting!r}: not an installed spaCy package or a "
+                     f"pipeline folder; install it (pip install {setting}) or set it to \"auto\" or \"\"")
+
+
+@functools.cache
+def ner_analyzer(spacy_model: str, ner_entities: tuple[str, ...] = ("PERSON",)):
+    """Presidio with the six pattern recognizers plus spaCy NER (as commonly used, with a spaCy model)."""
+    _import_presidio()
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    log.info("pii: NER with spaCy pipeline %s for %s; every text goes through spaCy", spacy_model,
+             ", ".join(ner_entities))
+    return _build_analyzer(PhoneRecognizer(), spacy_model=spacy_model, ner_entities=ner_entities)
+
+
+def _find_pii_with_ner(texts: Sequence[str], score_threshold: float, spacy_model: str,
+                       ner_entities: tuple[str, ...]) -> list[list[PiiFinding]]:
+    """presidio with spaCy over every whole text, batched through `nlp.pipe`.
+
+    NER can find a name anywhere and the lemma context enhancer reads the words around every pattern
+    match, so there is no window to narrow the text to; batching is the speed-up left.
+    """
+    from presidio_analyzer import BatchAnalyzerEngine
+
+    engine = BatchAnalyzerEngine(ner_analyzer(spacy_model, tuple(ner_entities)))
+    results = engine.analyze_iterator([t or "" for t in texts], language="en", batch_size=64,
+                                      score_threshold=score_threshold)
+    return [sorted(_as_findings(r)) for r in results]
+
+
 def _as_findings(results, offset: int = 0) -> list[PiiFinding]:
     return [PiiFinding(r.entity_type, r.start + offset, r.end + offset, float(r.score)) for r in results]
 
 
-def find_pii_reference(texts: Sequence[str], score_threshold: float = 0.0) -> list[list[PiiFinding]]:
-    """Presidio as commonly used: the analyzer over every whole text (the slow reference)."""
-    analyzer = pii_analyzer()
+def find_pii_reference(texts: Sequence[str], score_threshold: float = 0.0, spacy_model: str | None = None,
+                       ner_entities: tuple[str, ...] = ("PERSON",)) -> list[list[PiiFinding]]:
+    """Presidio as commonly used: the analyzer over every whole text, one call each (the slow reference)."""
+    analyzer = ner_analyzer(spacy_model, tuple(ner_entities)) if spacy_model else pii_analyzer()
     out = []
     for text in texts:
         results = analyzer.analyze(text or "", language="en", score_threshold=score_threshold)
@@ -637,8 +695,15 @@ def _batches(texts: Sequence[str], spans: list[tuple[int, int, int]]):
         yield "\n".join(pieces), starts, origins, shifts
 
 
-def find_pii(texts: Sequence[str], score_threshold: float = 0.0) -> list[list[PiiFinding]]:
-    """The findings presidio makes on each whole text, computed on the candidate windows only."""
+def find_pii(texts: Sequence[str], score_threshold: float = 0.0, spacy_model: str | None = None,
+             ner_entities: tuple[str, ...] = ("PERSON",)) -> list[list[PiiFinding]]:
+    """The findings presidio makes on each whole text, computed on the candidate windows only.
+
+    With a `spacy_model` (see `resolve_spacy_model`) presidio also runs spaCy NER for `ner_entities`, over
+    all text.
+    """
+    if spacy_model:
+        return _find_pii_with_ner(texts, score_threshold, spacy_model, tuple(ner_entities))
     analyzer = fast_pii_analyzer()
     findings: list[list[PiiFinding]] = [[] for _ in texts]
     analyzed_chars = 0
@@ -680,10 +745,11 @@ def redact(text: str, findings: Sequence[PiiFinding]) -> str:
     return "".join(pieces)
 
 
-def scrub_pii(docs: pl.DataFrame, score_threshold: float = 0.0) -> pl.DataFrame:
+def scrub_pii(docs: pl.DataFrame, score_threshold: float = 0.0, spacy_model: str | None = None,
+              ner_entities: tuple[str, ...] = ("PERSON",)) -> pl.DataFrame:
     """`docs` with `text` redacted and `pii_count` (spans redacted) and `pii_types` (sorted) added."""
     texts = docs["text"].to_list()
-    findings = find_pii(texts, score_threshold=score_threshold)
+    findings = find_pii(texts, score_threshold=score_threshold, spacy_model=spacy_model, ner_entities=ner_entities)
     redacted, counts, types = [], [], []
     for text, found in zip(texts, findings, strict=True):
         spans = merge_spans(found)

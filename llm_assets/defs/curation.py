@@ -140,8 +140,8 @@ def filtered_documents(context: AssetExecutionContext, lake: LakeResource):
     kept, removed = filtration.filter_documents(docs, lake.profile_def().curation)
     yield MaterializeResult(metadata=write_stage(lake, "filtered_documents", part, kept, removed))
     texts = kept["text"].to_list()
-    threshold = lake.profile_def().curation.pii_score_threshold  # the threshold redaction used
-    residual = [text[f.start:f.end] for text, found in zip(texts, pii.find_pii(texts, threshold), strict=True)
+    settings = filtration.pii_settings(lake.profile_def().curation)  # what redaction used
+    residual = [text[f.start:f.end] for text, found in zip(texts, pii.find_pii(texts, **settings), strict=True)
                 for f in found]
     yield check("no_residual_pii", not residual, findings=len(residual), examples=residual[:5])
 
