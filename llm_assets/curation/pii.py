@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import importlib.metadata
 import logging
 import re
 import string
@@ -552,13 +553,19 @@ def resolve_spacy_model(setting: str | None) -> str | None:
     """The spaCy pipeline to use for NER: `"auto"` picks the first installed of `SPACY_PIPELINES` (None when
     there is none), `""`/`"none"` turns NER off, anything else must be an installed package or a pipeline
     folder. Nothing is ever downloaded."""
-    import spacy.util
+    # package metadata only: importing spaCy here would pull in thinc and, through it, torch
+    def installed(name: str) -> bool:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            return False
+        return True
 
     if setting in (None, "", "none"):
         return None
     if setting == "auto":
-        return next((name for name in SPACY_PIPELINES if spacy.util.is_package(name)), None)
-    if spacy.util.is_package(setting) or Path(setting).is_dir():
+        return next((name for name in SPACY_PIPELINES if installed(name)), None)
+    if installed(setting) or Path(setting).is_dir():
         return setting
     raise ValueError(f"CurationConfig.pii_spacy_model is {setting!r}: not an installed spaCy package or a "
                      f"pipeline folder; install it (pip install {setting}) or set it to \"auto\" or \"\"")
