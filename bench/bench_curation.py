@@ -121,7 +121,7 @@ def child_datatrove(warcs: list[str], work: str) -> dict:
     return {"stages": timings, "records": records, "seconds": round(total, 3), "kept": len(kept)}
 
 
-def heuristic_agreement(lake: Path) -> dict:
+def heuristic_agreement(lake: Path, profile) -> dict:
     """Keep/drop agreement of our heuristics and datatrove's on our extracted, filtered texts."""
     import polars as pl
     from datatrove.data import Document
@@ -133,7 +133,6 @@ def heuristic_agreement(lake: Path) -> dict:
     )
 
     from llm_assets.curation.quality import HeuristicThresholds, apply_heuristics
-    from llm_assets.profiles import CurationConfig
 
     texts = pl.read_parquet(lake / "filtered_documents" / "kept" / "*.parquet")["text"].to_list()
     reference = [GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(filter_no_terminal_punct=False),
@@ -150,7 +149,7 @@ def heuristic_agreement(lake: Path) -> dict:
         theirs.append(keep)
     published = HeuristicThresholds(c4_drop_lines_without_terminal_punct=False)
     ours_published = [r is None for r in apply_heuristics(texts, published)[0]]
-    ours_default = [r is None for r in apply_heuristics(texts, HeuristicThresholds.from_config(CurationConfig()))[0]]
+    ours_default = [r is None for r in apply_heuristics(texts, HeuristicThresholds.from_config(profile.curation))[0]]
 
     def agree(a, b):
         return round(sum(x == y for x, y in zip(a, b, strict=True)) / max(len(a), 1), 4)
@@ -231,7 +230,9 @@ def main() -> None:
           f"{theirs['stages']['gopher_repetition']['input'] / theirs_post:.0f} docs/s = "
           f"{(ours['deduplicated_documents']['input'] / ours_post) / (theirs['stages']['gopher_repetition']['input'] / theirs_post):.1f}x")
     print("\nheuristic keep/drop agreement on our extracted texts:")
-    print(json.dumps(heuristic_agreement(lake), indent=1))
+    from llm_assets.profiles import get_profile
+
+    print(json.dumps(heuristic_agreement(lake, get_profile(args.profile)), indent=1))
 
 
 if __name__ == "__main__":
