@@ -407,3 +407,32 @@ def test_tokenizer_and_shards_on_synthetic_crawl_text(tmp_path):
                             checks.check_token_range(out), checks.check_splits_nonempty(out),
                             checks.check_no_validation_leak(out)):
         assert passed, details
+
+
+def test_shards_do_not_depend_on_how_the_mixture_is_split_into_files(trained, tmp_path):
+    """Parts with fetch times (one per WARC file) merge into one document order: the shards are the same
+    whether the mixture comes as one file or as parts, as long as each part is in fetch order."""
+    from datetime import UTC, datetime, timedelta
+
+    tokenizer_path, _ = trained
+    texts = prose(90, seed=5)
+    rng = random.Random(5)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    frame = pl.DataFrame({
+        "text": texts, "split": ["validation" if i % 9 == 0 else "train" for i in range(len(texts))],
+        "warc_record_id": [f"<urn:uuid:{i:08d}>" for i in range(len(texts))],
+        "copy": [0] * len(texts),
+        "fetch_time": [start + timedelta(seconds=rng.randrange(50)) for _ in texts],  # ties on purpose
+    }).sort("fetch_time", "warc_record_id", "copy")
+    frame.write_parquet(tmp_path / "one.parquet")
+    shards.write_shards([tmp_path / "one.parquet"], tokenizer_path, tmp_path / "a", 500, 16)
+    parts = []
+    for k in range(3):
+        path = tmp_path / f"part-{k}.parquet"
+        frame.filter(pl.int_range(pl.len()) % 3 == (k * 2) % 3).write_parquet(path)
+        parts.append(path)
+    shards.write_shards(parts, tokenizer_path, tmp_path / "b", 500, 16)
+    bins = sorted(p.name for p in (tmp_path / "a").glob("*.bin"))
+    assert bins and bins == sorted(p.name for p in (tmp_path / "b").glob("*.bin"))
+    for name in bins:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -108,8 +108,8 @@ def contaminated_mask(texts: pl.Series, ngrams: dict[int, np.ndarray]) -> np.nda
 def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list[Path] | tuple = (),
                   site_of: Callable[[str | None], str] | None = None,
                   ngrams: dict[int, np.ndarray] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`(kept, removed)`: kept rows are `text, split, warc_record_id, url, host, site, copy`, one row
-    per copy; removed rows are `warc_record_id, url, stage, reason, sample` (`contaminated` or
+    """`(kept, removed)`: kept rows are `text, split, warc_record_id, url, host, site, copy` (and
+    `fetch_time` when the input has it), one row per copy; removed rows are `warc_record_id, url, stage, reason, sample` (`contaminated` or
     `downsampled`). Every decision is per document, so parts of a crawl can be mixed one at a time;
     `ngrams` (from `benchmark_ngrams`) then saves reading the benchmark files for each part."""
     missing = {"warc_record_id", "url", "host", "text"} - set(docs.columns)
@@ -150,7 +150,9 @@ def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list
         docs.filter(pl.col("_copies") > 0)
         .with_columns(pl.int_ranges(0, pl.col("_copies"), dtype=pl.Int64).alias("copy"))
         .explode("copy")
-        .select("text", "split", "warc_record_id", "url", "host", "site", "copy")
+        # fetch_time orders the documents in the token shards, whatever the crawl's split into files
+        .select("text", "split", "warc_record_id", "url", "host", "site", "copy",
+                *(["fetch_time"] if "fetch_time" in docs.columns else []))
     )
     log.info("mixture: %d contaminated, %d downsampled, %d rows kept (%d validation)",
              removed[0].height, dropped.height, kept.height,
