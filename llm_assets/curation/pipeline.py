@@ -97,8 +97,6 @@ def _finish(tally: _StageTally, rows_in: int, started: float) -> None:
     tally.seconds = time.perf_counter() - started
 
 
-
-
 def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Profile | None = None,
            benchmark_files: list[str | os.PathLike] | tuple = (), workers: int = 1) -> dict:
     """Run every curation stage over `warc_paths` into the lake at `out_dir`; return per-stage summaries.
