@@ -83,9 +83,8 @@ def phone_digit_rule() -> PhoneDigitRule:
     import phonenumbers
     from phonenumbers import PhoneMetadata
 
-    recognizer = next(r for r in pii_analyzer().registry.recognizers if r.supported_entities == ["PHONE_NUMBER"])
     # a number parsed for region R is validated against every region sharing R's country code
-    national_regions = {code for region in recognizer.supported_regions
+    national_regions = {code for region in _phone_recognizer_regions()
                         for code in phonenumbers.region_codes_for_country_code(
                             phonenumbers.country_code_for_region(region))}
     national = [PhoneMetadata.metadata_for_region(r) for r in sorted(national_regions)]
