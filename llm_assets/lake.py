@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -39,6 +40,16 @@ def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+# a global stage's access to the parts of a crawl: read one part's rows, write one part's kept and removed rows
+PartLoader = Callable[[str], pl.DataFrame]
+PartWriter = Callable[[str, pl.DataFrame, pl.DataFrame], None]
+
+
+def read_part(root: str | os.PathLike, asset_key: str, part: str) -> pl.DataFrame:
+    """The kept rows of one part of a stage."""
+    return pl.read_parquet(kept_path(root, asset_key, part))
 
 
 def write_part(root: str | os.PathLike, asset_key: str, part: str, kept: pl.DataFrame,

@@ -14,14 +14,14 @@ Removed rows carry `duplicate_of` (the representative's id) and `cluster_id`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from llm_assets.lake import removed_frame
+from llm_assets.lake import PartLoader, PartWriter, removed_frame
 from llm_assets.profiles import CurationConfig
 
 log = logging.getLogger(__name__)
@@ -212,8 +212,6 @@ def boilerplate_lines(docs: pl.DataFrame, cfg: CurationConfig) -> pl.DataFrame:
     return cut_boilerplate(docs, boilerplate_keys(line_pages, cfg))
 
 
-PartLoader = Callable[[str], pl.DataFrame]
-PartWriter = Callable[[str, pl.DataFrame, pl.DataFrame], None]
 _REQUIRED = {"warc_record_id", "url", "host", "text", "fetch_time"}
 
 

@@ -23,7 +23,7 @@ import polars as pl
 
 from llm_assets.curation.dedup import normalized_text, word_ngram_hashes
 from llm_assets.curation.quality import stable_fraction
-from llm_assets.lake import removed_frame
+from llm_assets.lake import PartLoader, PartWriter, removed_frame
 from llm_assets.profiles import CurationConfig
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list
     return kept, pl.concat(removed, how="diagonal_relaxed")
 
 
-def build_mixture_parts(parts: list[str], load, write, cfg: CurationConfig,
+def build_mixture_parts(parts: list[str], load: PartLoader, write: PartWriter, cfg: CurationConfig,
                         benchmark_files: list[Path] | tuple = (),
                         site_of: Callable[[str | None], str] | None = None) -> None:
     """`build_mixture` part by part: `load(part)` gives a part's documents, `write(part, kept, removed)`

@@ -10,6 +10,7 @@ The Dagster assets call the same library functions one by one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -24,7 +25,7 @@ import polars as pl
 from llm_assets.crawl import resolve_sources
 from llm_assets.crawl.raw import crawl_to_parquet
 from llm_assets.curation import dedup, mixture, quality
-from llm_assets.lake import kept_path, prune_parts, scan_parts, write_part
+from llm_assets.lake import kept_path, prune_parts, read_part, scan_parts, write_part
 from llm_assets.profiles import CurationConfig, Profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
     parts = list(sources)
 
     def load(stage: str):
-        return lambda part: pl.read_parquet(kept_path(out, stage, part))
+        return functools.partial(read_part, out, stage)
 
     def write(stage: str):
         def writer(part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:

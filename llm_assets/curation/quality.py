@@ -27,7 +27,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_fscore_support
 
-from llm_assets.lake import removed_frame
+from llm_assets.lake import PartLoader, PartWriter, removed_frame
 from llm_assets.profiles import CurationConfig
 
 log = logging.getLogger(__name__)
@@ -452,8 +452,8 @@ def filter_quality(docs: pl.DataFrame, model_path: str | Path, cfg: CurationConf
     return kept, removed
 
 
-def filter_quality_parts(parts: list[str], load, write, model_path: str | Path, cfg: CurationConfig,
-                         scratch: str | Path) -> float:
+def filter_quality_parts(parts: list[str], load: PartLoader, write: PartWriter, model_path: str | Path,
+                         cfg: CurationConfig, scratch: str | Path) -> float:
     """`filter_quality` over documents spread over `parts`, one part's text in memory at a time.
 
     `load(part)` returns a part's documents and `write(part, kept, removed)` takes its results. The model

@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from llm_assets.curation import dedup, extraction, filtration, groundtruth, mixture, pii, quality, report
-from llm_assets.lake import kept_path, part_files, prune_parts, scan_parts, write_part
+from llm_assets.lake import kept_path, part_files, prune_parts, read_part, scan_parts, write_part
 
 from .partitions import warc_files
 from .resources import CrawlSource, LakeResource
@@ -93,7 +93,7 @@ def run_global_stage(lake: LakeResource, stage: str, parts: list[str], step) -> 
 
 
 def loader(lake: LakeResource, stage: str):
-    return lambda part: pl.read_parquet(kept_path(lake.path, stage, part))
+    return functools.partial(read_part, lake.path, stage)
 
 
 def check(name: str, passed: bool, blocking_severity: bool = True, **meta) -> AssetCheckResult:
