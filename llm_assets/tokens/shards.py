@@ -293,9 +293,10 @@ def _in_fetch_order(files: list[Path], batch_documents: int) -> Iterator[pl.Data
     merge holds one small record batch per file. Files without a datetime `fetch_time` are read one
     after the other.
     """
-    ordered = len(files) > 1 and all(
-        isinstance(pq.ParquetFile(f).schema_arrow.field("fetch_time").type, pa.TimestampType)
-        if "fetch_time" in pq.ParquetFile(f).schema_arrow.names else False for f in files)
+    schemas = [pq.read_schema(f) for f in files] if len(files) > 1 else []
+    ordered = bool(schemas) and all(
+        "fetch_time" in schema.names and isinstance(schema.field("fetch_time").type, pa.TimestampType)
+        for schema in schemas)
     if not ordered:
         for frames in _file_frames(files, batch_documents):
             yield from frames
