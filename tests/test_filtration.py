@@ -141,6 +141,13 @@ def _near_miss_text(rng: random.Random) -> str:
         lambda: f"20{rng.randint(10, 24)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)} 1{rng.randint(0, 9)}:{rng.randint(10, 59)}",
         lambda: f"de{rng.randint(10, 99)}{rng.randint(10**17, 10**18 - 1)}",
         lambda: f"{rng.randint(200, 999)}.{rng.randint(200, 999)}.{rng.randint(1000, 9999)}",
+        # e-mail next to the token breaks and to what is not one
+        lambda: rng.choice(["x", "(", "\u00a0", "\x0b", "\x0c", "\t", "<", "\u200d"]) + rng.choice(
+            ["ann.lee@mail.com", "a@b@c.org", "@x.org", "ann@", "bob-o'neil@sub.x-y.co.uk", "élodie@exemple.fr"])
+        + rng.choice(["", ")", ".", "\u00a0z", "\x0c", ">"]),
+        # card numbers that presidio reads with Arabic-Indic and full-width digits after the first
+        lambda: "4" + "".join(chr(0x660 + int(c)) if c.isdigit() else c for c in "111 1111 1111 1111"),
+        lambda: "5" + "".join(chr(0xFF10 + int(c)) for c in "500005555555559"),
     ]
     lines = []
     for _ in range(rng.randint(2, 8)):
@@ -159,6 +166,16 @@ def test_fast_pii_identical_to_presidio(threshold: float):
     assert sum(map(len, reference)) > 100, "the generated text should hold plenty of findings"
     for i, (got, want) in enumerate(zip(fast, reference, strict=True)):
         assert got == want, f"text {i} differs: {texts[i]!r}"
+
+
+def test_phone_runs_found_alike_by_polars_and_python():
+    """The pre-scan takes phone-number runs from polars (Rust) and places them with Python: same runs."""
+    rng = random.Random(11)
+    texts = [_near_miss_text(rng) for _ in range(40)] + ["\u0661\u0662\u0663 \u0664\u0665", "12--34 x 5 (6)", ""]
+    pattern = pii.phone_run_pattern()
+    by_polars = pl.Series(texts).str.extract_all(pattern).to_list()
+    assert by_polars == [[m.group() for m in re.finditer(pattern, t)] for t in texts]
+    assert sum(map(len, by_polars)) > 200
 
 
 def test_prescan_skips_ordinary_prose():

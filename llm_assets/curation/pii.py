@@ -129,14 +129,14 @@ def phone_cut_letters() -> frozenset[str]:
 
 @functools.cache
 def entity_triggers() -> dict[str, re.Pattern | regex.Pattern]:
-    """Per entity type (but phone), a regex that fires on every line its presidio recognizer could match in.
+    """Per entity type (but phone and e-mail), a regex that fires on every line its presidio recognizer could
+    match in.
 
     Written against each recognizer's own character classes: `[0-9]` where it uses `[0-9]` (stdlib `re`
     is faster), and the `regex` module where it uses `\\d`, so both agree on what a digit is.
     """
     flags = re.IGNORECASE | re.UNICODE
     return {
-        "EMAIL_ADDRESS": re.compile(r"@", flags),
         # a dotted digit, or two colons with at most four alphanumerics between (every IPv6 form has one)
         "IP_ADDRESS": re.compile(r"[0-9]\.[0-9]|:[^\W_]{0,4}:", flags),
         "CREDIT_CARD": regex.compile(r"\d(?:[- ]?\d){12}", regex.IGNORECASE | regex.UNICODE | regex.VERSION0),
@@ -146,12 +146,44 @@ def entity_triggers() -> dict[str, re.Pattern | regex.Pattern]:
     }
 
 
+def _char_class(chars) -> str:
+    """A character class of exactly `chars`, spelt as code point ranges that Python's `re` and `regex` and
+    Rust's regex (polars) all read the same way."""
+    points = sorted({ord(c) for c in chars})
+    ranges: list[list[int]] = []
+    for p in points:
+        if ranges and ranges[-1][1] == p - 1:
+            ranges[-1][1] = p
+        else:
+            ranges.append([p, p])
+    return "[" + "".join(f"\\U{a:08X}" if a == b else f"\\U{a:08X}-\\U{b:08X}" for a, b in ranges) + "]"
+
+
 @functools.cache
-def phone_digit_runs() -> re.Pattern:
-    """Maximal runs of digits joined by at most four of libphonenumber's separators (its candidate shape)."""
+def _phone_run_classes() -> tuple[str, str]:
+    """(digit class, separator class) of phone-number runs, spelt out code point by code point.
+
+    A digit is whatever `\\d` matches in `re` (libphonenumber's matcher) or in `regex` (presidio), so the
+    class holds every digit either engine sees, whatever Unicode version polars' own `\\d` follows. The
+    separators are libphonenumber's punctuation, less the digits.
+    """
     from phonenumbers.phonenumberutil import _VALID_PUNCTUATION
 
-    return re.compile(r"\d(?:[" + _VALID_PUNCTUATION + r"]{0,4}\d)*", re.IGNORECASE | re.UNICODE)
+    everything = "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
+    digits = set(re.findall(r"\d", everything)) | set(regex.findall(r"\d", everything))
+    separators = set(re.findall("[" + _VALID_PUNCTUATION + "]", everything, re.IGNORECASE | re.UNICODE)) - digits
+    return _char_class(digits), _char_class(separators)
+
+
+@functools.cache
+def phone_run_pattern() -> str:
+    """Maximal runs of digits joined by at most four of libphonenumber's separators (its candidate shape).
+
+    Python and polars find the same runs with it: the classes are explicit, and for this pattern Rust's
+    leftmost-first matching and Python's backtracking both take the longest run from its first digit.
+    """
+    digit, separator = _phone_run_classes()
+    return f"{digit}(?:{separator}{{0,4}}{digit})*"
 
 
 # --- phone numbers: the recognizer's own matcher, minus parses that provably fail ------------------------
@@ -179,6 +211,7 @@ class _RegionParse(NamedTuple):
     country_code: str
     valid_nsn: re.Pattern  # any number type of any region sharing the code, which every valid number fits
     quick: re.Pattern  # fits every digit string `_plain_digits_may_be_valid` accepts (a cheap first test)
+    min_length: int  # fewer digits than this (and no international prefix) cannot be valid
 
 
 def _typed_pattern(desc, lengths: list[int]) -> str:
@@ -198,8 +231,13 @@ def _phone_parse_rules() -> dict[str, _RegionParse]:
         md = PhoneMetadata.metadata_for_region(region)
         regions = phonenumbers.region_codes_for_country_code(md.country_code)
         code_md = PhoneMetadata.metadata_for_region(phonenumbers.region_code_for_country_code(md.country_code))
-        valid = "|".join(_typed_pattern(desc, lengths) for r in regions
-                         for desc, lengths in _type_lengths(PhoneMetadata.metadata_for_region(r)))
+        typed = [(desc, lengths) for r in regions for desc, lengths in _type_lengths(PhoneMetadata.metadata_for_region(r))]
+        valid = "|".join(_typed_pattern(desc, lengths) for desc, lengths in typed)
+        # the national number parse tries is the digits, or what is left of them after a country code or a
+        # national prefix is cut off; only a transform rule could make it longer than the digits
+        transforms = md.national_prefix_transform_rule or code_md.national_prefix_transform_rule
+        min_length = 0 if transforms or not all(lengths for _, lengths in typed) else min(
+            n for _, lengths in typed for n in lengths)
         # the quick test asks for the general pattern only (one per region, fast to match), which every
         # number of every type fits
         general = "|".join(f"(?:{PhoneMetadata.metadata_for_region(r).general_desc.national_number_pattern})"
@@ -220,6 +258,7 @@ def _phone_parse_rules() -> dict[str, _RegionParse]:
             country_code=str(md.country_code),
             valid_nsn=re.compile(valid),
             quick=re.compile(quick),
+            min_length=min_length,
         )
     return rules
 
@@ -258,14 +297,14 @@ def _plain_digits_may_be_valid(digits: str, rule: _RegionParse) -> bool:
     a valid number: one that fits, at a possible length, the pattern of some number type of some region
     with that country code (`_number_type_helper`). A number dialled nationally must also pass the
     matcher's "national prefix present where the format requires it" check, which we run as is on the
-    number parse would build. `quick` is a looser regex version of all this, tried first.
+    number parse would build. A length bound and `quick`, a looser regex version of all this, come first.
     """
     from phonenumbers.phonenumberutil import _maybe_strip_national_prefix_carrier_code as strip
 
-    if not rule.quick.fullmatch(digits):
-        return False
     if rule.idd is not None and rule.idd.match(digits):
-        return True
+        return bool(rule.quick.fullmatch(digits))
+    if len(digits) < rule.min_length or not rule.quick.fullmatch(digits):
+        return False
     if digits.startswith(rule.country_code):
         rest = strip(digits[len(rule.country_code):], rule.metadata)[1]
         if any(rule.valid_nsn.fullmatch(n) for n in (rest, strip(rest, rule.code_metadata)[1])):
@@ -320,6 +359,42 @@ def _fast_phone_recognizer_class():
     plain = _plain_candidate()
     parse_and_verify = PhoneNumberMatcher._parse_and_verify
 
+    class Candidates:
+        """What is known of the candidates met in one `analyze` call, by candidate text."""
+
+        def __init__(self, regions):
+            self.bits = {region: 1 << i for i, region in enumerate(regions)}
+            self.kinds: dict = {}  # candidate -> (digits, kind)
+            self.masks: dict = {}  # digits of a "national" candidate -> regions where it may be valid
+
+        def kind(self, candidate) -> tuple[str, str]:
+            try:
+                return self.kinds[candidate]
+            except KeyError:
+                pass
+            m = plain.match(candidate)
+            if m is None:
+                digits, kind = "", "other"
+            else:
+                digits = _NON_DIGITS.sub("", m.group(2))
+                kind = "plus" if m.group(1) else "national"
+                if kind == "plus" and not _plus_parse_is_regional(digits):
+                    kind = "international"
+            self.kinds[candidate] = digits, kind
+            return digits, kind
+
+        def mask(self, digits) -> int:
+            try:
+                return self.masks[digits]
+            except KeyError:
+                pass
+            mask = 0
+            for region, bit in self.bits.items():
+                if _plain_digits_may_be_valid(digits, rules[region]):
+                    mask |= bit
+            self.masks[digits] = mask
+            return mask
+
     class Line:
         """The answers of `_parse_and_verify` on one line, per (candidate, offset, region), as far as known.
 
@@ -327,59 +402,40 @@ def _fast_phone_recognizer_class():
         stored as None where the answer provably does not depend on it.
         """
 
-        def __init__(self, text: str, leniency):
+        def __init__(self, text: str, leniency, known: Candidates):
             self.text = text
             self.leniency = leniency
+            self.known = known
             self.answers: dict = {}
-            self.kinds: dict = {}  # candidate -> (digits, kind)
-
-        def key(self, candidate, offset, region):
-            try:
-                digits, kind = self.kinds[candidate]
-            except KeyError:
-                m = plain.match(candidate)
-                if m is None:
-                    digits, kind = "", "other"
-                else:
-                    digits = _NON_DIGITS.sub("", m.group(2))
-                    kind = "plus" if m.group(1) else "national"
-                    if kind == "plus" and not _plus_parse_is_regional(digits):
-                        kind = "international"
-                self.kinds[candidate] = digits, kind
-            if kind == "international":
-                return (candidate, offset, None), kind, digits
-            return (candidate, offset, region), kind, digits
 
         def answer(self, matcher, candidate, offset):
-            key, kind, digits = self.key(candidate, offset, matcher.preferred_region)
+            digits, kind = self.known.kind(candidate)
+            region = None if kind == "international" else matcher.preferred_region
+            key = (candidate, offset, region)
             try:
                 return self.answers[key]
             except KeyError:
                 pass
-            if kind == "national" and not _plain_digits_may_be_valid(digits, rules[matcher.preferred_region]):
+            if kind == "national" and not self.known.mask(digits) & self.known.bits[region]:
                 found = None
             else:
                 found = parse_and_verify(matcher, candidate, offset)
             self.answers[key] = found
             return found
 
-        def silent(self, calls, region) -> bool:
-            """Whether the region's matcher provably finds nothing here."""
-            probe = None
+        def regions(self, calls, regions):
+            """The regions whose matcher may find something here, in order."""
+            mask = 0
             for candidate, offset in calls:
-                key, kind, digits = self.key(candidate, offset, region)
-                if key in self.answers:
-                    if self.answers[key] is not None:
-                        return False
-                elif kind == "national" and not _plain_digits_may_be_valid(digits, rules[region]):
-                    self.answers[key] = None
-                elif kind == "international":
-                    probe = probe or PhoneNumberMatcher(self.text, region, leniency=self.leniency)
-                    if self.answer(probe, candidate, offset) is not None:
-                        return False
-                else:
-                    return False
-            return True
+                digits, kind = self.known.kind(candidate)
+                if kind == "national":
+                    mask |= self.known.mask(digits)
+                    continue
+                # a plus or other candidate may match in any region; an international one in all or none
+                if kind != "international" or self.answer(
+                        PhoneNumberMatcher(self.text, regions[0], leniency=self.leniency), candidate, offset):
+                    return regions
+            return [region for region in regions if mask & self.known.bits[region]]
 
     class Recorder(PhoneNumberMatcher):
         """The matcher answering "no match" to everything, noting what it tried."""
@@ -407,16 +463,16 @@ def _fast_phone_recognizer_class():
     class FastPhoneRecognizer(PhoneRecognizer):
         def analyze(self, text, entities, nlp_artifacts=None):
             results = []
+            regions = list(self.supported_regions)
+            known = Candidates(regions)
             start = 0
             for text_line in text.split("\n"):
                 calls: list = []
                 for _ in Recorder(text_line, self.leniency, calls):
                     pass
                 if calls:
-                    line = Line(text_line, self.leniency)
-                    for region in self.supported_regions:
-                        if line.silent(calls, region):
-                            continue
+                    line = Line(text_line, self.leniency, known)
+                    for region in line.regions(calls, regions):
                         # the region passed on only words the explanation, which findings do not carry
                         results += [self._get_recognizer_result(Span(start + m.start, start + m.end), text, region,
                                                                 nlp_artifacts) for m in Matcher(line, region)]
@@ -616,23 +672,38 @@ def _line_bounds(text: str, pos: int) -> tuple[int, int]:
     return text.rfind("\n", 0, pos) + 1, len(text) if end < 0 else end
 
 
-def _phone_windows(text: str, rule: PhoneDigitRule, cut_letters: frozenset[str]) -> set[tuple[int, int]]:
-    """Stretches of `text` that could hold a phone number, each ending on a cut letter or a line break."""
+def _phone_windows(text: str, runs: list[str], rule: PhoneDigitRule, cut_letters: frozenset[str],
+                   short_ok: dict[str, bool]) -> set[tuple[int, int]]:
+    """Stretches of `text` that could hold a phone number, each ending on a cut letter or a line break.
+
+    `runs` are the matches of `phone_run_pattern` in `text`, in order; `short_ok` memoizes
+    `_short_run_could_be_phone` across texts (the same years and counts recur).
+    """
     windows = set()
-    for run in phone_digit_runs().finditer(text):
-        digits = re.sub(r"\D", "", run.group())
+    separators = _phone_separators()
+    pos = 0
+    for run in runs:
+        # the first occurrence from the end of the last run is where the run was matched: a match could
+        # only start earlier inside a run already passed, and runs are maximal
+        run_start = text.find(run, pos)
+        pos = run_end = run_start + len(run)
+        digits = separators.sub("", run)
         if len(digits) < rule.min_digits:
             continue
-        if len(digits) < rule.sure_digits and not _short_run_could_be_phone(digits, rule):
-            continue
-        line_start, line_end = _line_bounds(text, run.start())
-        start = run.start()
+        if len(digits) < rule.sure_digits:
+            ok = short_ok.get(digits)
+            if ok is None:
+                ok = short_ok[digits] = _short_run_could_be_phone(digits, rule)
+            if not ok:
+                continue
+        line_start, line_end = _line_bounds(text, run_start)
+        start = run_start
         # the candidate may begin with "(" or "+", and the matcher looks one character further: keep the cut
         while start > line_start and text[start - 1] not in cut_letters:
             start -= 1
         if start > line_start:
             start -= 1
-        end = run.end()
+        end = run_end
         while end < line_end and text[end] not in cut_letters:
             end += 1
         if end < line_end:
@@ -641,40 +712,70 @@ def _phone_windows(text: str, rule: PhoneDigitRule, cut_letters: frozenset[str])
     return windows
 
 
-# Per trigger, a polars (Rust regex) pattern that matches every text the trigger can fire on: one
-# whole-column pass picks the texts worth scanning in Python. Character classes are widened where
-# Rust's and Python's Unicode tables could disagree; the credit-card trigger (cheap already) has none.
-_COLUMN_PREFILTERS = {
-    "EMAIL_ADDRESS": r"@",
-    "IP_ADDRESS": r"[0-9]\.[0-9]|:[^:\s]{0,4}:",
-    "IBAN_CODE": r"[^\s0-9]{2}[0-9]{2}",
-    "US_SSN": r"[0-9](?:[- .]?[0-9]){8}",
-}
+@functools.cache
+def _phone_separators() -> re.Pattern:
+    return re.compile(_phone_run_classes()[1])
+
+
+@functools.cache
+def _column_prefilters() -> dict[str, str]:
+    """Per trigger, a polars (Rust regex) pattern that matches every text the trigger can fire on.
+
+    One whole-column pass picks the texts worth scanning in Python. Character classes are widened where
+    Rust's and Python's Unicode tables could disagree, or spelt out (`_phone_run_classes`).
+    """
+    digit = _phone_run_classes()[0]
+    return {
+        "EMAIL_ADDRESS": r"@",
+        "IP_ADDRESS": r"[0-9]\.[0-9]|:[^:\s]{0,4}:",
+        "CREDIT_CARD": f"{digit}(?:[- ]?{digit}){{12}}",
+        "IBAN_CODE": r"[^\s0-9]{2}[0-9]{2}",
+        "US_SSN": r"[0-9](?:[- .]?[0-9]){8}",
+    }
+
+
+# Characters that split the text into tokens for e-mail windows: presidio's e-mail pattern is made of
+# `\w` and ASCII punctuation, so no match holds one, and its `\b` sees one like a line break.
+EMAIL_TOKEN_BREAKS = " \t\r\n\x0b\x0c"
+# a token with an `@`, tried only where a token starts (possessive: nothing to backtrack into)
+_EMAIL_TOKEN = re.compile(f"(?<![^{EMAIL_TOKEN_BREAKS}])[^{EMAIL_TOKEN_BREAKS}@]*+@[^{EMAIL_TOKEN_BREAKS}]*+")
 
 
 def candidate_windows(texts: Sequence[str]) -> dict[str, list[tuple[int, int, int]]]:
-    """Per entity type, the (text index, start, end) of each stretch presidio must analyze for that type."""
+    """Per entity type, the (text index, start, end) of each stretch presidio must analyze for that type.
+
+    E-mail: each whitespace-delimited token holding an `@`. Phone: see `_phone_windows`. Other types: each
+    line where the type's trigger fires.
+    """
     triggers = entity_triggers()
     rule = phone_digit_rule()
     cut_letters = phone_cut_letters()
+    prefilters = _column_prefilters()
     column = pl.Series("text", list(texts), dtype=pl.Utf8).fill_null("")
-    worth_scanning = column.to_frame().select(
-        pl.col("text").str.contains(pattern).alias(entity) for entity, pattern in _COLUMN_PREFILTERS.items())
-    masks = {entity: worth_scanning[entity].to_list() for entity in _COLUMN_PREFILTERS}
+    scanned = column.to_frame().select(
+        *(pl.col("text").str.contains(pattern).alias(entity) for entity, pattern in prefilters.items()),
+        pl.col("text").str.extract_all(phone_run_pattern()).alias("phone runs"))
+    masks = {entity: scanned[entity].to_list() for entity in prefilters}
+    phone_runs = scanned["phone runs"].to_list()
+    short_ok: dict[str, bool] = {}
     windows: dict[str, list[tuple[int, int, int]]] = {entity: [] for entity in PII_ENTITIES}
     for doc, text in enumerate(texts):
         if not text:
             continue
+        if masks["EMAIL_ADDRESS"][doc]:
+            windows["EMAIL_ADDRESS"] += [(doc, m.start(), m.end()) for m in _EMAIL_TOKEN.finditer(text)]
         for entity, trigger in triggers.items():
-            if entity in masks and not masks[entity][doc]:
+            if not masks[entity][doc]:
                 continue
-            last_end = -1
-            for match in trigger.finditer(text):
-                if match.start() < last_end:  # this line is already listed
-                    continue
-                start, last_end = _line_bounds(text, match.start())
-                windows[entity].append((doc, start, last_end))
-        windows["PHONE_NUMBER"].extend((doc, a, b) for a, b in sorted(_phone_windows(text, rule, cut_letters)))
+            spans = windows[entity]
+            match = trigger.search(text)
+            while match is not None:
+                start, end = _line_bounds(text, match.start())
+                spans.append((doc, start, end))
+                match = trigger.search(text, end)  # the rest of this line is listed already
+        if phone_runs[doc]:
+            windows["PHONE_NUMBER"] += [(doc, a, b) for a, b in sorted(
+                _phone_windows(text, phone_runs[doc], rule, cut_letters, short_ok))]
     return windows
 
 
