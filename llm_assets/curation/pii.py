@@ -433,7 +433,8 @@ def _fast_phone_recognizer_class():
                     continue
                 # a plus or other candidate may match in any region; an international one in all or none
                 if kind != "international" or self.answer(
-                        PhoneNumberMatcher(self.text, regions[0], leniency=self.leniency), candidate, offset):
+                        PhoneNumberMatcher(self.text, regions[0], leniency=self.leniency), candidate, offset
+                ) is not None:
                     return regions
             return [region for region in regions if mask & self.known.bits[region]]
 
