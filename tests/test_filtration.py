@@ -265,6 +265,30 @@ def test_phone_rules_only_skip_parses_that_fail():
     assert rejected > 10_000
 
 
+def test_national_prefix_check_agrees_with_libphonenumber():
+    """`_national_prefix_ok` answers what the matcher's own check answers on the number parse would build."""
+    from phonenumbers import CountryCodeSource, PhoneNumber
+    from phonenumbers.phonenumbermatcher import _is_national_prefix_present_if_required
+    from phonenumbers.phonenumberutil import _maybe_strip_national_prefix_carrier_code as strip
+    from phonenumbers.phonenumberutil import _set_italian_leading_zeros_for_phone_number
+
+    answers = set()
+    for candidate in _plain_phone_candidates(random.Random(5)):
+        digits = re.sub(r"\D", "", candidate)
+        if not digits:
+            continue
+        for rule in pii._phone_parse_rules().values():
+            for national in {digits, strip(digits, rule.metadata)[1]} - {""}:
+                number = PhoneNumber(country_code=int(rule.country_code), raw_input=digits,
+                                     country_code_source=CountryCodeSource.FROM_DEFAULT_COUNTRY)
+                _set_italian_leading_zeros_for_phone_number(national, number)
+                number.national_number = int(national)
+                want = _is_national_prefix_present_if_required(number)
+                assert pii._national_prefix_ok(rule, digits, national) == want, (digits, national, rule.country_code)
+                answers.add(want)
+    assert answers == {True, False}
+
+
 def test_phone_numbers_with_a_plus_parse_alike_in_every_region():
     from phonenumbers import PhoneNumberMatcher
 

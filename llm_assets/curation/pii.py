@@ -212,6 +212,8 @@ class _RegionParse(NamedTuple):
     valid_nsn: re.Pattern  # any number type of any region sharing the code, which every valid number fits
     quick: re.Pattern  # fits every digit string `_plain_digits_may_be_valid` accepts (a cheap first test)
     min_length: int  # fewer digits than this (and no international prefix) cannot be valid
+    formats: re.Pattern | None  # the code's number formats in order, each ending in an empty group `f<i>`
+    prefix_formats: frozenset[str]  # the `f<i>` of the formats that write a national prefix before the number
 
 
 def _typed_pattern(desc, lengths: list[int]) -> str:
@@ -259,8 +261,29 @@ def _phone_parse_rules() -> dict[str, _RegionParse]:
             valid_nsn=re.compile(valid),
             quick=re.compile(quick),
             min_length=min_length,
+            **_number_formats(code_md),
         )
     return rules
+
+
+def _number_formats(md) -> dict:
+    """How the matcher's national-prefix check picks a number's format, as one regex (see `_national_prefix_ok`).
+
+    libphonenumber takes the first format whose last leading-digits pattern matches the start of the number
+    and whose pattern matches all of it; a regex alternation, tried in order under `fullmatch`, does the
+    same, and the empty group that closes each branch names the format it took.
+    """
+    from phonenumbers.phonenumberutil import _formatting_rule_has_first_group_only
+
+    branches, prefix_formats = [], set()
+    for i, fmt in enumerate(md.number_format):
+        leading = f"(?=(?:{fmt.leading_digits_pattern[-1]}))" if fmt.leading_digits_pattern else ""
+        branches.append(f"{leading}(?:{fmt.pattern})(?P<f{i}>)")
+        rule = fmt.national_prefix_formatting_rule
+        if rule and not fmt.national_prefix_optional_when_formatting and not _formatting_rule_has_first_group_only(rule):
+            prefix_formats.add(f"f{i}")
+    return {"formats": re.compile("|".join(branches)) if branches else None,
+            "prefix_formats": frozenset(prefix_formats)}
 
 
 @functools.cache
@@ -314,16 +337,20 @@ def _plain_digits_may_be_valid(digits: str, rule: _RegionParse) -> bool:
 
 
 def _national_prefix_ok(rule: _RegionParse, digits: str, national: str) -> bool:
-    """The matcher's national-prefix check on the number parse builds from `digits` dialled nationally."""
-    from phonenumbers import CountryCodeSource, PhoneNumber
-    from phonenumbers.phonenumbermatcher import _is_national_prefix_present_if_required
-    from phonenumbers.phonenumberutil import _set_italian_leading_zeros_for_phone_number
+    """The matcher's national-prefix check on the number parse builds from `digits` dialled nationally.
 
-    number = PhoneNumber(country_code=int(rule.country_code), raw_input=digits,
-                         country_code_source=CountryCodeSource.FROM_DEFAULT_COUNTRY)
-    _set_italian_leading_zeros_for_phone_number(national, number)
-    number.national_number = int(national)
-    return _is_national_prefix_present_if_required(number)
+    `_is_national_prefix_present_if_required` asks for a national prefix at the start of the digits only
+    when the format the national number would be written in puts one before it (not optionally, not as
+    the first group alone). Its national significant number is `national` itself, leading zeros included.
+    """
+    from phonenumbers.phonenumberutil import _maybe_strip_national_prefix_carrier_code as strip
+
+    if rule.formats is None:
+        return True
+    chosen = rule.formats.fullmatch(national)
+    if chosen is None or chosen.lastgroup not in rule.prefix_formats:
+        return True
+    return strip(digits, rule.code_metadata)[2]
 
 
 def _plus_parse_is_regional(digits: str) -> bool:
