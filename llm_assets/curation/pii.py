@@ -451,19 +451,28 @@ def _fast_phone_recognizer_class():
             return found
 
         def regions(self, calls, regions):
-            """The regions whose matcher may find something here, in order."""
+            """The regions to run here: together they find everything every region would find.
+
+            A region where no national candidate may be valid answers "no match" to all of those, and the
+            same to an international candidate as every region does: all such regions find the same
+            numbers (none, unless an international candidate matches), so one of them stands for all.
+            """
             mask = 0
+            international_match = False
             for candidate, offset in calls:
                 digits, kind = self.known.kind(candidate)
                 if kind == "national":
                     mask |= self.known.mask(digits)
-                    continue
-                # a plus or other candidate may match in any region; an international one in all or none
-                if kind != "international" or self.answer(
+                elif kind == "international":
+                    international_match = international_match or self.answer(
                         PhoneNumberMatcher(self.text, regions[0], leniency=self.leniency), candidate, offset
-                ) is not None:
+                    ) is not None
+                else:  # a plus sign whose parse may depend on the region, or an unusual candidate
                     return regions
-            return [region for region in regions if mask & self.known.bits[region]]
+            chosen = [region for region in regions if mask & self.known.bits[region]]
+            if international_match:
+                chosen += [region for region in regions if not mask & self.known.bits[region]][:1]
+            return chosen
 
     class Recorder(PhoneNumberMatcher):
         """The matcher answering "no match" to everything, noting what it tried."""
@@ -500,10 +509,16 @@ def _fast_phone_recognizer_class():
                     pass
                 if calls:
                     line = Line(text_line, self.leniency, known)
+                    # a span found in several regions gives equal results (same type, span and score), which
+                    # presidio merges: make one
+                    spans = set()
                     for region in line.regions(calls, regions):
-                        # the region passed on only words the explanation, which findings do not carry
-                        results += [self._get_recognizer_result(Span(start + m.start, start + m.end), text, region,
-                                                                nlp_artifacts) for m in Matcher(line, region)]
+                        for m in Matcher(line, region):
+                            span = Span(start + m.start, start + m.end)
+                            if span not in spans:
+                                spans.add(span)
+                                # the region only words the explanation, which findings do not carry
+                                results.append(self._get_recognizer_result(span, text, region, nlp_artifacts))
                 start += len(text_line) + 1
             return EntityRecognizer.remove_duplicates(results)
 
