@@ -289,6 +289,42 @@ def test_national_prefix_check_agrees_with_libphonenumber():
     assert answers == {True, False}
 
 
+def test_regions_of_a_parse_class_parse_alike():
+    """Where `_parses_alike` says so, libphonenumber parses a candidate to the same number in the regions of
+    one class (here the US and Canada), and the matcher answers alike."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberMatcher
+
+    rules = pii._phone_parse_rules()
+    classes: dict = {}
+    for region, rule in rules.items():
+        classes.setdefault(rule.parse_class, []).append(region)
+    twins = [regions for regions in classes.values() if len(regions) > 1]
+    assert twins, "the recognizer's regions should include two that share a parse class"
+
+    def parsed(candidate, region):
+        try:
+            return phonenumbers.parse(candidate, region, keep_raw_input=True)
+        except phonenumbers.NumberParseException as exc:
+            return exc.error_type
+
+    alike = 0
+    for candidate in _plain_phone_candidates(random.Random(6)):
+        digits = re.sub(r"\D", "", candidate)
+        if not digits or pii._plain_candidate().match(candidate) is None:
+            continue
+        for first, *others in twins:
+            if not pii._parses_alike(digits, rules[first]):
+                continue
+            alike += 1
+            want = PhoneNumberMatcher(candidate, first, leniency=1)._parse_and_verify(candidate, 0)
+            for region in others:
+                assert parsed(candidate, region) == parsed(candidate, first), (candidate, region)
+                got = PhoneNumberMatcher(candidate, region, leniency=1)._parse_and_verify(candidate, 0)
+                assert (got is None) == (want is None), (candidate, region)
+    assert alike > 1000
+
+
 def test_phone_numbers_with_a_plus_parse_alike_in_every_region():
     from phonenumbers import PhoneNumberMatcher
 

@@ -212,6 +212,10 @@ class _RegionParse(NamedTuple):
     valid_nsn: re.Pattern  # any number type of any region sharing the code, which every valid number fits
     quick: re.Pattern  # fits every digit string `_plain_digits_may_be_valid` accepts (a cheap first test)
     min_length: int  # fewer digits than this (and no international prefix) cannot be valid
+    national_prefix: re.Pattern | None  # the region's national prefix for parsing
+    # regions alike in all of these parse a national candidate alike, unless its digits start with the
+    # country code or the national prefix (see `_parses_alike`)
+    parse_class: tuple
     formats: re.Pattern | None  # the code's number formats in order, each ending in an empty group `f<i>`
     prefix_formats: frozenset[str]  # the `f<i>` of the formats that write a national prefix before the number
 
@@ -261,6 +265,9 @@ def _phone_parse_rules() -> dict[str, _RegionParse]:
             valid_nsn=re.compile(valid),
             quick=re.compile(quick),
             min_length=min_length,
+            national_prefix=re.compile(md.national_prefix_for_parsing) if md.national_prefix_for_parsing else None,
+            parse_class=(md.country_code, md.international_prefix, md.national_prefix_for_parsing,
+                         md.national_prefix_transform_rule),
             **_number_formats(code_md),
         )
     return rules
@@ -351,6 +358,20 @@ def _national_prefix_ok(rule: _RegionParse, digits: str, national: str) -> bool:
     if chosen is None or chosen.lastgroup not in rule.prefix_formats:
         return True
     return strip(digits, rule.code_metadata)[2]
+
+
+def _parses_alike(digits: str, rule: _RegionParse) -> bool:
+    """Whether a plain national candidate with these digits parses to the same number in every region of
+    the rule's `parse_class`.
+
+    Parsing reads the region's own metadata in two places only: deciding whether digits that start with the
+    country code were dialled with it, and cutting off a national prefix (its general description and
+    possible lengths judge both). With neither at the start of the digits, all that is left is the
+    international prefix, the country code and the prefix pattern, which the class shares; after an
+    international prefix, parsing uses the dialled code's own metadata, the same for every region.
+    """
+    return not digits.startswith(rule.country_code) and not (
+        rule.national_prefix is not None and rule.national_prefix.match(digits))
 
 
 def _plus_parse_is_regional(digits: str) -> bool:
@@ -459,17 +480,28 @@ def _fast_phone_recognizer_class():
             """
             mask = 0
             international_match = False
+            national = []
             for candidate, offset in calls:
                 digits, kind = self.known.kind(candidate)
                 if kind == "national":
                     mask |= self.known.mask(digits)
+                    national.append(digits)
                 elif kind == "international":
                     international_match = international_match or self.answer(
                         PhoneNumberMatcher(self.text, regions[0], leniency=self.leniency), candidate, offset
                     ) is not None
                 else:  # a plus sign whose parse may depend on the region, or an unusual candidate
                     return regions
-            chosen = [region for region in regions if mask & self.known.bits[region]]
+            chosen = []
+            for region in regions:
+                if not mask & self.known.bits[region]:
+                    continue
+                # a region that answers every candidate here as an earlier one of its class does
+                rule = rules[region]
+                if any(rules[r].parse_class == rule.parse_class for r in chosen) and all(
+                        _parses_alike(digits, rule) for digits in national):
+                    continue
+                chosen.append(region)
             if international_match:
                 chosen += [region for region in regions if not mask & self.known.bits[region]][:1]
             return chosen
