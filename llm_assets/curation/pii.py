@@ -410,10 +410,9 @@ def _fast_phone_recognizer_class():
     class Candidates:
         """What is known of the candidates met in one `analyze` call, by candidate text."""
 
-        def __init__(self, regions):
-            self.bits = {region: 1 << i for i, region in enumerate(regions)}
+        def __init__(self):
             self.kinds: dict = {}  # candidate -> (digits, kind)
-            self.masks: dict = {}  # digits of a "national" candidate -> regions where it may be valid
+            self.valid: dict = {}  # (digits of a "national" candidate, region) -> whether it may be valid
 
         def kind(self, candidate) -> tuple[str, str]:
             try:
@@ -431,17 +430,12 @@ def _fast_phone_recognizer_class():
             self.kinds[candidate] = digits, kind
             return digits, kind
 
-        def mask(self, digits) -> int:
+        def may_be_valid(self, digits, region) -> bool:
             try:
-                return self.masks[digits]
+                return self.valid[digits, region]
             except KeyError:
-                pass
-            mask = 0
-            for region, bit in self.bits.items():
-                if _plain_digits_may_be_valid(digits, rules[region]):
-                    mask |= bit
-            self.masks[digits] = mask
-            return mask
+                found = self.valid[digits, region] = _plain_digits_may_be_valid(digits, rules[region])
+                return found
 
     class Line:
         """The answers of `_parse_and_verify` on one line, per (candidate, offset, region), as far as known.
@@ -464,7 +458,7 @@ def _fast_phone_recognizer_class():
                 return self.answers[key]
             except KeyError:
                 pass
-            if kind == "national" and not self.known.mask(digits) & self.known.bits[region]:
+            if kind == "national" and not self.known.may_be_valid(digits, region):
                 found = None
             else:
                 found = parse_and_verify(matcher, candidate, offset)
@@ -474,37 +468,35 @@ def _fast_phone_recognizer_class():
         def regions(self, calls, regions):
             """The regions to run here: together they find everything every region would find.
 
-            A region where no national candidate may be valid answers "no match" to all of those, and the
-            same to an international candidate as every region does: all such regions find the same
-            numbers (none, unless an international candidate matches), so one of them stands for all.
+            A region where no national candidate may be valid ("silent") answers "no match" to all of
+            those, and answers an international candidate as every region does: all silent regions find
+            the same numbers (none, unless an international candidate matches), so one of them stands for
+            all. A region whose national candidates all parse as in the first region of its parse class
+            answers everything as that region does, and is covered by it.
             """
-            mask = 0
+            national = {}
             international_match = False
-            national = []
             for candidate, offset in calls:
                 digits, kind = self.known.kind(candidate)
                 if kind == "national":
-                    mask |= self.known.mask(digits)
-                    national.append(digits)
+                    national[digits] = None
                 elif kind == "international":
                     international_match = international_match or self.answer(
                         PhoneNumberMatcher(self.text, regions[0], leniency=self.leniency), candidate, offset
                     ) is not None
                 else:  # a plus sign whose parse may depend on the region, or an unusual candidate
                     return regions
-            chosen = []
+            chosen, silent, classes = [], [], set()
             for region in regions:
-                if not mask & self.known.bits[region]:
-                    continue
-                # a region that answers every candidate here as an earlier one of its class does
                 rule = rules[region]
-                if any(rules[r].parse_class == rule.parse_class for r in chosen) and all(
-                        _parses_alike(digits, rule) for digits in national):
+                if rule.parse_class in classes and all(_parses_alike(digits, rule) for digits in national):
                     continue
-                chosen.append(region)
-            if international_match:
-                chosen += [region for region in regions if not mask & self.known.bits[region]][:1]
-            return chosen
+                classes.add(rule.parse_class)
+                if any(self.known.may_be_valid(digits, region) for digits in national):
+                    chosen.append(region)
+                else:
+                    silent.append(region)
+            return chosen + silent[:1] if international_match else chosen
 
     class Recorder(PhoneNumberMatcher):
         """The matcher answering "no match" to everything, noting what it tried."""
@@ -533,7 +525,7 @@ def _fast_phone_recognizer_class():
         def analyze(self, text, entities, nlp_artifacts=None):
             results = []
             regions = list(self.supported_regions)
-            known = Candidates(regions)
+            known = Candidates()
             start = 0
             for text_line in text.split("\n"):
                 calls: list = []
