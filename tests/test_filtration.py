@@ -145,6 +145,9 @@ def _near_miss_text(rng: random.Random) -> str:
         lambda: rng.choice(["x", "(", "\u00a0", "\x0b", "\x0c", "\t", "<", "\u200d"]) + rng.choice(
             ["ann.lee@mail.com", "a@b@c.org", "@x.org", "ann@", "bob-o'neil@sub.x-y.co.uk", "élodie@exemple.fr"])
         + rng.choice(["", ")", ".", "\u00a0z", "\x0c", ">"]),
+        # IBAN-like strings in every case, run on from letters and split unevenly
+        lambda: rng.choice(["", "x", "AB"]) + rng.choice(["GB82", "Gb82", "gb82", "DE89"]) + rng.choice(
+            [" WEST 1234 5698 7654 32", "west12345698765432", "-3704-0044-0532-0130-00", " 3704 004"]),
         # card numbers that presidio reads with Arabic-Indic and full-width digits after the first
         lambda: "4" + "".join(chr(0x660 + int(c)) if c.isdigit() else c for c in "111 1111 1111 1111"),
         lambda: "5" + "".join(chr(0xFF10 + int(c)) for c in "500005555555559"),

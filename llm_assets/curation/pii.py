@@ -140,10 +140,27 @@ def entity_triggers() -> dict[str, re.Pattern | regex.Pattern]:
         # a dotted digit, or two colons with at most four alphanumerics between (every IPv6 form has one)
         "IP_ADDRESS": re.compile(r"[0-9]\.[0-9]|:[^\W_]{0,4}:", flags),
         "CREDIT_CARD": regex.compile(r"\d(?:[- ]?\d){12}", regex.IGNORECASE | regex.UNICODE | regex.VERSION0),
-        # two letters (any that case-fold onto A-Z are letters too) and two ASCII digits
-        "IBAN_CODE": re.compile(r"[^\W\d_]{2}[0-9]{2}", flags),
+        "IBAN_CODE": re.compile(_iban_trigger()[0], re.UNICODE),
         "US_SSN": re.compile(r"[0-9](?:[- .]?[0-9]){8}", flags),
     }
+
+
+@functools.cache
+def _iban_trigger() -> tuple[str, str]:
+    """(Python, polars) patterns for the start of every IBAN match: two capitals, two digits and two groups
+    of four capitals or digits.
+
+    presidio matches IBANs case-sensitively (its pattern says `[A-Z]`, its flags lack IGNORECASE), so the
+    trigger is case-sensitive and ASCII, the same in both engines. Were IGNORECASE there, any two letters
+    (some case-fold onto A-Z) and two digits would have to do.
+    """
+    _import_presidio()
+    from presidio_analyzer.predefined_recognizers import IbanRecognizer
+
+    if IbanRecognizer().global_regex_flags & regex.IGNORECASE:
+        return r"[^\W\d_]{2}[0-9]{2}", r"[^\s0-9]{2}[0-9]{2}"
+    exact = r"[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2}"
+    return exact, exact
 
 
 def _char_class(chars) -> str:
@@ -796,7 +813,7 @@ def _column_prefilters() -> dict[str, str]:
         "EMAIL_ADDRESS": r"@",
         "IP_ADDRESS": r"[0-9]\.[0-9]|:[^:\s]{0,4}:",
         "CREDIT_CARD": f"{digit}(?:[- ]?{digit}){{12}}",
-        "IBAN_CODE": r"[^\s0-9]{2}[0-9]{2}",
+        "IBAN_CODE": _iban_trigger()[1],
         "US_SSN": r"[0-9](?:[- .]?[0-9]){8}",
     }
 
