@@ -123,6 +123,7 @@ def _near_miss_text(rng: random.Random) -> str:
         lambda: f"({rng.randint(200, 999)}) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}",
         lambda: f"+{rng.choice(['1', '44', '49', '33', '91'])} {rng.randint(10, 999)} {rng.randint(100000, 9999999)}",
         lambda: f"{rng.randint(100, 999)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
+        lambda: f"{rng.randint(100, 999)}-{rng.randint(100000, 999999)}",
         lambda: f"{rng.randint(100000000, 999999999)}",
         lambda: f"{rng.randint(10000, 99999)}-{rng.randint(1000, 9999)}",
         lambda: ".".join(str(rng.randint(0, 300)) for _ in range(4)),

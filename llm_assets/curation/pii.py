@@ -137,12 +137,18 @@ def entity_triggers() -> dict[str, re.Pattern | regex.Pattern]:
     """
     flags = re.IGNORECASE | re.UNICODE
     return {
-        # a dotted digit, or two colons with at most four alphanumerics between (every IPv6 form has one)
-        "IP_ADDRESS": re.compile(r"[0-9]\.[0-9]|:[^\W_]{0,4}:", flags),
+        # four dotted numbers (IPv4, also inside the IPv6 forms that embed one), or two colons with at most
+        # four alphanumerics between (every IPv6 form has one)
+        "IP_ADDRESS": re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|:[^\W_]{0,4}:", flags),
         "CREDIT_CARD": regex.compile(r"\d(?:[- ]?\d){12}", regex.IGNORECASE | regex.UNICODE | regex.VERSION0),
         "IBAN_CODE": re.compile(_iban_trigger()[0], re.UNICODE),
-        "US_SSN": re.compile(r"[0-9](?:[- .]?[0-9]){8}", flags),
+        "US_SSN": re.compile(_SSN_TRIGGER, flags),
     }
+
+
+# presidio's five US SSN patterns without their word boundaries: 5-4, 3-6, 3-2-4 with dashes, spaces or dots
+# (one pattern allows mixing them), and nine digits
+_SSN_TRIGGER = r"[0-9]{5}-[0-9]{4}|[0-9]{3}-[0-9]{6}|[0-9]{3}[- .][0-9]{2}[- .][0-9]{4}|[0-9]{9}"
 
 
 @functools.cache
@@ -811,10 +817,10 @@ def _column_prefilters() -> dict[str, str]:
     digit = _phone_run_classes()[0]
     return {
         "EMAIL_ADDRESS": r"@",
-        "IP_ADDRESS": r"[0-9]\.[0-9]|:[^:\s]{0,4}:",
+        "IP_ADDRESS": r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|:[^:\s]{0,4}:",
         "CREDIT_CARD": f"{digit}(?:[- ]?{digit}){{12}}",
         "IBAN_CODE": _iban_trigger()[1],
-        "US_SSN": r"[0-9](?:[- .]?[0-9]){8}",
+        "US_SSN": _SSN_TRIGGER,
     }
 
 
