@@ -762,22 +762,20 @@ def _line_bounds(text: str, pos: int) -> tuple[int, int]:
     return text.rfind("\n", 0, pos) + 1, len(text) if end < 0 else end
 
 
-def _phone_windows(text: str, runs: list[str], rule: PhoneDigitRule, cut_letters: frozenset[str],
+def _phone_windows(text: str, runs: list[tuple[str, str]], rule: PhoneDigitRule, cut_letters: frozenset[str],
                    short_ok: dict[str, bool]) -> set[tuple[int, int]]:
     """Stretches of `text` that could hold a phone number, each ending on a cut letter or a line break.
 
-    `runs` are the matches of `phone_run_pattern` in `text`, in order; `short_ok` memoizes
-    `_short_run_could_be_phone` across texts (the same years and counts recur).
+    `runs` are the matches of `phone_run_pattern` in `text`, in order, each with its digits; `short_ok`
+    memoizes `_short_run_could_be_phone` across texts (the same years and counts recur).
     """
     windows = set()
-    separators = _phone_separators()
     pos = 0
-    for run in runs:
+    for run, digits in runs:
         # the first occurrence from the end of the last run is where the run was matched: a match could
         # only start earlier inside a run already passed, and runs are maximal
         run_start = text.find(run, pos)
         pos = run_end = run_start + len(run)
-        digits = separators.sub("", run)
         if len(digits) < rule.min_digits:
             continue
         if len(digits) < rule.sure_digits:
@@ -812,16 +810,18 @@ def _column_prefilters() -> dict[str, str]:
     """Per trigger, a polars (Rust regex) pattern that matches every text the trigger can fire on.
 
     One whole-column pass picks the texts worth scanning in Python. Character classes are widened where
-    Rust's and Python's Unicode tables could disagree, or spelt out (`_phone_run_classes`).
+    Rust's and Python's Unicode tables could disagree.
     """
-    digit = _phone_run_classes()[0]
     return {
         "EMAIL_ADDRESS": r"@",
         "IP_ADDRESS": r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|:[^:\s]{0,4}:",
-        "CREDIT_CARD": f"{digit}(?:[- ]?{digit}){{12}}",
         "IBAN_CODE": _iban_trigger()[1],
-        "US_SSN": _SSN_TRIGGER,
     }
+
+
+# Triggers made of digits joined by single separators that phone runs also join (`-`, ` `, `.`): each of
+# their matches lies inside one phone run, so a text needs a run with this many digits for them to fire.
+_RUN_DIGITS_NEEDED = {"CREDIT_CARD": 13, "US_SSN": 9}
 
 
 # Characters that split the text into tokens for e-mail windows: presidio's e-mail pattern is made of
@@ -847,6 +847,7 @@ def candidate_windows(texts: Sequence[str]) -> dict[str, list[tuple[int, int, in
         pl.col("text").str.extract_all(phone_run_pattern()).alias("phone runs"))
     masks = {entity: scanned[entity].to_list() for entity in prefilters}
     phone_runs = scanned["phone runs"].to_list()
+    separators = _phone_separators()
     short_ok: dict[str, bool] = {}
     windows: dict[str, list[tuple[int, int, int]]] = {entity: [] for entity in PII_ENTITIES}
     for doc, text in enumerate(texts):
@@ -854,8 +855,10 @@ def candidate_windows(texts: Sequence[str]) -> dict[str, list[tuple[int, int, in
             continue
         if masks["EMAIL_ADDRESS"][doc]:
             windows["EMAIL_ADDRESS"] += [(doc, m.start(), m.end()) for m in _EMAIL_TOKEN.finditer(text)]
+        runs = [(run, separators.sub("", run)) for run in phone_runs[doc] or ()]
+        most_digits = max((len(digits) for _, digits in runs), default=0)
         for entity, trigger in triggers.items():
-            if not masks[entity][doc]:
+            if (entity in masks and not masks[entity][doc]) or most_digits < _RUN_DIGITS_NEEDED.get(entity, 0):
                 continue
             spans = windows[entity]
             match = trigger.search(text)
@@ -863,9 +866,9 @@ def candidate_windows(texts: Sequence[str]) -> dict[str, list[tuple[int, int, in
                 start, end = _line_bounds(text, match.start())
                 spans.append((doc, start, end))
                 match = trigger.search(text, end)  # the rest of this line is listed already
-        if phone_runs[doc]:
+        if runs:
             windows["PHONE_NUMBER"] += [(doc, a, b) for a, b in sorted(
-                _phone_windows(text, phone_runs[doc], rule, cut_letters, short_ok))]
+                _phone_windows(text, runs, rule, cut_letters, short_ok))]
     return windows
 
 
