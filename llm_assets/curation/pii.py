@@ -263,10 +263,12 @@ def _phone_parse_rules() -> dict[str, _RegionParse]:
         typed = [(desc, lengths) for r in regions for desc, lengths in _type_lengths(PhoneMetadata.metadata_for_region(r))]
         valid = "|".join(_typed_pattern(desc, lengths) for desc, lengths in typed)
         # the national number parse tries is the digits, or what is left of them after a country code or a
-        # national prefix is cut off; only a transform rule could make it longer than the digits
-        transforms = md.national_prefix_transform_rule or code_md.national_prefix_transform_rule
-        min_length = 0 if transforms or not all(lengths for _, lengths in typed) else min(
-            n for _, lengths in typed for n in lengths)
+        # national prefix is cut off; a transform rule could make it longer, unless it is one group of the
+        # prefix match (Brazil's: the number after a carrier code)
+        transforms = {md.national_prefix_transform_rule, code_md.national_prefix_transform_rule} - {None, ""}
+        shortens = all(re.fullmatch(r"\\[1-9]", rule) for rule in transforms)
+        min_length = min(n for _, lengths in typed for n in lengths) if shortens and all(
+            lengths for _, lengths in typed) else 0
         # the quick test asks for the general pattern only (one per region, fast to match), which every
         # number of every type fits
         general = "|".join(f"(?:{PhoneMetadata.metadata_for_region(r).general_desc.national_number_pattern})"
@@ -433,9 +435,17 @@ def _fast_phone_recognizer_class():
     class Candidates:
         """What is known of the candidates met in one `analyze` call, by candidate text."""
 
-        def __init__(self):
+        def __init__(self, regions):
             self.kinds: dict = {}  # candidate -> (digits, kind)
-            self.valid: dict = {}  # (digits of a "national" candidate, region) -> whether it may be valid
+            # the first region of each parse class gets a bit: the digit strings of national candidates are
+            # judged for all of them at once; the other regions, seldom asked, one by one
+            firsts = {}
+            for region in regions:
+                firsts.setdefault(rules[region].parse_class, region)
+            self.bits = {region: 1 << i for i, region in enumerate(firsts.values())}
+            self.judged = [(bit, rules[region]) for region, bit in self.bits.items()]
+            self.masks: dict = {}  # digits -> bits of the regions where a national number may be valid
+            self.valid: dict = {}  # (digits, region without a bit) -> whether it may be valid there
 
         def kind(self, candidate) -> tuple[str, str]:
             try:
@@ -453,7 +463,26 @@ def _fast_phone_recognizer_class():
             self.kinds[candidate] = digits, kind
             return digits, kind
 
+        def mask(self, digits) -> int:
+            try:
+                return self.masks[digits]
+            except KeyError:
+                pass
+            mask = 0
+            n = len(digits)
+            for bit, rule in self.judged:
+                # the length bound of `_plain_digits_may_be_valid`, inlined: most digit strings end here
+                if n < rule.min_length and (rule.idd is None or rule.idd.match(digits) is None):
+                    continue
+                if _plain_digits_may_be_valid(digits, rule):
+                    mask |= bit
+            self.masks[digits] = mask
+            return mask
+
         def may_be_valid(self, digits, region) -> bool:
+            bit = self.bits.get(region)
+            if bit is not None:
+                return bool(self.mask(digits) & bit)
             try:
                 return self.valid[digits, region]
             except KeyError:
@@ -498,27 +527,29 @@ def _fast_phone_recognizer_class():
             answers everything as that region does, and is covered by it.
             """
             national = {}
+            mask = 0
             international_match = False
             for candidate, offset in calls:
                 digits, kind = self.known.kind(candidate)
                 if kind == "national":
                     national[digits] = None
+                    mask |= self.known.mask(digits)
                 elif kind == "international":
                     international_match = international_match or self.answer(
                         PhoneNumberMatcher(self.text, regions[0], leniency=self.leniency), candidate, offset
                     ) is not None
                 else:  # a plus sign whose parse may depend on the region, or an unusual candidate
                     return regions
-            chosen, silent, classes = [], [], set()
+            chosen, silent = [], []
             for region in regions:
-                rule = rules[region]
-                if rule.parse_class in classes and all(_parses_alike(digits, rule) for digits in national):
+                bit = self.known.bits.get(region)
+                if bit is not None:
+                    valid = mask & bit
+                elif all(_parses_alike(digits, rules[region]) for digits in national):
                     continue
-                classes.add(rule.parse_class)
-                if any(self.known.may_be_valid(digits, region) for digits in national):
-                    chosen.append(region)
                 else:
-                    silent.append(region)
+                    valid = any(self.known.may_be_valid(digits, region) for digits in national)
+                (chosen if valid else silent).append(region)
             return chosen + silent[:1] if international_match else chosen
 
     class Recorder(PhoneNumberMatcher):
@@ -548,7 +579,7 @@ def _fast_phone_recognizer_class():
         def analyze(self, text, entities, nlp_artifacts=None):
             results = []
             regions = list(self.supported_regions)
-            known = Candidates()
+            known = Candidates(regions)
             start = 0
             for text_line in text.split("\n"):
                 calls: list = []
