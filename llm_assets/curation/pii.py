@@ -237,6 +237,7 @@ class _RegionParse(NamedTuple):
     quick: re.Pattern  # fits every digit string `_plain_digits_may_be_valid` accepts (a cheap first test)
     min_length: int  # fewer digits than this (and no international prefix) cannot be valid
     national_prefix: re.Pattern | None  # the region's national prefix for parsing
+    code_national_prefix: re.Pattern | None  # that of the main region of its country code
     # regions alike in all of these parse a national candidate alike, unless its digits start with the
     # country code or the national prefix (see `_parses_alike`)
     parse_class: tuple
@@ -291,12 +292,31 @@ def _phone_parse_rules() -> dict[str, _RegionParse]:
             valid_nsn=re.compile(valid),
             quick=re.compile(quick),
             min_length=min_length,
-            national_prefix=re.compile(md.national_prefix_for_parsing) if md.national_prefix_for_parsing else None,
+            national_prefix=_compiled(md.national_prefix_for_parsing),
+            code_national_prefix=_compiled(code_md.national_prefix_for_parsing),
             parse_class=(md.country_code, md.international_prefix, md.national_prefix_for_parsing,
                          md.national_prefix_transform_rule),
             **_number_formats(code_md),
         )
     return rules
+
+
+def _compiled(pattern: str | None) -> re.Pattern | None:
+    return re.compile(pattern) if pattern else None
+
+
+def _without_national_prefix(number: str, metadata, prefix: re.Pattern | None) -> tuple[str, bool]:
+    """What libphonenumber's national prefix stripping leaves of `number`, and whether it cut anything.
+
+    The library is asked only where `prefix` (the metadata's prefix pattern) matches at the start: elsewhere
+    it returns the number as it is.
+    """
+    from phonenumbers.phonenumberutil import _maybe_strip_national_prefix_carrier_code as strip
+
+    if prefix is None or not number or prefix.match(number) is None:
+        return number, False
+    _, national, stripped = strip(number, metadata)
+    return national, stripped
 
 
 def _number_formats(md) -> dict:
@@ -352,21 +372,20 @@ def _plain_digits_may_be_valid(digits: str, rule: _RegionParse) -> bool:
     strings below (stripped by libphonenumber's own function, with the metadata parse uses). A match needs
     a valid number: one that fits, at a possible length, the pattern of some number type of some region
     with that country code (`_number_type_helper`). A number dialled nationally must also pass the
-    matcher's "national prefix present where the format requires it" check, which we run as is on the
-    number parse would build. A length bound and `quick`, a looser regex version of all this, come first.
+    matcher's "national prefix present where the format requires it" check (`_national_prefix_ok`) on
+    the number parse would build. A length bound and `quick`, a looser regex version of all this, come first.
     """
-    from phonenumbers.phonenumberutil import _maybe_strip_national_prefix_carrier_code as strip
-
     if rule.idd is not None and rule.idd.match(digits):
         return bool(rule.quick.fullmatch(digits))
     if len(digits) < rule.min_length or not rule.quick.fullmatch(digits):
         return False
     if digits.startswith(rule.country_code):
-        rest = strip(digits[len(rule.country_code):], rule.metadata)[1]
-        if any(rule.valid_nsn.fullmatch(n) for n in (rest, strip(rest, rule.code_metadata)[1])):
+        rest = _without_national_prefix(digits[len(rule.country_code):], rule.metadata, rule.national_prefix)[0]
+        if rule.valid_nsn.fullmatch(rest) or rule.valid_nsn.fullmatch(
+                _without_national_prefix(rest, rule.code_metadata, rule.code_national_prefix)[0]):
             return True
-    return any(rule.valid_nsn.fullmatch(n) and _national_prefix_ok(rule, digits, n)
-               for n in {digits, strip(digits, rule.metadata)[1]})
+    national = _without_national_prefix(digits, rule.metadata, rule.national_prefix)[0]
+    return any(rule.valid_nsn.fullmatch(n) and _national_prefix_ok(rule, digits, n) for n in {digits, national})
 
 
 def _national_prefix_ok(rule: _RegionParse, digits: str, national: str) -> bool:
@@ -376,14 +395,12 @@ def _national_prefix_ok(rule: _RegionParse, digits: str, national: str) -> bool:
     when the format the national number would be written in puts one before it (not optionally, not as
     the first group alone). Its national significant number is `national` itself, leading zeros included.
     """
-    from phonenumbers.phonenumberutil import _maybe_strip_national_prefix_carrier_code as strip
-
     if rule.formats is None:
         return True
     chosen = rule.formats.fullmatch(national)
     if chosen is None or chosen.lastgroup not in rule.prefix_formats:
         return True
-    return strip(digits, rule.code_metadata)[2]
+    return _without_national_prefix(digits, rule.code_metadata, rule.code_national_prefix)[1]
 
 
 def _parses_alike(digits: str, rule: _RegionParse) -> bool:
