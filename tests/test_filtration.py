@@ -146,6 +146,10 @@ def _near_miss_text(rng: random.Random) -> str:
         lambda: rng.choice(["x", "(", "\u00a0", "\x0b", "\x0c", "\t", "<", "\u200d"]) + rng.choice(
             ["ann.lee@mail.com", "a@b@c.org", "@x.org", "ann@", "bob-o'neil@sub.x-y.co.uk", "élodie@exemple.fr"])
         + rng.choice(["", ")", ".", "\u00a0z", "\x0c", ">"]),
+        # IP addresses against the token breaks and what is not one
+        lambda: rng.choice(["x", "(", ":", ".", "\x0b", "\x0c", "\t", "\u00a0"]) + rng.choice(
+            ["10.0.0.7", "192.168.1.300", "2001:db8::1", "fe80::1%eth0", "::ffff:10.0.0.1", "1:2:3:4:5:6:7:8"])
+        + rng.choice(["", ".5", ")", ":", "x", "\x0c", "/24", "\u00a0."]),
         # IBAN-like strings in every case, run on from letters and split unevenly
         lambda: rng.choice(["", "x", "AB"]) + rng.choice(["GB82", "Gb82", "gb82", "DE89"]) + rng.choice(
             [" WEST 1234 5698 7654 32", "west12345698765432", "-3704-0044-0532-0130-00", " 3704 004"]),

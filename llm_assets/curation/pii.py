@@ -873,18 +873,28 @@ def _column_prefilters() -> dict[str, str]:
 _RUN_DIGITS_NEEDED = {"CREDIT_CARD": 13, "US_SSN": 9}
 
 
-# Characters that split the text into tokens for e-mail windows: presidio's e-mail pattern is made of
-# `\w` and ASCII punctuation, so no match holds one, and its `\b` sees one like a line break.
-EMAIL_TOKEN_BREAKS = " \t\r\n\x0b\x0c"
+# Characters that split the text into tokens for e-mail and IP windows: presidio's e-mail and IP patterns
+# are made of `\w` and ASCII punctuation, so no match holds one, and their `\b` and look-arounds see one
+# like a line break (neither a word character, a colon, a dot nor a digit).
+TOKEN_BREAKS = " \t\r\n\x0b\x0c"
 # a token with an `@`, tried only where a token starts (possessive: nothing to backtrack into)
-_EMAIL_TOKEN = re.compile(f"(?<![^{EMAIL_TOKEN_BREAKS}])[^{EMAIL_TOKEN_BREAKS}@]*+@[^{EMAIL_TOKEN_BREAKS}]*+")
+_EMAIL_TOKEN = re.compile(f"(?<![^{TOKEN_BREAKS}])[^{TOKEN_BREAKS}@]*+@[^{TOKEN_BREAKS}]*+")
+_TOKEN_REST = re.compile(f"[^{TOKEN_BREAKS}]*")
+# entities whose windows are the tokens their trigger fires in, not whole lines
+_TOKEN_WINDOWS = frozenset({"IP_ADDRESS"})
+
+
+def _token_bounds(text: str, pos: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, pos) + 1
+    start = max(text.rfind(c, line_start, pos) for c in TOKEN_BREAKS if c != "\n") + 1
+    return max(start, line_start), _TOKEN_REST.match(text, pos).end()
 
 
 def candidate_windows(texts: Sequence[str]) -> dict[str, list[tuple[int, int, int]]]:
     """Per entity type, the (text index, start, end) of each stretch presidio must analyze for that type.
 
-    E-mail: each whitespace-delimited token holding an `@`. Phone: see `_phone_windows`. Other types: each
-    line where the type's trigger fires.
+    E-mail: each whitespace-delimited token holding an `@`; IP: each token where its trigger fires. Phone:
+    see `_phone_windows`. Other types: each line where the type's trigger fires.
     """
     triggers = entity_triggers()
     rule = phone_digit_rule()
@@ -910,11 +920,13 @@ def candidate_windows(texts: Sequence[str]) -> dict[str, list[tuple[int, int, in
             if (entity in masks and not masks[entity][doc]) or most_digits < _RUN_DIGITS_NEEDED.get(entity, 0):
                 continue
             spans = windows[entity]
+            bounds = _token_bounds if entity in _TOKEN_WINDOWS else _line_bounds
             match = trigger.search(text)
             while match is not None:
-                start, end = _line_bounds(text, match.start())
+                start, end = bounds(text, match.start())
                 spans.append((doc, start, end))
-                match = trigger.search(text, end)  # the rest of this line is listed already
+                # the rest of this line (token) is listed already
+                match = trigger.search(text, max(end, match.start() + 1))
         if runs:
             windows["PHONE_NUMBER"] += [(doc, a, b) for a, b in sorted(
                 _phone_windows(text, runs, rule, cut_letters, short_ok))]
