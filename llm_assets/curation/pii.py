@@ -904,32 +904,35 @@ def candidate_windows(texts: Sequence[str]) -> dict[str, list[tuple[int, int, in
     scanned = column.to_frame().select(
         *(pl.col("text").str.contains(pattern).alias(entity) for entity, pattern in prefilters.items()),
         pl.col("text").str.extract_all(phone_run_pattern()).alias("phone runs"))
-    masks = {entity: scanned[entity].to_list() for entity in prefilters}
-    phone_runs = scanned["phone runs"].to_list()
+    # per entity, the texts its trigger is run on
+    worth_scanning = {entity: scanned[entity].arg_true().to_list() for entity in prefilters}
     separators = _phone_separators()
     short_ok: dict[str, bool] = {}
     windows: dict[str, list[tuple[int, int, int]]] = {entity: [] for entity in PII_ENTITIES}
-    for doc, text in enumerate(texts):
-        if not text:
+    most_digits = {}
+    for doc, runs in enumerate(scanned["phone runs"].to_list()):
+        if not runs:
             continue
-        if masks["EMAIL_ADDRESS"][doc]:
-            windows["EMAIL_ADDRESS"] += [(doc, m.start(), m.end()) for m in _EMAIL_TOKEN.finditer(text)]
-        runs = [(run, separators.sub("", run)) for run in phone_runs[doc] or ()]
-        most_digits = max((len(digits) for _, digits in runs), default=0)
-        for entity, trigger in triggers.items():
-            if (entity in masks and not masks[entity][doc]) or most_digits < _RUN_DIGITS_NEEDED.get(entity, 0):
-                continue
-            spans = windows[entity]
-            bounds = _token_bounds if entity in _TOKEN_WINDOWS else _line_bounds
+        text = texts[doc]
+        runs = [(run, separators.sub("", run)) for run in runs]
+        most_digits[doc] = max(len(digits) for _, digits in runs)
+        windows["PHONE_NUMBER"] += [(doc, a, b) for a, b in sorted(
+            _phone_windows(text, runs, rule, cut_letters, short_ok))]
+    for entity, needed in _RUN_DIGITS_NEEDED.items():
+        worth_scanning[entity] = [doc for doc, most in most_digits.items() if most >= needed]
+    windows["EMAIL_ADDRESS"] = [(doc, m.start(), m.end()) for doc in worth_scanning["EMAIL_ADDRESS"]
+                                for m in _EMAIL_TOKEN.finditer(texts[doc])]
+    for entity, trigger in triggers.items():
+        spans = windows[entity]
+        bounds = _token_bounds if entity in _TOKEN_WINDOWS else _line_bounds
+        for doc in worth_scanning[entity]:
+            text = texts[doc]
             match = trigger.search(text)
             while match is not None:
                 start, end = bounds(text, match.start())
                 spans.append((doc, start, end))
                 # the rest of this line (token) is listed already
                 match = trigger.search(text, max(end, match.start() + 1))
-        if runs:
-            windows["PHONE_NUMBER"] += [(doc, a, b) for a, b in sorted(
-                _phone_windows(text, runs, rule, cut_letters, short_ok))]
     return windows
 
 
