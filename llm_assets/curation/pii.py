@@ -571,15 +571,28 @@ def _fast_phone_recognizer_class():
             return chosen + silent[:1] if international_match else chosen
 
     class Recorder(PhoneNumberMatcher):
-        """The matcher answering "no match" to everything, noting what it tried."""
+        """The matcher answering "no match" to everything, noting what it tried: (candidate, offset, whether
+        it is an inner match of the candidate before)."""
 
         def __init__(self, text, leniency, calls: list):
             super().__init__(text, None, leniency=leniency)
             self._calls = calls
+            self._inner = False
+
+        def _extract_inner_match(self, candidate, offset):
+            self._inner = True
+            try:
+                return super()._extract_inner_match(candidate, offset)
+            finally:
+                self._inner = False
 
         def _parse_and_verify(self, candidate, offset):
-            self._calls.append((candidate, offset))
+            self._calls.append((candidate, offset, self._inner))
             return None
+
+        def ran_out(self) -> bool:
+            """Whether the matcher gave up at its budget of tries (or keeps it where we cannot see)."""
+            return getattr(self, "_max_tries", 0) <= 0
 
     class Matcher(PhoneNumberMatcher):
         def __init__(self, line: Line, region):
@@ -588,6 +601,27 @@ def _fast_phone_recognizer_class():
 
         def _parse_and_verify(self, candidate, offset):
             return self._line.answer(self, candidate, offset)
+
+        def replay(self, calls) -> list | None:
+            """The spans this matcher finds, from the recorded calls, or None where they cannot tell.
+
+            The matcher tries candidates in the recorded order. After a match it goes on searching where
+            the candidate ends, as after a "no match" once the candidate's inner matches are tried, so it
+            meets the same next candidates and only skips those inner matches. An inner match would make it
+            search on from inside the candidate: then only a real run can tell.
+            """
+            spans: list = []
+            matched = False
+            for candidate, offset, inner in calls:
+                if inner:
+                    if not matched and self._parse_and_verify(candidate, offset) is not None:
+                        return None
+                    continue
+                found = self._parse_and_verify(candidate, offset)
+                matched = found is not None
+                if matched:
+                    spans.append((found.start, found.end))
+            return spans
 
     class Span(NamedTuple):
         start: int
@@ -601,16 +635,21 @@ def _fast_phone_recognizer_class():
             start = 0
             for text_line in text.split("\n"):
                 calls: list = []
-                for _ in Recorder(text_line, self.leniency, calls):
+                recorder = Recorder(text_line, self.leniency, calls)
+                for _ in recorder:
                     pass
                 if calls:
                     line = Line(text_line, self.leniency, known)
                     # a span found in several regions gives equal results (same type, span and score), which
                     # presidio merges: make one
                     spans = set()
-                    for region in line.regions(calls, regions):
-                        for m in Matcher(line, region):
-                            span = Span(start + m.start, start + m.end)
+                    for region in line.regions([call[:2] for call in calls], regions):
+                        matcher = Matcher(line, region)
+                        found = None if recorder.ran_out() else matcher.replay(calls)
+                        if found is None:
+                            found = [(m.start, m.end) for m in matcher]
+                        for a, b in found:
+                            span = Span(start + a, start + b)
                             if span not in spans:
                                 spans.add(span)
                                 # the region only words the explanation, which findings do not carry
