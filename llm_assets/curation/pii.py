@@ -8,15 +8,19 @@ be analyzed on its own, or joined with other lines by `\\n`, without changing wh
 no NLP model there is no context scoring, and duplicates are merged per entity type, so each type can be
 analyzed on its own too.
 
-Each entity type has a trigger: a cheap regex that fires wherever its recognizer could match (an `@` for
-e-mail, 13 digits with `[- ]` between for a credit card, ...); lines where it fires go to presidio for that
-type only. Phone numbers, the costly recognizer, get narrower windows: a run of digits is a candidate only if
-libphonenumber's own metadata allows a valid number that short (a four-digit year is not, unless it could be
-a German pager number), and the window stops at the nearest letter that the matcher's pattern can never
-contain (b, c, d, f, ...), which it sees as the same neighbour inside or outside the window. Windows are
-batched across documents and the spans mapped back. Presidio's phone recognizer is swapped for one that
-returns the same spans with a fraction of libphonenumber's parses (see `_fast_phone_recognizer_class`).
-The tests compare with presidio on the full text.
+Each entity type has a trigger: a cheap regex, written against its recognizer's patterns, that fires
+wherever the recognizer could match (an `@` for e-mail, presidio's five SSN shapes, a case-sensitive IBAN
+start, ...). Polars (Rust regex) first picks the texts worth scanning; the lines where a trigger fires go
+to presidio for that type only, or just the whitespace-delimited tokens for e-mail and IP, whose patterns
+hold no whitespace. Phone numbers, the costly recognizer, get narrower windows: a run of digits (found by
+polars with explicit character classes) is a candidate only if libphonenumber's own metadata allows a
+valid number that short (a four-digit year is not, unless it could be a German pager number), and the
+window stops at the nearest letter that the matcher's pattern can never contain (b, c, d, f, ...), which it
+sees as the same neighbour inside or outside the window. Windows are batched across documents and the spans
+mapped back. Presidio's phone recognizer is swapped for one that returns the same spans with a fraction of
+libphonenumber's work (see `_fast_phone_recognizer_class`): it skips regions and parses that provably find
+nothing, and regions that provably find what another one does. The tests compare with presidio on the full
+text, and each shortcut with libphonenumber itself.
 
 Known difference: libphonenumber stops after 65,535 rejected candidates in one text; windows (and lines,
 for phone numbers) restart that count, so on such a text we can only find more than presidio, never less.
@@ -438,8 +442,11 @@ def _fast_phone_recognizer_class():
     break, and the matcher treats one next to a candidate like the start or end of the text. On a line, a
     first pass records the (candidate, offset) pairs the matcher tries when every answer is "no match":
     every region's matcher tries exactly these, in this order, until one of its answers is a match. A
-    region whose answers are all provably "no match" finds nothing on the line and is not run; the others
-    run the real matcher, with the answers already known filled in.
+    region whose answers are all provably "no match" finds nothing on the line and is not run, nor is one
+    that provably answers as another region does (`Line.regions`). The others get their answers from
+    libphonenumber (`_parse_and_verify`, once per candidate, offset and region, or once for all regions where
+    the region cannot matter), and their spans are replayed from the recorded pass (`Matcher.replay`), or
+    the real matcher runs where the replay cannot tell.
     """
     _import_presidio()
     from phonenumbers import PhoneNumberMatcher
