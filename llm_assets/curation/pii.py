@@ -28,9 +28,11 @@ for phone numbers) restart that count, so on such a text we can only find more t
 
 from __future__ import annotations
 
+import array
 import bisect
 import functools
 import importlib.metadata
+import itertools
 import logging
 import re
 import string
@@ -187,6 +189,14 @@ def _char_class(chars) -> str:
     return "[" + "".join(f"\\U{a:08X}" if a == b else f"\\U{a:08X}-\\U{b:08X}" for a, b in ranges) + "]"
 
 
+def _every_character() -> str:
+    """Every Unicode code point but the surrogates, as one string (decoded in one go: a join of 1.1 million
+    `chr` calls takes four times as long)."""
+    four_bytes = next(code for code in "ILH" if array.array(code).itemsize == 4)
+    points = array.array(four_bytes, itertools.chain(range(0xD800), range(0xE000, 0x110000)))
+    return points.tobytes().decode(f"utf-32-{sys.byteorder[0]}e")
+
+
 @functools.cache
 def _phone_run_classes() -> tuple[str, str]:
     """(digit class, separator class) of phone-number runs, spelt out code point by code point.
@@ -197,7 +207,7 @@ def _phone_run_classes() -> tuple[str, str]:
     """
     from phonenumbers.phonenumberutil import _VALID_PUNCTUATION
 
-    everything = "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
+    everything = _every_character()
     digits = set(re.findall(r"\d", everything)) | set(regex.findall(r"\d", everything))
     separators = set(re.findall("[" + _VALID_PUNCTUATION + "]", everything, re.IGNORECASE | re.UNICODE)) - digits
     return _char_class(digits), _char_class(separators)
