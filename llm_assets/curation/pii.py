@@ -192,7 +192,7 @@ def _char_class(chars) -> str:
 def _every_character() -> str:
     """Every Unicode code point but the surrogates, as one string (decoded in one go: a join of 1.1 million
     `chr` calls takes four times as long)."""
-    four_bytes = next(code for code in "ILH" if array.array(code).itemsize == 4)
+    four_bytes = next(code for code in "IL" if array.array(code).itemsize == 4)
     points = array.array(four_bytes, itertools.chain(range(0xD800), range(0xE000, 0x110000)))
     return points.tobytes().decode(f"utf-32-{sys.byteorder[0]}e")
 
