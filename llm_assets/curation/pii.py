@@ -871,14 +871,15 @@ def _phone_windows(text: str, runs: list[tuple[str, str]], rule: PhoneDigitRule,
                    short_ok: dict[str, bool]) -> set[tuple[int, int]]:
     """Stretches of `text` that could hold a phone number, each ending on a cut letter or a line break.
 
-    `runs` are the matches of `phone_run_pattern` in `text`, in order, each with its digits; `short_ok`
-    memoizes `_short_run_could_be_phone` across texts (the same years and counts recur).
+    `runs` are the matches of `phone_run_pattern` in `text`, in order, each with its digits (runs shorter
+    than `rule.min_digits` characters may be left out); `short_ok` memoizes `_short_run_could_be_phone`
+    across texts (the same years and counts recur).
     """
     windows = set()
     pos = 0
     for run, digits in runs:
-        # the first occurrence from the end of the last run is where the run was matched: a match could
-        # only start earlier inside a run already passed, and runs are maximal
+        # the first occurrence from the end of the last run is where the run was matched: an earlier one
+        # would lie in a run at least as long, listed and passed already, as runs are maximal
         run_start = text.find(run, pos)
         pos = run_end = run_start + len(run)
         if len(digits) < rule.min_digits:
@@ -970,7 +971,10 @@ def candidate_windows(texts: Sequence[str]) -> dict[str, list[tuple[int, int, in
         if not runs:
             continue
         text = texts[doc]
-        runs = [(run, separators.sub("", run)) for run in runs]
+        # a run of fewer characters has too few digits for any type
+        runs = [(run, separators.sub("", run)) for run in runs if len(run) >= rule.min_digits]
+        if not runs:
+            continue
         most_digits[doc] = max(len(digits) for _, digits in runs)
         windows["PHONE_NUMBER"] += [(doc, a, b) for a, b in sorted(
             _phone_windows(text, runs, rule, cut_letters, short_ok))]
