@@ -204,14 +204,6 @@ def cut_boilerplate(docs: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
                              rebuilt["boilerplate_lines_removed"])
 
 
-def boilerplate_lines(docs: pl.DataFrame, cfg: CurationConfig) -> pl.DataFrame:
-    """`docs` with the boilerplate lines of their hosts (judged on `docs` alone) cut from `text`."""
-    pages = docs.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
-                        normalized_text(pl.col("text")).hash(seed=_SEED).alias("_page"))
-    line_pages = _line_keys(docs).join(pages, on="_row").select("host", "_key", "_page").unique()
-    return cut_boilerplate(docs, boilerplate_keys(line_pages, cfg))
-
-
 _REQUIRED = {"warc_record_id", "url", "host", "text", "fetch_time"}
 
 
@@ -339,8 +331,9 @@ def _survivors_of_part(docs: pl.DataFrame, survivors: pl.DataFrame, number: int)
 
 
 def _duplicate_removed(rows: pl.DataFrame) -> pl.DataFrame:
-    return removed_frame(rows.sort("_ord"), STAGE, pl.col("_reason")).with_columns(
-        rows.sort("_ord")["duplicate_of"], rows.sort("_ord")["_cluster"].cast(pl.Int64).alias("cluster_id"))
+    rows = rows.sort("_ord")
+    return removed_frame(rows, STAGE, pl.col("_reason")).with_columns(
+        rows["duplicate_of"], rows["_cluster"].cast(pl.Int64).alias("cluster_id"))
 
 
 def deduplicate(docs: pl.DataFrame, cfg: CurationConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
