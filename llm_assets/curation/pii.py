@@ -450,7 +450,7 @@ def _fast_phone_recognizer_class():
 
     It runs libphonenumber's matcher line by line, which changes nothing: a candidate never holds a line
     break, and the matcher treats one next to a candidate like the start or end of the text. On a line, a
-    first pass records the (candidate, offset) pairs the matcher tries when every answer is "no match":
+    first pass records the candidates (with their offsets) the matcher tries when every answer is "no match":
     every region's matcher tries exactly these, in this order, until one of its answers is a match. A
     region whose answers are all provably "no match" finds nothing on the line and is not run, nor is one
     that provably answers as another region does (`Line.regions`). The others get their answers from
@@ -564,7 +564,7 @@ def _fast_phone_recognizer_class():
             national = {}
             mask = 0
             international_match = False
-            for candidate, offset in calls:
+            for candidate, offset, _ in calls:
                 digits, kind = self.known.kind(candidate)
                 if kind == "national":
                     national[digits] = None
@@ -660,7 +660,7 @@ def _fast_phone_recognizer_class():
                     # a span found in several regions gives equal results (same type, span and score), which
                     # presidio merges: make one
                     spans = set()
-                    for region in line.regions([call[:2] for call in calls], regions):
+                    for region in line.regions(calls, regions):
                         matcher = Matcher(line, region)
                         found = None if recorder.ran_out() else matcher.replay(calls)
                         if found is None:
