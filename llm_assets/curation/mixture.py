@@ -109,9 +109,10 @@ def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list
                   site_of: Callable[[str | None], str] | None = None,
                   ngrams: dict[int, np.ndarray] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`(kept, removed)`: kept rows are `text, split, warc_record_id, url, host, site, copy` (and
-    `fetch_time` when the input has it), one row per copy; removed rows are `warc_record_id, url, stage, reason, sample` (`contaminated` or
-    `downsampled`). Every decision is per document, so parts of a crawl can be mixed one at a time;
-    `ngrams` (from `benchmark_ngrams`) then saves reading the benchmark files for each part."""
+    `fetch_time` when the input has it), one row per copy; removed rows are `warc_record_id, url, stage,
+    reason, sample` (`contaminated` or `downsampled`). Every decision is per document, so parts of a crawl
+    can be mixed one at a time; `ngrams` (from `benchmark_ngrams`) then saves reading the benchmark files
+    for each part."""
     missing = {"warc_record_id", "url", "host", "text"} - set(docs.columns)
     if missing:
         raise ValueError(f"build_mixture: input documents lack columns {sorted(missing)}")

@@ -104,7 +104,6 @@ class CrawlSource(ConfigurableResource):
         return found
 
 
-
 def _split_env(name: str) -> list[str]:
     return os.environ.get(name, "").split()
 
