@@ -2,12 +2,11 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from llm_assets.lake import part_files
 from llm_assets.tokens import checks as token_checks
 from llm_assets.tokens.shards import write_shards
 from llm_assets.tokens.tokenizer import measure_compression, mixture_texts, train_tokenizer
 
-from .curation import check, metadata_value, spec
+from .curation import check, kept_files, metadata_value, spec, stage_parts
 from .resources import LakeResource
 
 GROUP = "tokens"
@@ -15,11 +14,7 @@ OWNERS = ["team:modeling"]
 
 
 def mixture_files(lake: LakeResource):
-    files = part_files(lake.path, "training_mixture")
-    if not files:
-        raise FileNotFoundError(f"no training_mixture parts under {lake.asset_dir('training_mixture')}; "
-                                "materialize training_mixture first")
-    return files
+    return kept_files(lake, "training_mixture", stage_parts(lake, "training_mixture"))
 
 
 def tokenizer_path(lake: LakeResource):
