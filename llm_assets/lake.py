@@ -7,9 +7,12 @@ Every stage writes `<root>/<asset_key>/kept/<part>.parquet` for the rows it keep
 
 from __future__ import annotations
 
+import fcntl
 import os
+import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -88,3 +91,36 @@ def removed_frame(rows: pl.DataFrame, stage: str, reason: pl.Expr | str) -> pl.D
     if "text" in rows.columns:
         cols.append(pl.col("text").str.slice(0, 300).alias("sample"))
     return rows.select(cols)
+
+
+LOCK_FILE = ".llm_assets.lock"
+
+
+class LakeBusyError(RuntimeError):
+    """Another run holds the lock of the output folder this run would write."""
+
+
+@contextmanager
+def lake_lock(root: str | os.PathLike, command: str):
+    """Hold an exclusive lock on `root` for one run, or raise `LakeBusyError` naming the holder.
+
+    Two runs writing the same lake overwrite and prune each other's parts; the lock turns that into a
+    clear refusal. It is an advisory `flock`, released by the kernel when the process dies (so a killed
+    run never leaves a stale lock behind); the file records who holds it, for the message only.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILE
+    with open(path, "a+") as handle:  # closing the descriptor releases the lock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LakeBusyError(f"{root} is in use by {holder}; wait for that run to finish or write to "
+                                "another folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} ({command}, since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        handle.flush()
+        yield path
