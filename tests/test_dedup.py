@@ -169,3 +169,31 @@ def test_parts_give_the_same_result_as_one_frame():
     # each part's rows stay in their part
     for part, (k, r) in written.items():
         assert set(k["warc_record_id"]) | set(r["warc_record_id"]) == set(parts[part]["warc_record_id"])
+
+
+def test_empty_parts_and_an_empty_crawl():
+    """A crawl file without text pages gives an empty part: dedup neither fails nor loses the others."""
+    rng = random.Random(9)
+    text = _text(rng)
+    docs = _docs([text, text.upper(), _text(rng)])
+    empty = docs.head(0)
+    signatures, has_ngrams = minhash_signatures(pl.Series("t", [], pl.Utf8), CFG)
+    assert signatures.shape == (0, CFG.minhash_bands * CFG.minhash_rows) and has_ngrams.shape == (0,)
+    parts = {"images": empty, "pages": docs, "redirects": pl.DataFrame()}  # the last one written without a schema
+    written: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
+    counts = deduplicate_parts(list(parts), parts.__getitem__,
+                               lambda part, kept, removed: written.__setitem__(part, (kept, removed)), CFG)
+    assert counts["input"] == 3 and counts["kept"] == 2 and counts["removed_by_reason"] == {"exact_duplicate": 1}
+    assert written["images"][0].height == written["redirects"][0].height == 0
+    assert {"warc_record_id", "text", "boilerplate_lines_removed"} <= set(written["redirects"][0].columns)
+    kept, removed = deduplicate(empty, CFG)
+    assert kept.height == removed.height == 0 and "boilerplate_lines_removed" in kept.columns
+
+
+def test_every_document_removed_as_boilerplate():
+    """A stage that removes every document writes empty kept parts with reasons for all."""
+    header, footer = "Home | Shop", "Cookies help us."
+    texts = [f"{header}\n{footer}", header, footer, f"{footer}\n{header}", f"{header}\n{footer}\n{header}"]
+    kept, removed = deduplicate(_docs(texts, hosts=["shop.example"] * 5), CFG)
+    assert kept.height == 0 and "boilerplate_lines_removed" in kept.columns
+    assert removed["reason"].to_list() == ["boilerplate_only"] * 5

@@ -108,10 +108,12 @@ def minhash_signatures(normalized: pl.Series, cfg: CurationConfig) -> tuple[np.n
     a, b = _permutations(num_perm)
     signatures = np.full((len(normalized), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     has_ngrams = np.zeros(len(normalized), dtype=bool)
+    if len(normalized) == 0:  # an empty part (a crawl file without text pages) has no signatures
+        return signatures, has_ngrams
     word_counts = normalized.fill_null("").str.count_matches(" ").to_numpy().astype(np.int64) + 1
     # a new chunk starts each time the running word count crosses a multiple of _SHINGLES_PER_CHUNK
     chunk_of_doc = np.cumsum(word_counts) // _SHINGLES_PER_CHUNK
-    starts = np.flatnonzero(np.r_[True, chunk_of_doc[1:] != chunk_of_doc[:-1]]) if len(chunk_of_doc) else []
+    starts = np.flatnonzero(np.r_[True, chunk_of_doc[1:] != chunk_of_doc[:-1]])
     ends = np.append(starts[1:], len(normalized))
     for lo, hi in zip(starts, ends, strict=True):
         doc, ngram = word_ngram_hashes(normalized.slice(lo, hi - lo), cfg.minhash_ngram)
@@ -210,7 +212,10 @@ _REQUIRED = {"warc_record_id", "url", "host", "text", "fetch_time"}
 def _load(load: PartLoader, part: str) -> pl.DataFrame:
     docs = load(part)
     missing = _REQUIRED - set(docs.columns)
-    if missing:
+    if missing and docs.height == 0:  # an empty part written without a schema holds no documents either
+        docs = docs.with_columns(pl.lit(None, pl.Datetime("us", "UTC") if c == "fetch_time" else pl.Utf8).alias(c)
+                                 for c in sorted(missing))
+    elif missing:
         raise ValueError(f"deduplicate: input documents of part {part!r} lack columns {sorted(missing)}")
     return docs.with_columns(pl.col("text").fill_null(""),
                              pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
