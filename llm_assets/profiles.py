@@ -53,7 +53,7 @@ class CurationConfig:
     # a page is NSFW with at least this many explicit words making up at least this share of its words
     nsfw_min_words: int = 3
     nsfw_word_share: float = 0.01
-    # word n-gram size of MinHash shingles (FineWeb's 5; the profiles use 3, see SYNTHETIC_WEB)
+    # word n-gram size of MinHash shingles (FineWeb's 5; synthetic crawls use 3, see SYNTHETIC_WEB)
     minhash_ngram: int = 5
     minhash_bands: int = 14
     minhash_rows: int = 8
@@ -63,24 +63,31 @@ class CurationConfig:
     quality_max_drop_share: float = 0.1
     # the quality model trains on at most this many reference pages and as many others (hash-chosen)
     quality_max_train_docs: int = 20_000
+    # with fewer reference texts or fewer other pages than this, the quality model is skipped (warning)
+    quality_min_train_docs: int = 10
     # source weights applied by up/down-sampling, keyed by site (a host's second-level label, see
-    # curation.mixture.site_of_host); sites not listed keep weight 1.0
-    source_weights: dict[str, float] = field(
-        default_factory=lambda: {"wikiverse": 2.0, "citychatter": 0.5, "opentalk-forum": 0.5}
-    )
+    # curation.mixture.site_of_host); sites not listed keep weight 1.0 (synthetic crawls: SYNTHETIC_WEB)
+    source_weights: dict[str, float] = field(default_factory=dict)
     validation_fraction: float = 0.05
     decontamination_ngram: int = 13
     # a line on >= this many pages of one host, and on >= this share of its pages, is boilerplate
     boilerplate_min_pages: int = 3
     boilerplate_min_share: float = 0.2
     # hosts whose pages are the quality classifier's positive (high-quality) examples
-    reference_hosts: tuple[str, ...] = ("www.wikiverse.org",)
+    reference_hosts: tuple[str, ...] = ()
+    # files of reference (high-quality) text for the quality classifier: Parquet with a `text` column,
+    # JSONL with a `text` field, or plain text (one document per blank-line-separated block); a folder
+    # means the files in it. With no reference hosts in the crawl and no files, the model is skipped.
+    reference_files: tuple[str, ...] = ()
     # replaces published heuristic thresholds by name (see curation.quality.HeuristicThresholds);
-    # {} = the published values (the profiles override some, see SYNTHETIC_WEB)
+    # {} = the published values (synthetic crawls override some, see SYNTHETIC_WEB)
     heuristic_overrides: dict[str, object] = field(default_factory=dict)
     # host -> site name where the default rule (the host's second-level label) is wrong
     host_sites: dict[str, str] = field(default_factory=dict)
     workers: int = 2
+    # which set of values this is: "published", or "synthetic-web" (see `curation_for`), plus the fields
+    # LLM_ASSETS_CONFIG replaced; set by this module, shown in every curation stage's metadata
+    settings: str = "published"
 
 
 @dataclass(frozen=True)
@@ -158,18 +165,23 @@ class Profile:
     train: TrainSize
     sft: SFTSize
     eval: EvalSize
+    # the LLM_ASSETS_CONFIG sections applied to this profile, kept so they also win over SYNTHETIC_WEB
+    overrides: dict = field(default_factory=dict)
 
 
-# The curation settings every profile uses, because each builds on the synthetic crawl by default. Its
-# encyclopedia pages are 15-60-word stubs: Gopher's published 50-word minimum and stop-word count, C4's
-# three sentences and terminal punctuation, and the top-n-gram ratios (an entity's name fills them) would
-# drop all of them (measured: 0 % survive), and 5-word shingles miss 3-word edits in such short pages
-# (near-duplicate recall 0.60 against 0.83 with 3). For a real crawl set
-# {"curation": {"minhash_ngram": 5, "heuristic_overrides": {}}} in LLM_ASSETS_CONFIG.
+# Curation values for the synthetic crawl only (`curation_for(profile, synthetic=True)`); every real crawl
+# gets the published values of CurationConfig. The synthetic encyclopedia pages are 15-60-word stubs:
+# Gopher's published 50-word minimum and stop-word count, C4's three sentences and terminal punctuation,
+# and the top-n-gram ratios (an entity's name fills them) would drop all of them (measured: 0 % survive),
+# and 5-word shingles miss 3-word edits in such short pages (near-duplicate recall 0.60 against 0.83 with
+# 3). Its encyclopedia host is the quality model's reference, and its sites get weights by kind.
 SYNTHETIC_WEB = {
+    "settings": "synthetic-web",
     "minhash_ngram": 3,
     "heuristic_overrides": {"min_words": 15, "min_stop_words": 0, "c4_min_sentences": 2,
                             "c4_drop_lines_without_terminal_punct": False, "max_top_ngram_char_ratio": ()},
+    "reference_hosts": ("www.wikiverse.org",),
+    "source_weights": {"wikiverse": 2.0, "citychatter": 0.5, "opentalk-forum": 0.5},
 }
 
 PROFILES: dict[str, Profile] = {
@@ -177,7 +189,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         synthetic=SyntheticSize(people=24, cities=8, companies=8, universities=5, warc_files=3,
                                 noise_scale=0.5),
-        curation=CurationConfig(**SYNTHETIC_WEB),
+        curation=CurationConfig(),
         tokenizer=TokenizerSize(vocab_size=1024, shard_tokens=1 << 16),
         model=ModelSize(n_layer=2, n_head=4, n_kv_head=2, d_model=64, d_ff=176, context=128),
         train=TrainSize(max_steps=30, micro_batch=8, grad_accum=1, lr=3e-3, warmup_steps=5,
@@ -189,7 +201,7 @@ PROFILES: dict[str, Profile] = {
         name="default",
         synthetic=SyntheticSize(people=150, cities=20, companies=25, universities=10,
                                 warc_files=8, noise_scale=1.0),
-        curation=CurationConfig(**SYNTHETIC_WEB),
+        curation=CurationConfig(),
         tokenizer=TokenizerSize(vocab_size=4096, shard_tokens=1 << 20),
         model=ModelSize(n_layer=6, n_head=6, n_kv_head=2, d_model=192, d_ff=512, context=256),
         train=TrainSize(max_steps=1000, micro_batch=16, grad_accum=1, lr=2e-3, warmup_steps=100,
@@ -201,7 +213,7 @@ PROFILES: dict[str, Profile] = {
         name="gpu",
         synthetic=SyntheticSize(people=3000, cities=120, companies=300, universities=60,
                                 warc_files=32, noise_scale=1.0),
-        curation=CurationConfig(workers=8, **SYNTHETIC_WEB),
+        curation=CurationConfig(workers=8),
         tokenizer=TokenizerSize(vocab_size=32768, shard_tokens=1 << 24),
         model=ModelSize(n_layer=12, n_head=12, n_kv_head=12, d_model=768, d_ff=2048, context=1024),
         train=TrainSize(max_steps=5000, micro_batch=32, grad_accum=4, lr=6e-4, warmup_steps=200,
@@ -213,27 +225,49 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def _replace_fields(current, section: str, values: dict, where: str):
+    """`current` (one section's dataclass) with `values` replaced by field name, checked."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: section {section!r} must be an object of field: value")
+    known = {f.name: f for f in dataclasses.fields(current)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown} in section {section!r}; "
+                         f"fields are {', '.join(known)}")
+    if section == "curation" and "settings" in values:
+        raise ValueError(f"{where}: curation.settings is set from the kind of crawl (synthetic or not), "
+                         "not by configuration; set the fields themselves")
+    values = {k: tuple(v) if isinstance(getattr(current, k), tuple) and isinstance(v, list) else v
+              for k, v in values.items()}
+    if section == "curation" and values:
+        values["settings"] = f"{current.settings} + overrides: {', '.join(sorted(values))}"
+    return dataclasses.replace(current, **values)
+
+
 def apply_overrides(profile: Profile, overrides: dict, where: str) -> Profile:
     """`profile` with fields replaced per section, e.g. {"curation": {"minhash_ngram": 5}}."""
     if not isinstance(overrides, dict):
         raise ValueError(f"{where}: expected a JSON object of sections, got {type(overrides).__name__}")
     changes = {}
+    kept = {section: dict(values) for section, values in profile.overrides.items()}
     for section, values in overrides.items():
-        current = getattr(profile, section, None) if section != "name" else None
+        current = getattr(profile, section, None) if section not in ("name", "overrides") else None
         if current is None or not dataclasses.is_dataclass(current):
-            sections = [f.name for f in dataclasses.fields(Profile) if f.name != "name"]
+            sections = [f.name for f in dataclasses.fields(Profile) if f.name not in ("name", "overrides")]
             raise ValueError(f"{where}: unknown section {section!r}; sections are {', '.join(sections)}")
-        if not isinstance(values, dict):
-            raise ValueError(f"{where}: section {section!r} must be an object of field: value")
-        known = {f.name: f for f in dataclasses.fields(current)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"{where}: unknown field(s) {unknown} in section {section!r}; "
-                             f"fields are {', '.join(known)}")
-        values = {k: tuple(v) if isinstance(getattr(current, k), tuple) and isinstance(v, list) else v
-                  for k, v in values.items()}
-        changes[section] = dataclasses.replace(current, **values)
-    return dataclasses.replace(profile, **changes)
+        changes[section] = _replace_fields(current, section, values, where)
+        kept.setdefault(section, {}).update(values)
+    return dataclasses.replace(profile, **changes, overrides=kept)
+
+
+def curation_for(profile: Profile, synthetic: bool) -> CurationConfig:
+    """The curation values for a crawl: the published ones (`profile.curation`), or with `synthetic` the
+    SYNTHETIC_WEB values on top; the user's LLM_ASSETS_CONFIG overrides win over both."""
+    if not synthetic:
+        return profile.curation
+    cfg = dataclasses.replace(profile.curation, **SYNTHETIC_WEB)
+    user = profile.overrides.get("curation", {})
+    return _replace_fields(cfg, "curation", user, CONFIG_ENV) if user else cfg
 
 
 def get_profile(name: str | None = None) -> Profile:
@@ -241,6 +275,7 @@ def get_profile(name: str | None = None) -> Profile:
 
     `LLM_ASSETS_CONFIG` names a JSON file of per-section overrides, e.g.
     `{"curation": {"minhash_ngram": 5, "heuristic_overrides": {}}, "train": {"max_steps": 3000}}`.
+    Its `curation` holds the published values; `curation_for(profile, synthetic)` gives a crawl's.
     """
     name = name or os.environ.get(PROFILE_ENV) or "default"
     try:
