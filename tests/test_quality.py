@@ -16,13 +16,19 @@ from llm_assets.curation.quality import (
     GopherQuality,
     GopherRepetition,
     HeuristicThresholds,
+    QualityModelSkipped,
     filter_quality,
     filter_quality_parts,
     quality_scores,
+    read_reference_texts,
     train_quality_classifier,
+    trained_model,
     training_documents,
 )
 from llm_assets.profiles import CurationConfig
+
+# the corpus's reference pages are on the synthetic encyclopedia host, named here as a user would
+WIKI = CurationConfig(reference_hosts=("www.wikiverse.org",))
 
 T = HeuristicThresholds()
 CLEAN_SENTENCES = [
@@ -136,7 +142,7 @@ def _corpus(n: int) -> pl.DataFrame:
 
 def test_classifier_trains_saves_and_scores(tmp_path):
     docs = _corpus(200)
-    metrics = train_quality_classifier(docs, tmp_path, CurationConfig())
+    metrics = train_quality_classifier(docs, tmp_path, WIKI)
     assert (tmp_path / MODEL_FILE).exists()
     assert json.loads((tmp_path / "metrics.json").read_text())["f1"] == metrics["f1"]
     assert metrics["f1"] > 0.9 and metrics["validation_documents"] > 10
@@ -145,15 +151,98 @@ def test_classifier_trains_saves_and_scores(tmp_path):
     assert scores[reference.to_numpy()].mean() > 0.8 > 0.2 > scores[~reference.to_numpy()].mean()
 
 
-def test_classifier_needs_reference_pages(tmp_path):
-    docs = _corpus(20).with_columns(pl.lit("a.example").alias("host"))
-    with pytest.raises(ValueError, match="reference hosts"):
-        train_quality_classifier(docs, tmp_path, CurationConfig())
+def test_no_reference_text_skips_the_model_and_keeps_what_the_heuristics_pass(tmp_path):
+    docs = _corpus(60).with_columns(pl.lit("a.example").alias("host"))
+    (tmp_path / MODEL_FILE).write_bytes(b"a model of an earlier run")
+    for cfg in (WIKI, CurationConfig()):  # a reference host absent from the crawl, and none at all
+        metrics = train_quality_classifier(docs, tmp_path, cfg)
+        assert metrics["skipped"] and metrics["skip_reason"].startswith("no reference text")
+        assert json.loads((tmp_path / "metrics.json").read_text())["skipped"] is True
+        assert not (tmp_path / MODEL_FILE).exists(), "a stale model must not be used"
+        assert trained_model(tmp_path) is None
+    cfg = replace(WIKI, heuristic_overrides={"min_words": 20, "c4_min_sentences": 3})
+    bad = pl.DataFrame([{"warc_record_id": "<urn:uuid:bad>", "url": "https://bad/", "host": "bad.example",
+                         "text": "Too short."}])
+    kept, removed = filter_quality(pl.concat([docs, bad]), None, cfg)
+    assert kept.height == 60 and kept["quality_score"].is_null().all()
+    assert removed["reason"].to_list() == ["gopher_quality:too_few_words"]
+    written = {}
+    threshold = filter_quality_parts(["a", "b"], {"a": docs, "b": bad}.__getitem__,
+                                     lambda p, k, r: written.__setitem__(p, (k, r)), None, cfg, tmp_path / "s")
+    assert threshold is None and written["a"][0].height == 60 and written["b"][0].height == 0
+
+
+def test_too_few_documents_skip_the_model(tmp_path):
+    docs = _corpus(200)
+    few = pl.concat([docs.filter(pl.col("host") == "www.wikiverse.org").head(3),
+                     docs.filter(pl.col("host") != "www.wikiverse.org")])
+    metrics = train_quality_classifier(few, tmp_path, WIKI)
+    assert metrics["skipped"] and "too few documents" in metrics["skip_reason"] and "3 reference" in metrics[
+        "skip_reason"]
+    with pytest.raises(QualityModelSkipped, match="too few"):
+        training_documents(few, WIKI)
+    for empty in (docs.head(0), pl.DataFrame()):  # a crawl where every document was removed before
+        assert train_quality_classifier(empty, tmp_path, WIKI)["skipped"]
+    assert not train_quality_classifier(few, tmp_path, replace(WIKI, quality_min_train_docs=3))["skipped"]
+
+
+def _reference_files(tmp_path, texts: list[str]) -> dict[str, object]:
+    """The same reference documents as Parquet, JSONL, gzipped JSONL and plain text."""
+    import gzip
+
+    parquet = tmp_path / "wiki.parquet"
+    pl.DataFrame({"title": [f"t{i}" for i in range(len(texts))], "text": texts}).write_parquet(parquet)
+    jsonl = tmp_path / "wiki.jsonl"
+    jsonl.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)) + "\n")
+    gz = tmp_path / "wiki.jsonl.gz"
+    gz.write_bytes(gzip.compress(jsonl.read_bytes()))
+    txt = tmp_path / "wiki.txt"
+    txt.write_text("\n\n\n".join(texts) + "\n")
+    return {"parquet": parquet, "jsonl": jsonl, "jsonl.gz": gz, "txt": txt}
+
+
+@pytest.mark.parametrize("kind", ["parquet", "jsonl", "jsonl.gz", "txt"])
+def test_reference_files_train_the_model_without_a_reference_host(tmp_path, kind):
+    corpus = _corpus(400)
+    wiki = corpus.filter(pl.col("host") == "www.wikiverse.org")
+    # the reference text comes from files only; none of the crawl's hosts is a reference host
+    reference_texts = wiki.head(100)["text"].to_list()
+    crawl = pl.concat([wiki.tail(100).with_columns(pl.lit("encyclopedia.example").alias("host")),
+                       corpus.filter(pl.col("host") != "www.wikiverse.org")])
+    path = _reference_files(tmp_path, reference_texts)[kind]
+    assert read_reference_texts([path])["text"].to_list() == reference_texts
+    cfg = CurationConfig(reference_files=(str(path),))
+    metrics = train_quality_classifier(crawl, tmp_path / "model", cfg)
+    assert not metrics["skipped"] and metrics["reference_from_files"] == metrics["reference_documents"] == 100
+    assert metrics["f1"] > 0.9
+    scores = quality_scores(crawl["text"].to_list(), trained_model(tmp_path / "model"))
+    encyclopedic = (crawl["host"] == "encyclopedia.example").to_numpy()
+    assert scores[encyclopedic].mean() > 0.8 > 0.2 > scores[~encyclopedic].mean()
+
+
+def test_reference_files_plain_text_blocks_folders_and_errors(tmp_path):
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    (folder / "a.txt").write_text("First document,\nstill the first.\n\n  \nSecond document.\n\n\n")
+    (folder / "b.jsonl").write_text('{"text": "Third document."}\n{"text": "  "}\n')
+    (folder / "notes.md").write_text("ignored: not a reference file type")
+    texts = read_reference_texts([folder])["text"].to_list()
+    assert texts == ["First document,\nstill the first.", "Second document.", "Third document."]
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"txt": "no text field"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: expected an object with a string `text`"):
+        read_reference_texts([tmp_path / "bad.jsonl"])
+    pl.DataFrame({"body": ["x"]}).write_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match="bad.parquet: Parquet without a `text` column"):
+        read_reference_texts([tmp_path / "bad.parquet"])
+    with pytest.raises(FileNotFoundError, match="missing.txt does not exist"):
+        read_reference_texts([tmp_path / "missing.txt"])
+    with pytest.raises(ValueError, match="unknown type"):
+        read_reference_texts([folder / "notes.md"])
 
 
 def test_filter_quality_reasons(tmp_path):
     docs = _corpus(200)
-    train_quality_classifier(docs, tmp_path, CurationConfig())
+    train_quality_classifier(docs, tmp_path, WIKI)
     cfg = CurationConfig(heuristic_overrides={"min_words": 20, "c4_min_sentences": 3}, quality_max_drop_share=1.0)
     bad = pl.DataFrame([{"warc_record_id": "<urn:uuid:bad>", "url": "https://bad/", "host": "bad.example",
                          "text": "Too short."}])
@@ -168,7 +257,7 @@ def test_filter_quality_reasons(tmp_path):
 
 def test_model_drops_are_capped_at_the_lowest_share(tmp_path):
     docs = _corpus(200)
-    train_quality_classifier(docs, tmp_path, CurationConfig())
+    train_quality_classifier(docs, tmp_path, WIKI)
     cfg = CurationConfig(heuristic_overrides={"min_words": 20, "c4_min_sentences": 3}, quality_max_drop_share=0.1)
     kept, removed = filter_quality(docs, tmp_path, cfg)
     model_drops = removed.filter(pl.col("reason") == "quality_model")
@@ -179,7 +268,7 @@ def test_model_drops_are_capped_at_the_lowest_share(tmp_path):
 def test_parts_give_the_same_result_as_one_frame(tmp_path):
     """Scoring part by part and thresholding over all scores equals filter_quality on the whole frame."""
     docs = _corpus(200)
-    train_quality_classifier(docs, tmp_path / "model", CurationConfig())
+    train_quality_classifier(docs, tmp_path / "model", WIKI)
     cfg = CurationConfig(heuristic_overrides={"min_words": 20, "c4_min_sentences": 3}, quality_max_drop_share=0.1)
     kept_one, removed_one = filter_quality(docs, tmp_path / "model", cfg)
     parts = {f"p{i}": docs.slice(i * 50, 50) for i in range(4)}
@@ -200,11 +289,11 @@ def test_training_set_is_capped_and_reads_only_chosen_text(tmp_path):
         files.append(tmp_path / f"{i}.parquet")
         docs.slice(i * 50, 50).write_parquet(files[-1])
     lazy = pl.concat([pl.scan_parquet(f) for f in files])
-    chosen = training_documents(lazy, CurationConfig(quality_max_train_docs=30))
+    chosen = training_documents(lazy, replace(WIKI, quality_max_train_docs=30))
     assert chosen["label"].to_list().count(1) == 30 and chosen["label"].to_list().count(0) == 30
     assert chosen["text"].null_count() == 0
     reference = set(docs.filter(pl.col("host") == "www.wikiverse.org")["warc_record_id"])
     assert set(chosen.filter(pl.col("label") == 1)["warc_record_id"]) <= reference
     # the same choice from the same documents in one frame
-    assert training_documents(docs, CurationConfig(quality_max_train_docs=30)).sort("warc_record_id").equals(
+    assert training_documents(docs, replace(WIKI, quality_max_train_docs=30)).sort("warc_record_id").equals(
         chosen.sort("warc_record_id"))

@@ -5,13 +5,18 @@ reason such as `gopher_quality:mean_word_length`. Thresholds default to the publ
 (Gopher: Rae et al. 2021; C4: Raffel et al. 2020; FineWeb: Penedo et al. 2024) and live in
 `HeuristicThresholds`; `CurationConfig.heuristic_overrides` replaces any of them by name.
 
-The classifier is logistic regression on hashed word unigrams and bigrams, trained on pages of the
-reference hosts (the encyclopedia) against other crawl text. Its weights are saved as safetensors, so
-loading it runs no pickled code.
+The classifier is logistic regression on hashed word unigrams and bigrams, trained on reference
+("high quality") text against other crawl pages. Reference text is the pages of `cfg.reference_hosts` in
+the crawl (the encyclopedia of a synthetic crawl), the texts of `cfg.reference_files` (Parquet `text`
+column, JSONL `text` field, or plain text with one document per blank-line-separated block), or both.
+With no reference text, or too few documents on either side, the model is skipped: `metrics.json` says
+why, no model file exists, and the quality stage keeps every document the heuristics pass. Its weights
+are saved as safetensors, so loading it runs no pickled code.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -317,59 +322,156 @@ def _hash_sample(docs: pl.DataFrame, count: int, salt: str, balance_hosts: bool)
     return ranked.sort("_turn", "_u").head(count).drop("_u", "_turn")
 
 
-def training_documents(docs: pl.DataFrame | pl.LazyFrame, cfg: CurationConfig) -> pl.DataFrame:
+class QualityModelSkipped(ValueError):
+    """The quality model cannot be trained on this crawl (no reference text, or too few documents)."""
+
+
+REFERENCE_SUFFIXES = (".parquet", ".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".txt", ".txt.gz")
+
+
+def _reference_file_texts(path: Path) -> list[str]:
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        try:
+            return pl.read_parquet(path, columns=["text"])["text"].drop_nulls().cast(pl.Utf8).to_list()
+        except pl.exceptions.ColumnNotFoundError:
+            raise ValueError(f"reference file {path}: Parquet without a `text` column") from None
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        if name.endswith((".txt", ".txt.gz")):
+            return _PARAGRAPH_BREAK.split(handle.read())
+        texts = []
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"reference file {path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise ValueError(f"reference file {path}:{number}: expected an object with a string `text` field")
+            texts.append(row["text"])
+        return texts
+
+
+def read_reference_texts(paths: list[str | Path] | tuple) -> pl.DataFrame:
+    """`reference_id, text` of every non-empty reference document in `paths` (files, or folders of them).
+
+    Parquet: the `text` column; JSONL (`.jsonl`, `.ndjson`, gzipped too): the `text` field of each line;
+    plain text (`.txt`, gzipped too): one document per block of lines between blank lines.
+    """
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = sorted(f for f in path.iterdir() if f.is_file() and f.name.lower().endswith(REFERENCE_SUFFIXES))
+            if not found:
+                raise ValueError(f"reference folder {path} holds no {', '.join(REFERENCE_SUFFIXES)} files")
+            files.extend(found)
+        elif not path.is_file():
+            raise FileNotFoundError(f"reference file {path} does not exist (CurationConfig.reference_files)")
+        elif not path.name.lower().endswith(REFERENCE_SUFFIXES):
+            raise ValueError(f"reference file {path}: unknown type; use {', '.join(REFERENCE_SUFFIXES)}")
+        else:
+            files.append(path)
+    ids, texts = [], []
+    for index, path in enumerate(files):
+        for number, text in enumerate(_reference_file_texts(path)):
+            text = text.strip()
+            if text:
+                ids.append(f"reference:{index}:{path.name}:{number}")
+                texts.append(text)
+    return pl.DataFrame({"reference_id": ids, "text": texts}, schema={"reference_id": pl.Utf8, "text": pl.Utf8})
+
+
+def training_documents(docs: pl.DataFrame | pl.LazyFrame, cfg: CurationConfig,
+                       reference: pl.DataFrame | None = None) -> pl.DataFrame:
     """`warc_record_id, text, label` of the quality model's training set, chosen from ids and hosts only.
 
-    Positives are pages of `cfg.reference_hosts` (at most `cfg.quality_max_train_docs`, hash-chosen);
-    negatives as many other pages, hash round-robin over hosts. With a lazy frame (the stage's part
-    files) only the chosen documents' text is ever read.
+    Positives are pages of `cfg.reference_hosts` plus the texts of `reference` (`read_reference_texts`
+    of `cfg.reference_files` when not given; their ids start with `reference:`), at most
+    `cfg.quality_max_train_docs`, hash-chosen; negatives as many other crawl pages, hash round-robin over
+    hosts. With a lazy frame (the stage's part files) only the chosen documents' text is ever read.
+    Raises `QualityModelSkipped` without reference text or with fewer than `cfg.quality_min_train_docs`
+    documents on either side.
     """
     docs = docs.lazy()
-    reference = list(cfg.reference_hosts)
-    meta = docs.select("warc_record_id", "host").collect()
-    is_reference = meta["host"].is_in(reference)
-    positives, others = meta.filter(is_reference), meta.filter(~is_reference)
-    if positives.height < 2 or others.height < 2:
-        raise ValueError(f"train_quality_classifier: need at least 2 pages from reference hosts {tuple(reference)} "
-                         f"and 2 other pages; got {positives.height} and {others.height}. "
-                         "Set CurationConfig.reference_hosts to hosts present in the crawl.")
+    if reference is None:
+        reference = read_reference_texts(cfg.reference_files)
+    hosts = list(cfg.reference_hosts)
+    schema = docs.collect_schema().names()
+    meta = (docs.select("warc_record_id", "host").collect() if schema
+            else pl.DataFrame(schema={"warc_record_id": pl.Utf8, "host": pl.Utf8}))
+    is_reference = meta["host"].is_in(hosts)
+    from_hosts, others = meta.filter(is_reference), meta.filter(~is_reference)
+    positives = pl.concat([from_hosts.select("warc_record_id"),
+                           reference.select(pl.col("reference_id").alias("warc_record_id"))])
+    minimum = max(2, int(getattr(cfg, "quality_min_train_docs", 2)))
+    if positives.height == 0:
+        raise QualityModelSkipped(
+            "no reference text: the crawl has no pages of the reference hosts "
+            f"{tuple(hosts) if hosts else '(none configured)'} and no reference files are configured "
+            "(CurationConfig.reference_files, `curate --reference`)")
+    if positives.height < minimum or others.height < minimum:
+        raise QualityModelSkipped(
+            f"too few documents to train the quality model: {positives.height} reference and "
+            f"{others.height} other, need at least {minimum} of each (CurationConfig.quality_min_train_docs)")
     if positives.height > cfg.quality_max_train_docs:
         positives = _hash_sample(positives, cfg.quality_max_train_docs, "quality-positives", balance_hosts=False)
     negatives = _hash_sample(others, positives.height, "quality-negatives", balance_hosts=True)
     chosen = pl.concat([positives.select("warc_record_id", pl.lit(1).alias("label")),
                         negatives.select("warc_record_id", pl.lit(0).alias("label"))])
     texts = docs.select("warc_record_id", "text").join(chosen.lazy(), on="warc_record_id", how="semi").collect()
+    texts = pl.concat([texts, reference.select(pl.col("reference_id").alias("warc_record_id"), "text")
+                       .join(chosen, on="warc_record_id", how="semi")])
     return chosen.join(texts.unique("warc_record_id"), on="warc_record_id", how="left",
                        maintain_order="left").select(
         "warc_record_id", "text", "label")
 
 
+def _skip(out: Path, reason: str, cfg: CurationConfig) -> dict:
+    """Record that the model was skipped: metrics.json says why, and no (stale) model file is left."""
+    (out / MODEL_FILE).unlink(missing_ok=True)
+    metrics = {"skipped": True, "skip_reason": reason, "model_path": None,
+               "reference_hosts": list(cfg.reference_hosts), "reference_files": list(cfg.reference_files)}
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    log.warning("quality classifier skipped: %s; the quality stage keeps what the heuristics pass", reason)
+    return metrics
+
+
 def train_quality_classifier(docs: pl.DataFrame | pl.LazyFrame, out_dir: str | Path, cfg: CurationConfig,
                              n_features: int = 1 << 18, validation_share: float = 0.2) -> dict:
-    """Train the quality model on `training_documents(docs, cfg)`: reference-host pages against as many
-    other pages.
+    """Train the quality model on `training_documents(docs, cfg)`: reference text against as many other
+    pages.
 
     Writes `out_dir/quality_model.safetensors` and `out_dir/metrics.json`; returns the metrics:
-    validation precision/recall/F1 and accuracy, train/validation sizes, and the model path.
+    validation precision/recall/F1 and accuracy, train/validation sizes, and the model path. When the
+    model cannot be trained (see `training_documents`), returns and writes `skipped: True` and
+    `skip_reason`, and removes any model file of an earlier run.
     """
-    data = training_documents(docs, cfg)
-    reference = tuple(cfg.reference_hosts)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    reference = read_reference_texts(cfg.reference_files)
+    try:
+        data = training_documents(docs, cfg, reference)
+    except QualityModelSkipped as skipped:
+        return _skip(out, str(skipped), cfg)
     is_val = stable_fraction(data["warc_record_id"], "quality-validation") < validation_share
     vectorizer = _vectorizer(n_features)
     features = vectorizer.transform(data["text"].to_list())
     labels = data["label"].to_numpy()
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     if len(np.unique(labels[train_idx])) < 2:
-        raise ValueError("train_quality_classifier: the training split has a single class; need more documents")
+        return _skip(out, "the quality model's training split holds a single class; need more documents", cfg)
+    from_files = int(data["warc_record_id"].str.starts_with("reference:").sum())
     log.info("quality classifier: training on %d documents (%d reference), validating on %d",
              len(train_idx), int(labels[train_idx].sum()), len(val_idx))
     model = LogisticRegression(C=4.0, max_iter=500)
     model.fit(features[train_idx], labels[train_idx])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics: dict = {"train_documents": len(train_idx), "validation_documents": len(val_idx),
-                     "reference_documents": int(labels.sum()), "other_documents": int((labels == 0).sum()),
-                     "reference_hosts": list(reference), "n_features": n_features}
+    metrics: dict = {"skipped": False, "train_documents": len(train_idx), "validation_documents": len(val_idx),
+                     "reference_documents": int(labels.sum()), "reference_from_files": from_files,
+                     "other_documents": int((labels == 0).sum()), "reference_hosts": list(cfg.reference_hosts),
+                     "reference_files": list(cfg.reference_files), "n_features": n_features}
     if len(val_idx):
         predicted = model.predict(features[val_idx])
         p, r, f, _ = precision_recall_fscore_support(labels[val_idx], predicted, average="binary",
@@ -386,6 +488,18 @@ def train_quality_classifier(docs: pl.DataFrame | pl.LazyFrame, out_dir: str | P
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     log.info("quality classifier: %s", {k: v for k, v in metrics.items() if k != "model_path"})
     return metrics
+
+
+def trained_model(model_dir: str | Path) -> Path | None:
+    """The model file `train_quality_classifier` wrote in `model_dir`, or None when it skipped the model."""
+    model_dir = Path(model_dir)
+    metrics_file = model_dir / METRICS_FILE
+    if not metrics_file.exists():
+        raise FileNotFoundError(f"quality_classifier is not materialized: {metrics_file} does not exist; "
+                                "materialize it first")
+    if json.loads(metrics_file.read_text()).get("skipped"):
+        return None
+    return model_dir / MODEL_FILE
 
 
 def quality_scores(texts: list[str], model_path: str | Path) -> np.ndarray:
@@ -413,52 +527,62 @@ def effective_threshold(scores: np.ndarray, cfg: CurationConfig) -> float:
     return threshold
 
 
-def score_quality(docs: pl.DataFrame, model_path: str | Path, cfg: CurationConfig
+def score_quality(docs: pl.DataFrame, model_path: str | Path | None, cfg: CurationConfig
                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`(passing, heuristic_removed)`: documents past the heuristic families, with `text` after C4's line
-    clean-up and the model's `quality_score`; and the removed rows of those the heuristics dropped."""
+    clean-up and the model's `quality_score` (null when `model_path` is None: the model was skipped); and
+    the removed rows of those the heuristics dropped."""
     thresholds = HeuristicThresholds.from_config(cfg)
-    reasons, cleaned = apply_heuristics(docs["text"].to_list(), thresholds)
+    reasons, cleaned = apply_heuristics(docs["text"].fill_null("").to_list(), thresholds)
     docs = docs.with_columns(pl.Series("_reason", reasons, dtype=pl.Utf8),
                              pl.Series("_cleaned", cleaned, dtype=pl.Utf8))
     heuristic_drops = docs.filter(pl.col("_reason").is_not_null())
     passing = docs.filter(pl.col("_reason").is_null()).with_columns(pl.col("_cleaned").alias("text"))
-    scores = quality_scores(passing["text"].to_list(), model_path)
-    passing = passing.drop("_reason", "_cleaned").with_columns(pl.Series("quality_score", scores, dtype=pl.Float64))
+    scores = quality_scores(passing["text"].to_list(), model_path) if model_path is not None else None
+    passing = passing.drop("_reason", "_cleaned").with_columns(pl.Series("quality_score", scores, dtype=pl.Float64)
+                                                               if scores is not None
+                                                               else pl.lit(None, pl.Float64).alias("quality_score"))
     return passing, removed_frame(heuristic_drops, STAGE, pl.col("_reason"))
 
 
-def split_by_score(passing: pl.DataFrame, heuristic_removed: pl.DataFrame, threshold: float
+def split_by_score(passing: pl.DataFrame, heuristic_removed: pl.DataFrame, threshold: float | None
                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`(kept, removed)`: scored documents at or over `threshold` kept; the rest join the heuristic drops."""
+    """`(kept, removed)`: scored documents at or over `threshold` kept; the rest join the heuristic drops.
+    With no threshold (the model was skipped) every scored document is kept."""
+    if threshold is None:
+        return passing, heuristic_removed
     model_drops = passing.filter(pl.col("quality_score") < threshold)
     removed = pl.concat([heuristic_removed, removed_frame(model_drops, STAGE, "quality_model").with_columns(
         model_drops["quality_score"])], how="diagonal_relaxed")
     return passing.filter(pl.col("quality_score") >= threshold), removed
 
 
-def filter_quality(docs: pl.DataFrame, model_path: str | Path, cfg: CurationConfig
+def filter_quality(docs: pl.DataFrame, model_path: str | Path | None, cfg: CurationConfig
                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Heuristic families first, then the model's `quality_score` against `effective_threshold`.
 
-    Kept rows: the input columns with `text` after C4's line clean-up, plus `quality_score`.
+    Kept rows: the input columns with `text` after C4's line clean-up, plus `quality_score` (null when
+    `model_path` is None: the model was skipped and only the heuristics remove documents).
     Removed rows: `warc_record_id, url, stage, reason, sample` (+ `quality_score` for model drops).
     """
     passing, heuristic_removed = score_quality(docs, model_path, cfg)
-    threshold = effective_threshold(passing["quality_score"].to_numpy(), cfg)
+    threshold = (effective_threshold(passing["quality_score"].to_numpy(), cfg) if model_path is not None
+                 else None)
     kept, removed = split_by_score(passing, heuristic_removed, threshold)
-    log.info("quality: kept %d, removed %d by heuristics and %d by the model (score < %.4f)", kept.height,
-             heuristic_removed.height, removed.height - heuristic_removed.height, threshold)
+    log.info("quality: kept %d, removed %d by heuristics and %d by the model (score < %s)", kept.height,
+             heuristic_removed.height, removed.height - heuristic_removed.height,
+             "no model" if threshold is None else f"{threshold:.4f}")
     return kept, removed
 
 
-def filter_quality_parts(parts: list[str], load: PartLoader, write: PartWriter, model_path: str | Path,
-                         cfg: CurationConfig, scratch: str | Path) -> float:
+def filter_quality_parts(parts: list[str], load: PartLoader, write: PartWriter, model_path: str | Path | None,
+                         cfg: CurationConfig, scratch: str | Path) -> float | None:
     """`filter_quality` over documents spread over `parts`, one part's text in memory at a time.
 
     `load(part)` returns a part's documents and `write(part, kept, removed)` takes its results. The model
     threshold depends on every score, so scored parts wait in `scratch` (a folder this function may fill
-    and empty) until all are scored. Returns the threshold used.
+    and empty) until all are scored. Returns the threshold used (None when `model_path` is None: the model
+    was skipped and every document past the heuristics is kept).
     """
     scratch = Path(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
@@ -470,8 +594,12 @@ def filter_quality_parts(parts: list[str], load: PartLoader, write: PartWriter, 
         scores.append(passing["quality_score"].to_numpy())
         log.info("quality pass 1/2: part %d/%d (%s), %d past the heuristics", number, len(parts), part,
                  passing.height)
-    threshold = effective_threshold(np.concatenate(scores) if scores else np.zeros(0), cfg)
-    log.info("quality: model threshold %.4f", threshold)
+    threshold = None
+    if model_path is not None:
+        threshold = effective_threshold(np.concatenate(scores) if scores else np.zeros(0), cfg)
+        log.info("quality: model threshold %.4f", threshold)
+    else:
+        log.info("quality: no model (skipped); every document past the heuristics is kept")
     for number, part in enumerate(parts, 1):
         passing = pl.read_parquet(scratch / f"{number}.passing.parquet")
         heuristic_removed = pl.read_parquet(scratch / f"{number}.removed.parquet")
