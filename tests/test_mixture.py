@@ -98,3 +98,38 @@ def test_parts_give_the_same_mixture_as_one_frame(tmp_path):
     assert kept.sort("warc_record_id", "copy").equals(kept_one.sort("warc_record_id", "copy"))
     assert removed.sort("warc_record_id").equals(removed_one.sort("warc_record_id"))
     assert "contaminated" in set(removed["reason"])
+
+
+def _mix_parts(parts: dict[str, pl.DataFrame], cfg: CurationConfig) -> tuple[dict, dict]:
+    written: dict = {}
+    counts = build_mixture_parts(list(parts), parts.__getitem__, lambda p, k, r: written.__setitem__(p, (k, r)), cfg)
+    return counts, written
+
+
+def test_empty_and_single_document_mixtures():
+    cfg = CurationConfig(validation_fraction=0.05)
+    counts, written = _mix_parts({"images": _docs(0), "none": pl.DataFrame()}, cfg)
+    assert counts == {"train_documents": 0, "validation_documents": 0, "moved_to_validation": None}
+    assert all(k.height == 0 and r.height == 0 for k, r in written.values())
+    assert {"text", "split", "warc_record_id", "site", "copy"} <= set(written["images"][0].columns)
+    counts, written = _mix_parts({"one": _docs(1)}, cfg)
+    # one document cannot be on both sides: it trains, and validation stays empty
+    assert counts["train_documents"] + counts["validation_documents"] == 1
+    assert counts["moved_to_validation"] is None
+
+
+def test_a_tiny_crawl_still_gets_one_validation_document():
+    """With 5 % validation, a hash puts none of a few documents in validation; the lowest-hash one moves."""
+    cfg = CurationConfig(validation_fraction=0.05)
+    docs = _docs(6)
+    kept, _ = build_mixture(docs, cfg)
+    assert set(kept["split"]) == {"train"}  # what the hash alone gives
+    parts = {"a": docs.head(3), "b": docs.tail(3)}
+    counts, written = _mix_parts(parts, cfg)
+    assert counts["train_documents"] == 5 and counts["validation_documents"] == 1
+    mixed = pl.concat([k for k, _ in written.values()])
+    validation = mixed.filter(pl.col("split") == "validation")
+    assert validation["warc_record_id"].to_list() == [counts["moved_to_validation"]]
+    assert validation["copy"].to_list() == [0]
+    assert _mix_parts(parts, cfg)[0] == counts  # the same document every run
+    assert _mix_parts(parts, CurationConfig(validation_fraction=0.0))[0]["validation_documents"] == 0

@@ -9,6 +9,8 @@
    documents and drops the rest (`downsampled`).
 3. The split is by document: a hash of `warc_record_id` puts a `cfg.validation_fraction` share in
    `validation`. Validation documents keep exactly one copy so held-out loss is not weighted twice.
+   When the hash puts no document of a whole crawl in validation (a tiny crawl) and it has at least
+   two documents, the train document with the lowest split hash moves to validation.
 All choices hash the document id with BLAKE2b, so the mixture is the same on every run and machine.
 """
 
@@ -107,14 +109,18 @@ def contaminated_mask(texts: pl.Series, ngrams: dict[int, np.ndarray]) -> np.nda
 
 def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list[Path] | tuple = (),
                   site_of: Callable[[str | None], str] | None = None,
-                  ngrams: dict[int, np.ndarray] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+                  ngrams: dict[int, np.ndarray] | None = None,
+                  validation_ids: frozenset[str] | set[str] = frozenset()) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`(kept, removed)`: kept rows are `text, split, warc_record_id, url, host, site, copy` (and
     `fetch_time` when the input has it), one row per copy; removed rows are `warc_record_id, url, stage,
     reason, sample` (`contaminated` or `downsampled`). Every decision is per document, so parts of a crawl
     can be mixed one at a time; `ngrams` (from `benchmark_ngrams`) then saves reading the benchmark files
-    for each part."""
+    for each part. Documents in `validation_ids` go to validation whatever their hash."""
     missing = {"warc_record_id", "url", "host", "text"} - set(docs.columns)
-    if missing:
+    if docs.height == 0:  # an empty part, perhaps written without a schema: give it the string columns
+        docs = docs.with_columns(*(pl.lit(None, pl.Utf8).alias(c) for c in sorted(missing)),
+                                 *(pl.col(c).cast(pl.Utf8) for c, t in docs.schema.items() if t == pl.Null))
+    elif missing:
         raise ValueError(f"build_mixture: input documents lack columns {sorted(missing)}")
     if not 0.0 <= cfg.validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in [0, 1), got {cfg.validation_fraction}")
@@ -137,7 +143,8 @@ def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list
         pl.Series("_split_u", stable_fraction(docs["warc_record_id"], "mixture-split")),
         pl.col("site").replace_strict(weights, default=1.0, return_dtype=pl.Float64).alias("_weight"),
     ).with_columns(
-        pl.when(pl.col("_split_u") < cfg.validation_fraction).then(pl.lit("validation"))
+        pl.when((pl.col("_split_u") < cfg.validation_fraction)
+                | pl.col("warc_record_id").is_in(list(validation_ids))).then(pl.lit("validation"))
         .otherwise(pl.lit("train")).alias("split"),
         (pl.col("_weight").floor() + (pl.col("_sample_u") < pl.col("_weight") % 1.0).cast(pl.Float64))
         .cast(pl.Int64).alias("_copies"),
@@ -163,13 +170,37 @@ def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list
 
 def build_mixture_parts(parts: list[str], load: PartLoader, write: PartWriter, cfg: CurationConfig,
                         benchmark_files: list[Path] | tuple = (),
-                        site_of: Callable[[str | None], str] | None = None) -> None:
+                        site_of: Callable[[str | None], str] | None = None) -> dict:
     """`build_mixture` part by part: `load(part)` gives a part's documents, `write(part, kept, removed)`
-    takes its mixture rows; the benchmark n-grams are built once."""
+    takes its mixture rows; the benchmark n-grams are built once. If no document landed in validation
+    and at least two are in train, the part holding the train document with the lowest split hash is
+    mixed and written again with that document in validation. Returns `train_documents`,
+    `validation_documents` and `moved_to_validation` (that document's id, or None)."""
     items = read_benchmark_items(benchmark_files)
     ngrams = benchmark_ngrams(items, cfg.decontamination_ngram)
     log.info("mixture: %d benchmark items from %d files", len(items), len(benchmark_files))
-    for number, part in enumerate(parts, 1):
+    train = validation = 0
+    lowest: tuple[float, int, str] | None = None  # (split hash, part number, id) of the first train document
+    for number, part in enumerate(parts):
         kept, removed = build_mixture(load(part), cfg, site_of=site_of, ngrams=ngrams)
         write(part, kept, removed)
-        log.info("mixture: part %d/%d (%s), %d rows", number, len(parts), part, kept.height)
+        ids = kept.filter(pl.col("copy") == 0).select("warc_record_id", "split")
+        train_ids = ids.filter(pl.col("split") == "train")["warc_record_id"]
+        train += train_ids.len()
+        validation += ids.height - train_ids.len()
+        if train_ids.len():
+            u = stable_fraction(train_ids, "mixture-split")
+            first = int(np.argmin(u))
+            if lowest is None or u[first] < lowest[0]:
+                lowest = (float(u[first]), number, train_ids[first])
+        log.info("mixture: part %d/%d (%s), %d rows", number + 1, len(parts), part, kept.height)
+    moved = None
+    if validation == 0 and train >= 2 and cfg.validation_fraction > 0 and lowest is not None:
+        _, number, moved = lowest
+        kept, removed = build_mixture(load(parts[number]), cfg, site_of=site_of, ngrams=ngrams,
+                                      validation_ids={moved})
+        write(parts[number], kept, removed)
+        train, validation = train - 1, 1
+        log.info("mixture: no document hashed into validation; moved %s there (a crawl of %d documents)",
+                 moved, train + 1)
+    return {"train_documents": train, "validation_documents": validation, "moved_to_validation": moved}
