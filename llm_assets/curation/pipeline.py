@@ -10,6 +10,7 @@ The Dagster assets call the same library functions one by one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import multiprocessing
@@ -26,7 +27,7 @@ from llm_assets.crawl import resolve_sources
 from llm_assets.crawl.raw import crawl_to_parquet
 from llm_assets.curation import dedup, mixture, quality
 from llm_assets.lake import kept_path, prune_parts, read_part, scan_parts, write_part
-from llm_assets.profiles import CurationConfig, Profile, get_profile
+from llm_assets.profiles import CurationConfig, Profile, curation_for, get_profile
 
 log = logging.getLogger(__name__)
 
@@ -92,23 +93,52 @@ def curate_file(part: str, uri: str, out_dir: str | os.PathLike, cfg: CurationCo
             "skipped": dict(stats["skipped"])}
 
 
-def _finish(tally: _StageTally, rows_in: int, started: float) -> None:
-    """Set a global stage's input count and wall time once all its parts are written."""
+def _finish(tally: _StageTally, rows_in: int, started: float, written: dict | None = None) -> None:
+    """Set a global stage's counts from its parts' `written` counts (the last write of each part counts),
+    its input count and its wall time, once all its parts are written."""
+    for kept, removed, reasons in (written or {}).values():
+        tally.add_counts(0, kept, removed, reasons, 0.0)
     tally.input = rows_in
     tally.seconds = time.perf_counter() - started
 
 
+def synthetic_crawl_folder(warc_paths: list[str | os.PathLike]) -> Path | None:
+    """The synthetic crawl folder `warc_paths` come from (the folder itself, or files all in it), else None."""
+    from llm_assets.synthetic import is_synthetic_crawl
+
+    folders = set()
+    for raw in warc_paths:
+        text = str(raw)
+        if "://" in text and not text.startswith("file://"):
+            return None
+        path = Path(text.removeprefix("file://"))
+        folders.add(path if path.is_dir() else path.parent)
+    if len(folders) != 1:
+        return None
+    folder = folders.pop()
+    return folder if is_synthetic_crawl(folder) else None
+
+
 def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Profile | None = None,
-           benchmark_files: list[str | os.PathLike] | tuple = (), workers: int = 1) -> dict:
+           benchmark_files: list[str | os.PathLike] | tuple = (), workers: int = 1,
+           reference_files: list[str | os.PathLike] | tuple = (), synthetic: bool | None = None) -> dict:
     """Run every curation stage over `warc_paths` into the lake at `out_dir`; return per-stage summaries.
 
     `profile` is a profile name or object (default: `$LLM_ASSETS_PROFILE`, else `default`);
-    `benchmark_files` are JSONL files (`query`, `choices`) to decontaminate against. `workers` > 1 runs
-    the per-file stages in that many spawned processes (each loads its own models, so it only pays off
-    with many files and free cores; callers need an `if __name__ == "__main__":` guard).
+    `benchmark_files` are JSONL files (`query`, `choices`) to decontaminate against; `reference_files`
+    add to `CurationConfig.reference_files` (the quality model's reference text). `synthetic` says
+    whether the crawl is the synthetic one (its tuned settings then apply, see `profiles.SYNTHETIC_WEB`);
+    None detects it from the paths. `workers` > 1 runs the per-file stages in that many spawned processes
+    (each loads its own models, so it only pays off with many files and free cores; callers need an
+    `if __name__ == "__main__":` guard).
     """
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    cfg = prof.curation
+    if synthetic is None:
+        synthetic = synthetic_crawl_folder(list(warc_paths)) is not None
+    cfg = curation_for(prof, synthetic)
+    if reference_files:
+        cfg = dataclasses.replace(cfg, reference_files=(*cfg.reference_files, *map(str, reference_files)))
+    log.info("curate: %s curation settings", cfg.settings)
     out = Path(out_dir)
     sources = resolve_sources(list(warc_paths))
     tallies = {stage: _StageTally() for stage in STAGES}
@@ -143,43 +173,51 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
     def load(stage: str):
         return functools.partial(read_part, out, stage)
 
+    written: dict[str, dict[str, tuple]] = {stage: {} for stage in STAGES}
+
     def write(stage: str):
         def writer(part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
             write_part(out, stage, part, kept, removed)
-            tallies[stage].add(0, kept, removed, 0.0)
+            reasons = (dict(removed["reason"].value_counts().iter_rows())
+                       if removed.height and "reason" in removed.columns else {})
+            written[stage][part] = (kept.height, removed.height, reasons)
         return writer
+
+    def finish(stage: str, input_stage: str, started: float) -> None:
+        _finish(tallies[stage], tallies[input_stage].kept, started, written[stage])
 
     t0 = time.perf_counter()
     dedup.deduplicate_parts(parts, load("filtered_documents"), write("deduplicated_documents"), cfg)
-    _finish(tallies["deduplicated_documents"], tallies["filtered_documents"].kept, t0)
+    finish("deduplicated_documents", "filtered_documents", t0)
 
     t0 = time.perf_counter()
     model_dir = out / "quality_classifier"
     metrics = quality.train_quality_classifier(
         scan_parts([kept_path(out, "deduplicated_documents", p) for p in parts]), model_dir, cfg)
-    _finish(tallies["quality_classifier"], tallies["deduplicated_documents"].kept, t0)
+    finish("quality_classifier", "deduplicated_documents", t0)
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=out, prefix=".quality-") as scratch:
         quality.filter_quality_parts(parts, load("deduplicated_documents"), write("quality_documents"),
-                                     model_dir / quality.MODEL_FILE, cfg, scratch)
-    _finish(tallies["quality_documents"], tallies["deduplicated_documents"].kept, t0)
+                                     quality.trained_model(model_dir), cfg, scratch)
+    finish("quality_documents", "deduplicated_documents", t0)
 
     t0 = time.perf_counter()
-    mixture.build_mixture_parts(parts, load("quality_documents"), write("training_mixture"), cfg,
-                                [Path(p) for p in benchmark_files])
-    _finish(tallies["training_mixture"], tallies["quality_documents"].kept, t0)
+    split_counts = mixture.build_mixture_parts(parts, load("quality_documents"), write("training_mixture"), cfg,
+                                               [Path(p) for p in benchmark_files])
+    finish("training_mixture", "quality_documents", t0)
     for stage in STAGES[3:]:
         prune_parts(out, stage, parts)
 
-    summaries = {stage: tally.summary() for stage, tally in tallies.items()}
+    summaries: dict = {"curation_settings": cfg.settings}
+    summaries.update({stage: tally.summary() for stage, tally in tallies.items()})
     summaries["raw_crawl"].update(files=raw_stats["files"], bytes_read=raw_stats["bytes_read"],
                                   skipped=dict(raw_stats["skipped"]))
     summaries["per_file_stages"] = {"workers": workers, "wall_seconds": round(files_wall, 3)}
     summaries["quality_classifier"] = {**summaries["quality_classifier"], **metrics}
     mixed = scan_parts([kept_path(out, "training_mixture", p) for p in parts]).select("split", "site").collect()
     splits = dict(mixed.group_by("split").len().iter_rows()) if mixed.height else {}
-    summaries["training_mixture"].update(splits=splits, sites=dict(
+    summaries["training_mixture"].update(**split_counts, splits=splits, sites=dict(
         mixed.group_by("site").len().sort("len", descending=True).iter_rows()) if mixed.height else {})
     total = time.perf_counter() - started
     summaries["total"] = {"seconds": round(total, 3), "documents": summaries["raw_crawl"]["kept"],
