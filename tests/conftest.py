@@ -67,3 +67,39 @@ def smoke_build(tmp_path_factory) -> Build:
     home = make_dagster_home(tmp / "dagster_home")
     proc = run_build(home, tmp / "data")
     return Build(home, tmp / "data", proc)
+
+
+# ---------------------------------------------------------------------------------------------- real crawls
+
+
+@pytest.fixture(scope="session")
+def real_site():
+    """The documentation site of `tests/realweb.py` (real prose, see tests/data/backyard_sky.txt)."""
+    import realweb
+
+    return realweb.Site()
+
+
+@pytest.fixture(scope="session")
+def real_crawl(tmp_path_factory, real_site) -> dict[str, Path]:
+    """Real WARC files of the site served on 127.0.0.1, in one folder: `{"warcio", "wget", "no_html"}`.
+
+    `warcio`: warcio's capture_http around requests (chunked, gzip, redirects, 404, robots.txt, media);
+    `wget`: GNU Wget's own --warc-file recording of the same site (absent where wget is not installed);
+    `no_html`: images, a script, a stylesheet, a PDF and a redirect, not one HTML page.
+    """
+    import realweb
+
+    return realweb.record_all(tmp_path_factory.mktemp("real_crawl"), real_site)
+
+
+@pytest.fixture(scope="session")
+def real_crawl_dir(real_crawl) -> Path:
+    return real_crawl["warcio"].parent
+
+
+@pytest.fixture
+def real_wget_warc(real_crawl) -> Path:
+    if "wget" not in real_crawl:
+        pytest.skip("wget is not installed (apt-get install wget): no wget-recorded crawl")
+    return real_crawl["wget"]
