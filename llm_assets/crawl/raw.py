@@ -11,13 +11,15 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from .warc import RAW_SCHEMA, Tally, iter_warc_batches
+from .warc import DEFAULT_MAX_BODY_BYTES, RAW_SCHEMA, Tally, iter_warc_batches
 
 
-def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int = 2000) -> dict:
-    """Write the response records of `uri` to `out_path`; return counts for metadata and checks.
+def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int = 2000,
+                     max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES) -> dict:
+    """Write the document records of `uri` to `out_path`; return counts for metadata and checks.
 
-    Memory is bounded by one batch of records, not by the file.
+    Memory is bounded by one batch of records, not by the file. Bodies longer than `max_body_bytes` are cut
+    there (counted as repaired `truncated_body`); None keeps them whole.
     """
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,7 +31,7 @@ def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int =
     start = time.perf_counter()
     writer = None
     try:
-        for batch in iter_warc_batches(uri, batch_records, tally):
+        for batch in iter_warc_batches(uri, batch_records, tally, max_body_bytes=max_body_bytes):
             table = batch.to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
@@ -54,6 +56,7 @@ def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int =
         "uri": uri,
         "rows": rows,
         "records_seen": tally.records_seen,
+        "fastwarc_records": tally.fastwarc_records,
         "bytes_read": tally.bytes_read,
         "body_bytes": body_bytes,
         "seconds": seconds,
