@@ -308,6 +308,12 @@ def test_dns_response_is_not_a_page(tmp_path):
     assert result.non_response == {"response:dns": 1} and result.skipped == {}
 
 
+def test_wget_log_resource_is_not_a_page(tmp_path):
+    result = read(tmp_path, member(wc.wget_log_resource()) + member(page(0)))
+    assert urls(result) == ["https://site0.example/page"]
+    assert result.non_response == {"resource:metadata": 1}
+
+
 def test_uncompressed_file(tmp_path):
     data = wc.really_chunked_body() + wc.resource_record() + page(0)
     result = read(tmp_path, data, "plain.warc")

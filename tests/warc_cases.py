@@ -179,3 +179,9 @@ def large_body(size: int) -> bytes:
 def non_utf8_target_uri() -> bytes:
     """A Target-URI in latin-1 bytes (WARC headers are UTF-8 by the standard)."""
     return warc_record("https://latin.example/café", http_block(b"<p>x</p>")).replace("café".encode(), b"caf\xe9")
+
+
+def wget_log_resource() -> bytes:
+    """GNU Wget stores its own log as a resource record under a metadata:// URI: not a page of the web."""
+    return warc_record("metadata://gnu.org/software/wget/warc/wget.log", b"--2024-03-01-- http://x/\n",
+                       rtype="resource", content_type="text/plain")

@@ -55,6 +55,7 @@ CONTENT_LENGTH = re.compile(rb"\r\nContent-Length:[ \t]*([^\r\n]*)", re.I)
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
 _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 _RESPONSE = int(WarcRecordType.response)
+_WEB_SCHEMES = ("http", "https", "ftp")
 _DOCUMENT_TYPES = int(WarcRecordType.response) | int(WarcRecordType.resource) | int(WarcRecordType.conversion)
 
 RAW_SCHEMA = {
@@ -288,11 +289,13 @@ def _record_outcome(rec: WarcRecord, warc_file: str, cap: int | None) -> Outcome
     kind = str(rec.record_type)
     url = _target_uri(warc.get(b"warc-target-uri", b""), repairs)
     parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _WEB_SCHEMES and scheme:
+        # dns:, urn:, file:, wget's metadata:// log... : records about the crawl, not pages of the web
+        return "non_response", f"{kind}:{scheme}", ()
     host = parts.hostname
     if not host:
-        if parts.scheme.lower() in ("http", "https", ""):
-            return "skipped", "bad_target_uri", tuple(repairs)
-        return "non_response", f"{kind}:{parts.scheme.lower()}", ()  # dns:, urn:, file: ... not web pages
+        return "skipped", "bad_target_uri", tuple(repairs)
     fetched = _fetch_time(_text(warc.get(b"warc-date")))
     if fetched is None:
         return "skipped", "bad_warc_date", tuple(repairs)
