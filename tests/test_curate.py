@@ -93,12 +93,12 @@ def test_a_real_crawl_gets_published_settings_and_the_quality_model_is_skipped_w
     assert (tmp_path / "lake" / "quality_classifier" / "quality_model.safetensors").exists()
 
 
-def test_a_crawl_without_text_pages_materializes_every_stage_empty(tmp_path):
-    """Images, scripts and redirects only: every stage writes empty parts with reasons, nothing fails."""
+def _assets_only_warc(path):
+    """A real WARC (written by warcio) of an image, a script and a redirect: no text page at all."""
     warcio = pytest.importorskip("warcio")
     from warcio.statusandheaders import StatusAndHeaders
 
-    path = tmp_path / "assets.warc.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
         writer = warcio.WARCWriter(handle, gzip=True)
         for url, content_type, status, body in [
@@ -109,6 +109,12 @@ def test_a_crawl_without_text_pages_materializes_every_stage_empty(tmp_path):
                                                 ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
             writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body),
                                                           http_headers=headers))
+    return path
+
+
+def test_a_crawl_without_text_pages_materializes_every_stage_empty(tmp_path):
+    """Images, scripts and redirects only: every stage writes empty parts with reasons, nothing fails."""
+    path = _assets_only_warc(tmp_path / "assets.warc.gz")
     summaries = curate([str(path)], tmp_path / "lake", "smoke")
     assert summaries["raw_crawl"]["kept"] == 3 and summaries["extracted_documents"]["kept"] == 0
     assert sum(summaries["extracted_documents"]["removed_by_reason"].values()) == 3
@@ -119,3 +125,74 @@ def test_a_crawl_without_text_pages_materializes_every_stage_empty(tmp_path):
     for stage in ("deduplicated_documents", "quality_documents", "training_mixture"):
         (part,) = part_files(tmp_path / "lake", stage)
         assert pl.read_parquet(part).height == 0 and "text" in pl.read_parquet(part).columns
+
+
+def _materialize_curation(sources: list[str], root) -> dict:
+    """raw_crawl and the curation assets through Dagster, as `build` runs them; checks by (asset, name)."""
+    from dagster import DagsterInstance, materialize
+
+    from llm_assets.defs.crawl import raw_crawl
+    from llm_assets.defs.curation import GLOBAL, PARTITIONED
+    from llm_assets.defs.resources import CrawlSource, LakeResource
+
+    resources = {"lake": LakeResource(root=str(root), profile="smoke"),
+                 "crawl": CrawlSource(sources=sources, profile="smoke", data_root=str(root))}
+    instance = DagsterInstance.ephemeral()
+    keys = list(resources["crawl"].resolve())
+    instance.add_dynamic_partitions("warc_files", keys)
+    results = [materialize([raw_crawl, *PARTITIONED], partition_key=key, resources=resources, instance=instance,
+                           raise_on_error=False) for key in keys]
+    results.append(materialize(GLOBAL, resources=resources, instance=instance, raise_on_error=False))
+    checks, metadata = {}, {}
+    for result in results:
+        for failure in result.get_step_failure_events():  # only a blocking check may stop a step
+            assert failure.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError", failure
+        for evaluation in result.get_asset_check_evaluations():
+            key = (evaluation.asset_key.to_user_string(), evaluation.check_name)
+            if evaluation.passed and key in checks:  # per partition: keep a failure over a pass
+                continue
+            checks[key] = evaluation
+        for event in result.get_asset_materialization_events():
+            mat = event.step_materialization_data.materialization
+            metadata.setdefault(mat.asset_key.to_user_string(), []).append(
+                {k: v.value for k, v in mat.metadata.items()})
+    return {"checks": checks, "metadata": metadata, "success": all(r.success for r in results)}
+
+
+def test_dagster_assets_on_a_real_crawl_with_an_empty_partition(curated, tmp_path):
+    """A non-synthetic crawl with one file of text pages and one of images only: every asset materializes;
+    published settings; the skipped quality model and the image-only file are warnings, not failures."""
+    crawl, _, _ = curated
+    real = tmp_path / "real"
+    real.mkdir()
+    shutil.copy(crawl / "crawl-00000.warc.gz", real / "crawl-00000.warc.gz")
+    _assets_only_warc(real / "assets.warc.gz")
+    run = _materialize_curation([str(real)], tmp_path / "lake")
+    checks, metadata = run["checks"], run["metadata"]
+    assert run["success"]
+    for stage in ("extracted_documents", "filtered_documents", "deduplicated_documents", "quality_classifier",
+                  "quality_documents", "training_mixture"):
+        assert {m["curation_settings"] for m in metadata[stage]} == {"published"}, stage
+    images = [m for m in metadata["extracted_documents"] if m["dagster/row_count"] == 0]
+    assert len(images) == 1
+    failed = {key: c for key, c in checks.items() if not c.passed}
+    assert set(failed) == {("extracted_documents", "has_documents"), ("quality_classifier", "reference_text")}
+    assert all(c.severity.value == "WARN" for c in failed.values())
+    assert "has no text page" in failed[("extracted_documents", "has_documents")].description
+    assert "no reference text" in failed[("quality_classifier", "reference_text")].description
+    assert metadata["quality_classifier"][0]["skipped"].startswith("quality model skipped: no reference text")
+    assert metadata["quality_documents"][0]["dagster/row_count"] > 0
+    assert checks[("training_mixture", "splits_nonempty")].passed
+
+
+def test_dagster_assets_on_a_crawl_without_text_pages(tmp_path):
+    """Every asset materializes empty; the one failure is the mixture's gate, in one sentence."""
+    _assets_only_warc(tmp_path / "crawl" / "assets.warc.gz")
+    run = _materialize_curation([str(tmp_path / "crawl")], tmp_path / "lake")
+    assert not run["success"]  # the blocking gate stops the run before the tokenizer
+    failed = {key: c for key, c in run["checks"].items() if not c.passed}
+    gate = failed.pop(("training_mixture", "splits_nonempty"))
+    assert gate.severity.value == "ERROR"
+    assert gate.description.startswith("training_mixture has 0 train documents: nothing to train the tokenizer on")
+    assert all(c.severity.value == "WARN" for c in failed.values()), failed
+    assert run["metadata"]["training_mixture"][0]["dagster/row_count"] == 0

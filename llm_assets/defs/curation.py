@@ -48,6 +48,7 @@ def write_stage(lake: LakeResource, stage: str, part: str, kept: pl.DataFrame, r
 
 def stage_metadata(lake: LakeResource, stage: str, kept: pl.DataFrame | pl.LazyFrame,
                    removed: pl.DataFrame | pl.LazyFrame, extra: dict | None = None) -> dict:
+    """Counts, reasons and samples of a stage; `extra` should name the `curation_settings` that ran."""
     summary = report.summarize(stage, kept, removed)
     meta = {
         "path": MetadataValue.path(str(lake.asset_dir(stage))),
@@ -96,12 +97,19 @@ def loader(lake: LakeResource, stage: str):
     return functools.partial(read_part, lake.path, stage)
 
 
-def check(name: str, passed: bool, blocking_severity: bool = True, **meta) -> AssetCheckResult:
+def check(name: str, passed: bool, blocking_severity: bool = True, description: str | None = None,
+          **meta) -> AssetCheckResult:
+    """A check result; `description` is the one sentence a user reads when it fails."""
     return AssetCheckResult(
         check_name=name, passed=bool(passed),
         severity=AssetCheckSeverity.ERROR if blocking_severity else AssetCheckSeverity.WARN,
-        metadata={k: metadata_value(v) for k, v in meta.items()},
+        metadata={k: metadata_value(v) for k, v in meta.items()}, description=description,
     )
+
+
+def settings(cfg) -> dict:
+    """Metadata naming the set of curation values a stage ran with ("published", "synthetic-web", ...)."""
+    return {"curation_settings": cfg.settings}
 
 
 def spec(asset_key: str, name: str, description: str, blocking: bool = False) -> AssetCheckSpec:
@@ -113,15 +121,23 @@ def spec(asset_key: str, name: str, description: str, blocking: bool = False) ->
     code_version="extracted_documents-1",
     description="Main-content text and title of each HTML page, with language and score; non-HTML, "
     "error statuses, empty pages and extraction failures removed with reasons.",
-    check_specs=[spec("extracted_documents", "has_documents", "Some pages yielded text.", blocking=True),
+    # a warning, not a gate: a real crawl has WARC files of only images, scripts and redirects; the crawl-wide
+    # gate is training_mixture's train_nonempty
+    check_specs=[spec("extracted_documents", "has_documents", "Some pages of this WARC file yielded text "
+                      "(a warning: a file of only images, scripts or redirects is normal)."),
                  spec("extracted_documents", "no_empty_text", "No kept document has empty text.")],
 )
-def extracted_documents(context: AssetExecutionContext, lake: LakeResource):
+def extracted_documents(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
     part = context.partition_key
     raw = pl.read_parquet(kept_path(lake.path, "raw_crawl", part))
-    kept, removed = extraction.extract_documents(raw, lake.profile_def().curation)
-    yield MaterializeResult(metadata=write_stage(lake, "extracted_documents", part, kept, removed))
-    yield check("has_documents", kept.height > 0, documents=kept.height)
+    cfg = crawl.curation()
+    kept, removed = extraction.extract_documents(raw, cfg)
+    yield MaterializeResult(metadata=write_stage(lake, "extracted_documents", part, kept, removed, settings(cfg)))
+    reasons = dict(removed["reason"].value_counts().iter_rows()) if removed.height else {}
+    yield check("has_documents", kept.height > 0, blocking_severity=False, documents=kept.height,
+                records=raw.height, removed_by_reason=reasons,
+                description=None if kept.height else f"extracted_documents of {part} has no text page: "
+                f"its {raw.height} records are {', '.join(reasons) or 'none'}")
     empty = kept.filter(pl.col("text").str.strip_chars().str.len_chars() == 0).height
     yield check("no_empty_text", empty == 0, blocking_severity=False, empty=empty)
 
@@ -134,14 +150,15 @@ def extracted_documents(context: AssetExecutionContext, lake: LakeResource):
     check_specs=[spec("filtered_documents", "no_residual_pii",
                       "presidio finds no PII left in kept text (protects all training).", blocking=True)],
 )
-def filtered_documents(context: AssetExecutionContext, lake: LakeResource):
+def filtered_documents(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
     part = context.partition_key
     docs = read_kept(lake, "extracted_documents", [part])
-    kept, removed = filtration.filter_documents(docs, lake.profile_def().curation)
-    yield MaterializeResult(metadata=write_stage(lake, "filtered_documents", part, kept, removed))
+    cfg = crawl.curation()
+    kept, removed = filtration.filter_documents(docs, cfg)
+    yield MaterializeResult(metadata=write_stage(lake, "filtered_documents", part, kept, removed, settings(cfg)))
     texts = kept["text"].to_list()
-    settings = filtration.pii_settings(lake.profile_def().curation)  # what redaction used
-    residual = [text[f.start:f.end] for text, found in zip(texts, pii.find_pii(texts, **settings), strict=True)
+    pii_settings = filtration.pii_settings(cfg)  # what redaction used
+    residual = [text[f.start:f.end] for text, found in zip(texts, pii.find_pii(texts, **pii_settings), strict=True)
                 for f in found]
     yield check("no_residual_pii", not residual, findings=len(residual), examples=residual[:5])
 
@@ -157,11 +174,11 @@ def filtered_documents(context: AssetExecutionContext, lake: LakeResource):
 def deduplicated_documents(lake: LakeResource, crawl: CrawlSource):
     parts = list(crawl.resolve())
     kept_files(lake, "filtered_documents", parts)
-    cfg = lake.profile_def().curation
+    cfg = crawl.curation()
 
     def step(write):
         counts = dedup.deduplicate_parts(parts, loader(lake, "filtered_documents"), write, cfg)
-        return {"input_documents": counts["input"]}
+        return {"input_documents": counts["input"], **settings(cfg)}
 
     meta = run_global_stage(lake, "deduplicated_documents", parts, step)
     yield MaterializeResult(metadata=meta)
@@ -176,15 +193,31 @@ def deduplicated_documents(lake: LakeResource, crawl: CrawlSource):
     code_version="quality_classifier-1",
     description="A linear quality model on hashed word n-grams: reference pages (encyclopedia, "
     "'similar to Wikipedia') against random crawl text; validation precision/recall in metadata.",
-    check_specs=[spec("quality_classifier", "validation_f1", "Validation F1 is at least 0.8.")],
+    check_specs=[spec("quality_classifier", "reference_text", "The crawl's reference hosts or the reference "
+                      "files gave enough text to train the model; a warning when it was skipped."),
+                 spec("quality_classifier", "validation_f1", "Validation F1 is at least 0.8.")],
 )
-def quality_classifier(lake: LakeResource):
+def quality_classifier(lake: LakeResource, crawl: CrawlSource):
     docs = scan_parts(kept_files(lake, "deduplicated_documents", stage_parts(lake, "deduplicated_documents")))
     out = lake.asset_dir("quality_classifier")
-    metrics = quality.train_quality_classifier(docs, out, lake.profile_def().curation)
-    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)),
-                                      **{k: metadata_value(v) for k, v in metrics.items()}})
-    yield check("validation_f1", metrics["f1"] >= 0.8, blocking_severity=False, f1=metrics["f1"])
+    cfg = crawl.curation()
+    metrics = quality.train_quality_classifier(docs, out, cfg)
+    shown = {k: metadata_value(v) for k, v in metrics.items() if v is not None and k not in ("skipped", "skip_reason")}
+    if metrics["skipped"]:  # `skipped` holds the sentence a user reads (the build summary prints it)
+        shown["skipped"] = (f"quality model skipped: {metrics['skip_reason']}; quality_documents keeps what the "
+                            "heuristics pass")
+    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)), **settings(cfg), **shown})
+    if metrics["skipped"]:
+        yield check("reference_text", False, blocking_severity=False, description=shown["skipped"],
+                    skipped=metrics["skip_reason"])
+        yield check("validation_f1", True, blocking_severity=False, skipped="no model was trained")
+        return
+    yield check("reference_text", True, blocking_severity=False, reference_documents=metrics["reference_documents"],
+                reference_from_files=metrics["reference_from_files"])
+    f1 = metrics.get("f1")
+    yield check("validation_f1", f1 is not None and f1 >= 0.8, blocking_severity=False, f1=f1,
+                description=None if f1 is not None else "quality_classifier has no validation documents to "
+                "measure F1 on")
 
 
 @asset(
@@ -192,24 +225,29 @@ def quality_classifier(lake: LakeResource):
     kinds={"parquet"}, code_version="quality_documents-1",
     description="Gopher quality and repetition, C4 and FineWeb heuristics, then the quality model's "
     "score against a threshold.",
-    check_specs=[spec("quality_documents", "has_documents", "Documents survive the quality filters.",
-                      blocking=True)],
+    # a warning: the gate before the tokenizer is training_mixture's train_nonempty, which names the cause
+    check_specs=[spec("quality_documents", "has_documents", "Documents survive the quality filters.")],
 )
-def quality_documents(lake: LakeResource):
+def quality_documents(lake: LakeResource, crawl: CrawlSource):
     parts = stage_parts(lake, "deduplicated_documents")
-    model = lake.asset_dir("quality_classifier") / quality.MODEL_FILE
-    cfg = lake.profile_def().curation
+    model = quality.trained_model(lake.asset_dir("quality_classifier"))
+    cfg = crawl.curation()
 
     def step(write):
         with tempfile.TemporaryDirectory(dir=lake.asset_dir("quality_documents").parent,
                                          prefix=".quality-") as scratch:
             threshold = quality.filter_quality_parts(parts, loader(lake, "deduplicated_documents"), write,
                                                      model, cfg, scratch)
-        return {"model_threshold": threshold}
+        return {"model_threshold": threshold if threshold is not None else "none",
+                "quality_model": "used" if model is not None else "skipped (see quality_classifier)",
+                **settings(cfg)}
 
     meta = run_global_stage(lake, "quality_documents", parts, step)
     yield MaterializeResult(metadata=meta)
-    yield check("has_documents", meta["dagster/row_count"] > 0, documents=meta["dagster/row_count"])
+    kept = meta["dagster/row_count"]
+    yield check("has_documents", kept > 0, blocking_severity=False, documents=kept,
+                description=None if kept else "quality_documents kept 0 documents: every one was removed "
+                "before or by the quality filters (see removed_by_reason)")
 
 
 @asset(
@@ -218,7 +256,8 @@ def quality_documents(lake: LakeResource):
     description="Decontaminated (13-gram overlap with benchmarks), source-weighted, split into train "
     "and validation by document. With the synthetic crawl, scored against its ground truth.",
     check_specs=[
-        spec("training_mixture", "splits_nonempty", "Train and validation both have text.", blocking=True),
+        spec("training_mixture", "splits_nonempty", "Train has text (blocking: the tokenizer trains on it); "
+             "an empty validation split is a warning.", blocking=True),
         spec("training_mixture", "split_by_document", "No document is on both sides.", blocking=True),
         spec("training_mixture", "decontaminated", "No kept text shares an n-gram with a benchmark.",
              blocking=True),
@@ -226,10 +265,10 @@ def quality_documents(lake: LakeResource):
 )
 def training_mixture(lake: LakeResource, crawl: CrawlSource):
     parts = stage_parts(lake, "quality_documents")
-    cfg = lake.profile_def().curation
+    cfg = crawl.curation()
     benchmarks = crawl.benchmarks()
-    meta = run_global_stage(lake, "training_mixture", parts, lambda write: mixture.build_mixture_parts(
-        parts, loader(lake, "quality_documents"), write, cfg, benchmarks))
+    meta = run_global_stage(lake, "training_mixture", parts, lambda write: {**mixture.build_mixture_parts(
+        parts, loader(lake, "quality_documents"), write, cfg, benchmarks), **settings(cfg)})
     meta["benchmark_files"] = metadata_value([str(p) for p in benchmarks])
     synthetic = crawl.synthetic_folder()
     if synthetic is not None:
@@ -238,9 +277,17 @@ def training_mixture(lake: LakeResource, crawl: CrawlSource):
     yield MaterializeResult(metadata=meta)
     files = part_files(lake.path, "training_mixture")
     rows = scan_parts(files).select("warc_record_id", "split").collect()
-    splits = dict(rows.group_by("split").len().iter_rows())
-    yield check("splits_nonempty", splits.get("train", 0) > 0 and splits.get("validation", 0) > 0,
-                **{k: v for k, v in splits.items()})
+    docs = dict(rows.unique(["warc_record_id", "split"]).group_by("split").len().iter_rows())
+    train, validation = docs.get("train", 0), docs.get("validation", 0)
+    if not train:
+        yield check("splits_nonempty", False, train_documents=train, validation_documents=validation,
+                    description=f"training_mixture has 0 train documents: nothing to train the tokenizer on "
+                    f"({validation} validation; see the removed_by_reason of the curation stages)")
+    else:
+        yield check("splits_nonempty", validation > 0, blocking_severity=False, train_documents=train,
+                    validation_documents=validation, description=None if validation else
+                    f"training_mixture has {train} train documents and 0 validation documents: validation loss "
+                    "cannot be measured")
     both = rows.group_by("warc_record_id").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
     yield check("split_by_document", both.is_empty(), documents_on_both_sides=both.height)
     ngrams = mixture.benchmark_ngrams(mixture.read_benchmark_items(benchmarks), cfg.decontamination_ngram)

@@ -1,6 +1,7 @@
 """Resources: the lake, the crawl sources, and the profile; all set from the environment by default."""
 
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -18,6 +19,7 @@ CRAWL_ENV = "LLM_ASSETS_CRAWL"  # whitespace-separated sources; empty = the synt
 SEED_ENV = "LLM_ASSETS_SEED"
 BENCHMARK_ENV = "LLM_ASSETS_BENCHMARKS"
 SFT_ENV = "LLM_ASSETS_SFT"
+REFERENCE_ENV = "LLM_ASSETS_REFERENCE"  # whitespace-separated reference text files for the quality model
 
 
 @contextmanager
@@ -45,6 +47,8 @@ class LakeResource(ConfigurableResource):
         return self.path / key
 
     def profile_def(self) -> profiles.Profile:
+        """The profile's sizes. Its `curation` is the published set: a crawl's own set (synthetic or not)
+        is `CrawlSource.curation()`."""
         return profiles.get_profile(self.profile)
 
 
@@ -57,6 +61,7 @@ class CrawlSource(ConfigurableResource):
     seed: int = 0
     benchmark_files: list[str] = []
     sft_files: list[str] = []
+    reference_files: list[str] = []
 
     def synthetic_dir(self) -> Path:
         return Path(self.data_root) / "synthetic_crawl" / f"{self.profile}-seed{self.seed}"
@@ -87,6 +92,14 @@ class CrawlSource(ConfigurableResource):
         if len(self.sources) == 1 and is_synthetic_crawl(Path(self.sources[0])):
             return Path(self.sources[0])
         return None
+
+    def curation(self) -> profiles.CurationConfig:
+        """The curation values for this crawl: SYNTHETIC_WEB's for the synthetic crawl, the published ones
+        for any other (LLM_ASSETS_CONFIG wins over both), with `reference_files` added."""
+        cfg = profiles.curation_for(profiles.get_profile(self.profile), self.synthetic_folder() is not None)
+        if self.reference_files:
+            cfg = dataclasses.replace(cfg, reference_files=(*cfg.reference_files, *self.reference_files))
+        return cfg
 
     def benchmarks(self) -> list[Path]:
         """Benchmark files: the synthetic world's `benchmark.jsonl` where it applies, plus the user's."""
@@ -121,5 +134,6 @@ def default_resources() -> dict:
             seed=int(os.environ.get(SEED_ENV, "0")),
             benchmark_files=_split_env(BENCHMARK_ENV),
             sft_files=_split_env(SFT_ENV),
+            reference_files=_split_env(REFERENCE_ENV),
         ),
     }
