@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import brotli
 import polars as pl
@@ -235,6 +235,22 @@ def _target_uri(raw: bytes, repairs: list[str]) -> str:
     return url
 
 
+_URL_HEAD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?://([^/?#]*))?")
+
+
+def _scheme_and_host(url: str) -> tuple[str, str | None]:
+    """(scheme, host) of a URL, as urlsplit(url).scheme/.hostname say, at a fraction of its cost per record."""
+    m = _URL_HEAD.match(url)
+    if not m:
+        return "", None
+    netloc = (m.group(2) or "").rpartition("@")[2]
+    if netloc.startswith("["):
+        host = netloc[1 : netloc.find("]")] if "]" in netloc else ""
+    else:
+        host = netloc.partition(":")[0]
+    return m.group(1).lower(), host.lower() or None
+
+
 def _fetch_time(value: str | None) -> datetime | None:
     value = (value or "").strip()
     try:
@@ -288,12 +304,10 @@ def _record_outcome(rec: WarcRecord, warc_file: str, cap: int | None) -> Outcome
     warc = _header_dict(rec.headers)
     kind = str(rec.record_type)
     url = _target_uri(warc.get(b"warc-target-uri", b""), repairs)
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    scheme, host = _scheme_and_host(url)
     if scheme not in _WEB_SCHEMES and scheme:
         # dns:, urn:, file:, wget's metadata:// log... : records about the crawl, not pages of the web
         return "non_response", f"{kind}:{scheme}", ()
-    host = parts.hostname
     if not host:
         return "skipped", "bad_target_uri", tuple(repairs)
     fetched = _fetch_time(_text(warc.get(b"warc-date")))
@@ -346,7 +360,7 @@ def _record_outcome(rec: WarcRecord, warc_file: str, cap: int | None) -> Outcome
         "content_type": mime,
         "charset": charset,
         "body": body,
-        "host": host.lower(),
+        "host": host,
     }
     return "kept", row, tuple(repairs)
 
