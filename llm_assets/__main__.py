@@ -1,4 +1,8 @@
-"""The command line: `python -m llm_assets COMMAND ...` (run with --help for the list)."""
+"""The command line: `python -m llm_assets COMMAND ...` (run with --help for the list).
+
+A failing command prints one line, `llm_assets COMMAND: error: ...`, on stderr and exits with status 1;
+`--debug` (or LLM_ASSETS_DEBUG=1) shows the traceback instead.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from llm_assets import profiles
+
+DEBUG_ENV = "LLM_ASSETS_DEBUG"
 
 
 def _cmd_build(args) -> int:
@@ -16,13 +23,19 @@ def _cmd_build(args) -> int:
     return build(args.profile, args.select, args.crawl, args.seed, args.workers)
 
 
+def _out_folder(out: str) -> str:
+    if Path(out).exists() and not Path(out).is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder (it is made when missing)")
+    return out
+
+
 def _cmd_synth_crawl(args) -> int:
     import json
 
     from llm_assets.synthetic import generate_crawl
 
     profile = profiles.get_profile(args.profile)
-    summary = generate_crawl(args.out, args.seed, profile.synthetic, profile_name=profile.name)
+    summary = generate_crawl(_out_folder(args.out), args.seed, profile.synthetic, profile_name=profile.name)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -34,18 +47,50 @@ def _cmd_curate(args) -> int:
     from llm_assets.curation.pipeline import curate
 
     uris = list(resolve_sources(args.warc).values())
-    summary = curate(uris, args.out, profiles.get_profile(args.profile), args.benchmark or [])
+    summary = curate(uris, _out_folder(args.out), profiles.get_profile(args.profile), args.benchmark or [])
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
 
+def _notice(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+def _once(notice):
+    """`notice` that says each distinct text once (chat replies would repeat the same note every turn)."""
+    said: set[str] = set()
+
+    def say(text: str) -> None:
+        if text not in said:
+            said.add(text)
+            notice(text)
+
+    return say
+
+
+def _checkpoint(folder: str, asset: str = "base_checkpoint",
+                kinds: str = "a checkpoint folder (model.safetensors, config.json, tokenizer.json)") -> str:
+    """`folder`, after checking it is a folder; the error names it and where a build puts checkpoints."""
+    path = Path(folder)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint folder {folder} does not exist; pass {kinds}, e.g. "
+                                f"{profiles.data_dir()}/{profiles.get_profile().name}/{asset} after a build")
+    if not path.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a checkpoint folder; pass {kinds}")
+    return folder
+
+
 def _cmd_generate(args) -> int:
     from llm_assets.modeling.checkpoint import load_checkpoint
-    from llm_assets.modeling.generate import generate
+    from llm_assets.modeling.generate import fit_new_tokens, generate
 
-    model, tokenizer = load_checkpoint(args.checkpoint)
+    model, tokenizer = load_checkpoint(_checkpoint(args.checkpoint))
+    prompt_tokens = len(tokenizer.encode(args.prompt, add_special_tokens=False).ids)
+    limit, note = fit_new_tokens(prompt_tokens, model.config.context, args.max_new_tokens)
+    if note:
+        _notice(note)
     sys.stdout.write(args.prompt)
-    for piece in generate(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
+    for piece in generate(model, tokenizer, args.prompt, max_new_tokens=limit,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed):
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -56,33 +101,37 @@ def _cmd_generate(args) -> int:
 def _cmd_export_hf(args) -> int:
     from llm_assets.modeling.export import export_hf
 
-    out = export_hf(args.checkpoint, args.out)
+    out = export_hf(_checkpoint(args.checkpoint), args.out)
     print(f"exported {args.checkpoint} to {out} (load with transformers.AutoModelForCausalLM.from_pretrained)")
     return 0
 
 
 def _cmd_chat(args) -> int:
     from llm_assets.modeling.chat import answer_once, chat_loop
+    from llm_assets.modeling.checkpoint import load_checkpoint
 
+    loaded = load_checkpoint(_checkpoint(args.checkpoint, "assistant_checkpoint", "an assistant checkpoint folder "
+                                         "(model.safetensors, config.json, tokenizer.json)"))
     sampling = {"max_new_tokens": args.max_new_tokens, "top_k": args.top_k, "top_p": args.top_p,
-                "seed": args.seed}
+                "seed": args.seed, "notice": _once(_notice)}
     if args.prompt is not None:
-        print(answer_once(args.checkpoint, args.prompt, temperature=args.temperature, **sampling))
+        print(answer_once(loaded, args.prompt, temperature=args.temperature, **sampling))
         return 0
-    chat_loop(args.checkpoint, temperature=args.temperature, **sampling)
+    chat_loop(loaded, temperature=args.temperature, **sampling)
     return 0
 
 
 def _cmd_evaluate(args) -> int:
     from llm_assets.evaluation.cli import evaluate
 
-    evaluate(args.checkpoint, args.tasks, shots=args.shots, output=args.output, batch_size=args.batch_size,
+    evaluate(_checkpoint(args.checkpoint, kinds="our checkpoint folder or a Hugging Face export folder"), args.tasks, shots=args.shots, output=args.output, batch_size=args.batch_size,
              max_items=args.max_items)
     return 0
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--max-new-tokens", type=int,
+                   help="default: 128, or what the model's context leaves after the prompt")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
@@ -90,10 +139,14 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m llm_assets", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=f"on failure, show the traceback (also ${DEBUG_ENV}=1)")
+    p = argparse.ArgumentParser(prog="python -m llm_assets", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="materialize every asset (all partitions) in the Dagster instance")
+    b = sub.add_parser("build", parents=[common], help="materialize every asset (all partitions) in the Dagster instance")
     b.add_argument("--profile", choices=sorted(profiles.PROFILES), help=f"default: ${profiles.PROFILE_ENV} "
                    "or 'default'")
     b.add_argument("--select", help="Dagster asset selection, e.g. 'key:raw_crawl' or 'key:tokenizer+'")
@@ -104,37 +157,37 @@ def parser() -> argparse.ArgumentParser:
                    help="crawl partitions run in parallel processes (default: up to 2)")
     b.set_defaults(func=_cmd_build)
 
-    s = sub.add_parser("synth-crawl", help="write the synthetic world's web crawl (WARC + ground truth)")
+    s = sub.add_parser("synth-crawl", parents=[common], help="write the synthetic world's web crawl (WARC + ground truth)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True)
     s.add_argument("--profile", choices=sorted(profiles.PROFILES))
     s.set_defaults(func=_cmd_synth_crawl)
 
-    c = sub.add_parser("curate", help="run the curation chain without Dagster, Parquet per stage")
+    c = sub.add_parser("curate", parents=[common], help="run the curation chain without Dagster, Parquet per stage")
     c.add_argument("--warc", nargs="+", required=True, metavar="PATH_OR_GLOB")
     c.add_argument("--out", required=True)
     c.add_argument("--profile", choices=sorted(profiles.PROFILES))
     c.add_argument("--benchmark", nargs="*", metavar="FILE")
     c.set_defaults(func=_cmd_curate)
 
-    g = sub.add_parser("generate", help="stream a completion from a checkpoint (KV cache)")
+    g = sub.add_parser("generate", parents=[common], help="stream a completion from a checkpoint (KV cache)")
     g.add_argument("checkpoint", help="a checkpoint folder (model.safetensors, config.json, tokenizer.json)")
     g.add_argument("--prompt", required=True)
     _sampling_args(g)
     g.set_defaults(func=_cmd_generate)
 
-    e = sub.add_parser("export-hf", help="write a Hugging Face folder (LlamaForCausalLM, safetensors)")
+    e = sub.add_parser("export-hf", parents=[common], help="write a Hugging Face folder (LlamaForCausalLM, safetensors)")
     e.add_argument("checkpoint")
     e.add_argument("out")
     e.set_defaults(func=_cmd_export_hf)
 
-    ch = sub.add_parser("chat", help="interactive multi-turn chat with a checkpoint, streaming replies")
+    ch = sub.add_parser("chat", parents=[common], help="interactive multi-turn chat with a checkpoint, streaming replies")
     ch.add_argument("checkpoint", help="an assistant checkpoint folder")
     ch.add_argument("--prompt", help="answer this one message and exit (for scripts)")
     _sampling_args(ch)
     ch.set_defaults(func=_cmd_chat)
 
-    v = sub.add_parser("evaluate", help="multiple-choice scores (lm-eval-harness semantics) of a checkpoint")
+    v = sub.add_parser("evaluate", parents=[common], help="multiple-choice scores (lm-eval-harness semantics) of a checkpoint")
     v.add_argument("checkpoint", help="our checkpoint folder or an exported Hugging Face folder")
     v.add_argument("--tasks", nargs="+", required=True, metavar="FILE",
                    help="JSONL {query, choices, gold}, lm-eval-style JSONL, or MMLU CSV; task = file stem")
@@ -146,11 +199,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line(err: BaseException) -> str:
+    """The error's message on one line, or its type when it has none."""
+    message = " ".join(str(err).split())
+    if isinstance(err, KeyError | OSError) and not message:
+        message = repr(err)
+    return message or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("llm_assets").setLevel(logging.INFO)
     args = parser().parse_args(argv)
-    return args.func(args)
+    debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes", "on")
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # build's runs and the training programs show their tracebacks too
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"llm_assets {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if debug:
+            raise
+        print(f"llm_assets {args.command}: error: {one_line(err)} (--debug shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

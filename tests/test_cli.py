@@ -1,14 +1,18 @@
-"""The command line: synth-crawl, curate, generate, export-hf and evaluate, run as a user would."""
+"""The command line: synth-crawl, curate, generate, export-hf, chat and evaluate, run as a user would, and
+the one-line errors every verb gives instead of a traceback."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
+import pytest
+from conftest import make_dagster_home
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,3 +69,98 @@ def test_generate_export_and_evaluate(tmp_path, smoke_build, smoke_crawl):
     hf_results = tmp_path / "hf_scores.json"
     cli("evaluate", str(exported), "--tasks", str(tasks), "--output", str(hf_results), "--max-items", "40")
     assert json.loads(hf_results.read_text()) == scores  # the exported folder scores the same
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+def cli_fails(*args: str, env: dict | None = None) -> str:
+    """Run a command that must fail the way a user should see it: status 1, one `error:` line, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "llm_assets", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **(env or {})})
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Stack Trace" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def short_context_checkpoint(tmp_path_factory) -> Path:
+    """An untrained model whose context (32 tokens) is shorter than the default reply length (128)."""
+    import torch
+
+    from llm_assets.modeling.checkpoint import save_checkpoint_folder
+    from llm_assets.modeling.model import DecoderLM, ModelConfig
+    from llm_assets.tokens.tokenizer import load, train_tokenizer
+
+    folder = tmp_path_factory.mktemp("short")
+    train_tokenizer(["the quick brown fox jumps over the lazy dog"] * 4, 300, folder / "tok.json")
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=load(folder / "tok.json").get_vocab_size(), n_layer=1, n_head=2, n_kv_head=1,
+                         d_model=16, d_ff=32, context=32)
+    return save_checkpoint_folder(DecoderLM(config), config, folder / "tok.json", folder / "model")
+
+
+def test_chat_fits_the_default_reply_into_a_short_context(short_context_checkpoint):
+    proc = cli("chat", str(short_context_checkpoint), "--prompt", "the fox", "--temperature", "0")
+    assert "note:" not in proc.stderr and "Traceback" not in proc.stderr
+    asked = cli("chat", str(short_context_checkpoint), "--prompt", "the fox", "--max-new-tokens", "500")
+    assert "note: --max-new-tokens 500 does not fit: the model's context is 32 tokens" in asked.stderr
+    gen = cli("generate", str(short_context_checkpoint), "--prompt", "the fox", "--temperature", "0")
+    assert gen.stdout.startswith("the fox") and "note:" not in gen.stderr
+    gen = cli("generate", str(short_context_checkpoint), "--prompt", "the fox", "--max-new-tokens", "100")
+    assert "note: --max-new-tokens 100 does not fit" in gen.stderr
+
+
+def test_checkpoint_errors_name_the_path(tmp_path, short_context_checkpoint):
+    missing = tmp_path / "no_such_checkpoint"
+    line = cli_fails("chat", str(missing), "--prompt", "hi")
+    assert str(missing) in line and "does not exist" in line and "assistant_checkpoint" in line
+
+    broken = tmp_path / "broken"
+    shutil.copytree(short_context_checkpoint, broken)
+    (broken / "config.json").write_text("{not json")
+    line = cli_fails("generate", str(broken), "--prompt", "hi")
+    assert str(broken / "config.json") in line and "not valid JSON" in line
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(short_context_checkpoint, damaged)
+    (damaged / "model.safetensors").write_bytes(b"\x00" * 10)
+    line = cli_fails("chat", str(damaged), "--prompt", "hi")
+    assert str(damaged / "model.safetensors") in line
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(short_context_checkpoint, unfinished)
+    (unfinished / "model.safetensors").unlink()
+    line = cli_fails("export-hf", str(unfinished), str(tmp_path / "hf"))
+    assert str(unfinished / "model.safetensors") in line
+
+
+def test_task_file_errors_name_the_path(tmp_path, short_context_checkpoint):
+    missing = tmp_path / "missing.jsonl"
+    line = cli_fails("evaluate", str(short_context_checkpoint), "--tasks", str(missing))
+    assert str(missing) in line and "not found" in line
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "choices": ["a", "b"], "gold": 0}\n{"query": "q", "choices": ["a"]\n')
+    line = cli_fails("evaluate", str(short_context_checkpoint), "--tasks", str(bad))
+    assert f"{bad}:2" in line
+
+
+def test_crawl_and_output_errors_name_the_path(tmp_path):
+    missing = tmp_path / "crawl"
+    line = cli_fails("curate", "--warc", str(missing / "*.warc.gz"), "--out", str(tmp_path / "out"))
+    assert str(missing) in line
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    line = cli_fails("synth-crawl", "--out", str(a_file), "--profile", "smoke")
+    assert str(a_file) in line
+    home = make_dagster_home(tmp_path / "home")
+    line = cli_fails("build", "--profile", "smoke", "--crawl", str(missing),
+                     env={"DAGSTER_HOME": str(home), "LLM_ASSETS_DATA_DIR": str(tmp_path / "data")})
+    assert str(missing) in line
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "llm_assets", "chat", "--debug", str(tmp_path / "nothing"),
+                           "--prompt", "hi"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr

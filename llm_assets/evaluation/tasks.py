@@ -98,7 +98,7 @@ def load_items(path: str | Path) -> list[Item]:
     """Items of one benchmark file, by extension: `.jsonl`/`.json` or `.csv`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"benchmark file not found: {path}")
+        raise FileNotFoundError(f"benchmark file not found: {path}; give JSONL or MMLU-style CSV task files")
     if path.suffix.lower() in (".jsonl", ".json"):
         items = load_jsonl(path)
     elif path.suffix.lower() == ".csv":

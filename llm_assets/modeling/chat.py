@@ -56,21 +56,63 @@ def fitting_prompt(history: list[dict], tokenizer: Tokenizer, budget: int, syste
                      f"send a shorter message or lower max_new_tokens")
 
 
-def stream_reply(model: DecoderLM, tokenizer: Tokenizer, messages: list[dict], max_new_tokens: int,
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+def plan_reply(messages: list[dict], tokenizer: Tokenizer, context: int, max_new_tokens: int | None,
+               system: list[dict]) -> tuple[str, int, str | None]:
+    """(prompt, new-token limit, note) for a reply that fits the model's `context`.
+
+    `max_new_tokens=None` asks for the default (`DEFAULT_MAX_NEW_TOKENS`, at most half the window while the
+    prompt is chosen), silently limited to what the window leaves after the prompt. An explicit limit that
+    leaves no room for the newest message is lowered to what fits, and `note` says so.
+    """
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    wanted = max_new_tokens if max_new_tokens is not None else min(DEFAULT_MAX_NEW_TOKENS, max(1, context // 2))
+    try:
+        prompt = fitting_prompt(messages, tokenizer, max(1, context - wanted), system)
+    except ValueError:
+        # the newest message alone, with whatever room the window leaves for the reply
+        last = next(i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "user")
+        prompt = render_chat(system + messages[last:], add_generation_prompt=True)
+        used = len(tokenizer.encode(prompt, add_special_tokens=False).ids)
+        if used >= context:
+            raise ValueError(f"the message is too long for the model's context: the prompt takes {used} of "
+                             f"{context} tokens; send a shorter message") from None
+    used = len(tokenizer.encode(prompt, add_special_tokens=False).ids)
+    room = context - used
+    if max_new_tokens is None:
+        return prompt, max(1, min(DEFAULT_MAX_NEW_TOKENS, room)), None
+    if max_new_tokens > room:
+        return prompt, room, (f"--max-new-tokens {max_new_tokens} does not fit: the model's context is {context} "
+                              f"tokens and the prompt takes {used}, so the reply stops after {room} tokens")
+    return prompt, max_new_tokens, None
+
+
+def stream_reply(model: DecoderLM, tokenizer: Tokenizer, messages: list[dict], max_new_tokens: int | None,
                  temperature: float, top_k: int | None, top_p: float | None, seed: int | None,
-                 system: list[dict] | None = None):
-    """Yield the assistant's reply to `messages` as text pieces (the conversation so far, ending with a user turn)."""
-    budget = max(1, model.config.context - max_new_tokens)
-    prompt = fitting_prompt(messages, tokenizer, budget, system or [])
-    yield from generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                 system: list[dict] | None = None, notice=None):
+    """Yield the assistant's reply to `messages` as text pieces (the conversation so far, ending with a user turn).
+
+    `max_new_tokens=None` uses the default limit fitted to the model's window; `notice(text)` (default: a
+    log warning) hears when an explicit limit was lowered to fit.
+    """
+    prompt, limit, note = plan_reply(messages, tokenizer, model.config.context, max_new_tokens, system or [])
+    if note:
+        (notice or logger.warning)(note)
+    yield from generate(model, tokenizer, prompt, max_new_tokens=limit, temperature=temperature,
                         top_k=top_k, top_p=top_p, seed=seed, stop_ids=stop_ids(tokenizer))
 
 
-def chat_loop(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], max_new_tokens: int = 128,
+def chat_loop(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], max_new_tokens: int | None = None,
               temperature: float = 0.7, top_k: int | None = 50, top_p: float | None = 0.95,
               seed: int | None = 0, input: TextIO = sys.stdin, output: TextIO = sys.stdout,
-              system: str | None = None, device: str = "cpu") -> list[dict]:
-    """Interactive chat on `input`/`output`; returns the conversation's messages when the input ends."""
+              system: str | None = None, device: str = "cpu", notice=None) -> list[dict]:
+    """Interactive chat on `input`/`output`; returns the conversation's messages when the input ends.
+
+    `max_new_tokens=None`: the default reply limit, fitted to the model's window (see `plan_reply`).
+    """
     model, tokenizer = _load(checkpoint, device)
     system_messages = [{"role": "system", "content": system}] if system else []
     history: list[dict] = []
@@ -102,7 +144,7 @@ def chat_loop(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], max_n
         pieces = []
         try:
             for piece in stream_reply(model, tokenizer, history, max_new_tokens, temperature, top_k, top_p,
-                                      None if seed is None else seed + turn, system_messages):
+                                      None if seed is None else seed + turn, system_messages, notice):
                 pieces.append(piece)
                 output.write(piece)
                 output.flush()
@@ -118,16 +160,16 @@ def chat_loop(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], max_n
 
 
 def answer_once(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], prompt: str,
-                max_new_tokens: int = 128, temperature: float = 0.0, top_k: int | None = None,
+                max_new_tokens: int | None = None, temperature: float = 0.0, top_k: int | None = None,
                 top_p: float | None = None, seed: int | None = 0, system: str | None = None,
-                device: str = "cpu") -> str:
+                device: str = "cpu", notice=None) -> str:
     """The assistant's reply to a single user message (greedy by default)."""
     if not prompt.strip():
         raise ValueError("answer_once: the prompt is empty")
     model, tokenizer = _load(checkpoint, device)
     system_messages = [{"role": "system", "content": system}] if system else []
     return "".join(stream_reply(model, tokenizer, [{"role": "user", "content": prompt}], max_new_tokens,
-                                temperature, top_k, top_p, seed, system_messages))
+                                temperature, top_k, top_p, seed, system_messages, notice))
 
 
 def ends_turn_share(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], prompts: list[str],

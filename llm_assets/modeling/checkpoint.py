@@ -72,10 +72,22 @@ def read_model_config(folder: str | os.PathLike) -> ModelConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{path} missing: not a checkpoint folder (expected {WEIGHTS_FILE}, "
                                 f"{CONFIG_FILE}, {TOKENIZER_FILE})")
-    values = json.loads(path.read_text())
-    if values.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {values.get('format')!r} is not {FORMAT!r}")
-    return ModelConfig.from_dict(values["model"])
+    try:
+        values = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); the checkpoint folder is damaged, re-export or "
+                         f"re-materialize it") from None
+    if not isinstance(values, dict) or values.get("format") != FORMAT:
+        found = values.get("format") if isinstance(values, dict) else type(values).__name__
+        hint = " (a Hugging Face export: load it with transformers)" if isinstance(values, dict) and \
+            values.get("architectures") else ""
+        raise ValueError(f"{path}: format {found!r} is not {FORMAT!r}{hint}")
+    if not isinstance(values.get("model"), dict):
+        raise ValueError(f"{path}: no 'model' section with the model's sizes")
+    try:
+        return ModelConfig.from_dict(values["model"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def load_checkpoint(folder: str | os.PathLike, device: str = "cpu") -> tuple[DecoderLM, Tokenizer]:
@@ -90,19 +102,36 @@ def load_checkpoint(folder: str | os.PathLike, device: str = "cpu") -> tuple[Dec
     weights, lightning_ckpt = folder / WEIGHTS_FILE, folder / "last.ckpt"
     if weights.is_file() and not (lightning_ckpt.is_file()
                                   and lightning_ckpt.stat().st_mtime > weights.stat().st_mtime):
-        state = load_file(str(weights))
+        try:
+            state = load_file(str(weights))
+        except Exception as err:  # safetensors raises its own error types for damaged files
+            raise ValueError(f"{weights}: not a readable safetensors file ({err}); re-materialize or "
+                             f"re-export the checkpoint") from None
     elif lightning_ckpt.is_file():
-        ckpt = torch.load(lightning_ckpt, map_location="cpu", weights_only=True)
-        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        try:
+            ckpt = torch.load(lightning_ckpt, map_location="cpu", weights_only=True)
+            state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        except Exception as err:  # torch raises several types for truncated or foreign files
+            raise ValueError(f"{lightning_ckpt}: not a readable Lightning checkpoint ({err}); delete it to "
+                             f"use {WEIGHTS_FILE}, or retrain") from None
     else:
         raise FileNotFoundError(f"{folder}: neither {WEIGHTS_FILE} nor last.ckpt found")
     if config.tie_embeddings:
         state.pop("lm_head.weight", None)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # tensor shapes that differ from config.json
+        first = str(err).strip().splitlines()[-1].strip()
+        raise ValueError(f"{folder}: weights do not match config.json ({first})") from None
     missing = [m for m in missing if not (config.tie_embeddings and m == "lm_head.weight")]
     if missing or unexpected:
         raise ValueError(f"{folder}: weights do not match config.json (missing {missing}, unexpected {unexpected})")
     tokenizer_file = folder / TOKENIZER_FILE
     if not tokenizer_file.is_file():
         raise FileNotFoundError(f"{tokenizer_file} missing from the checkpoint folder")
-    return model.to(device).eval(), Tokenizer.from_file(str(tokenizer_file))
+    try:
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    except Exception as err:  # tokenizers raises a bare Exception for malformed files
+        raise ValueError(f"{tokenizer_file}: not a readable tokenizer.json ({err}); copy the tokenizer "
+                         f"asset's tokenizer.json there") from None
+    return model.to(device).eval(), tokenizer

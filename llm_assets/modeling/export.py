@@ -65,16 +65,27 @@ def export_hf(checkpoint_folder: str | os.PathLike, out: str | os.PathLike) -> P
     tokenizer_file = src / TOKENIZER_FILE
     if not tokenizer_file.is_file():
         raise FileNotFoundError(f"{tokenizer_file} missing from the checkpoint folder")
-    vocab = json.loads(tokenizer_file.read_text())
+    try:
+        vocab = json.loads(tokenizer_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{tokenizer_file}: not valid JSON ({err}); copy the tokenizer asset's tokenizer.json "
+                         f"there") from None
     added = {t["content"]: t["id"] for t in vocab.get("added_tokens", [])}
     eos_token = ENDOFTEXT if ENDOFTEXT in added else None
     if eos_token is None:
         raise ValueError(f"{tokenizer_file}: special token {ENDOFTEXT} not found among added tokens")
 
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} is a file; give a folder to export into")
+    try:
+        weights = load_file(str(weights_file))
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise ValueError(f"{weights_file}: not a readable safetensors file ({err}); re-materialize the "
+                         f"checkpoint") from None
     out.mkdir(parents=True, exist_ok=True)
     # our module names are HF's inside `model.`; lm_head stays at the top level
     state = {(name if name == "lm_head.weight" else f"model.{name}"): tensor
-             for name, tensor in load_file(str(weights_file)).items()}
+             for name, tensor in weights.items()}
     if config.tie_embeddings:
         state.pop("lm_head.weight", None)
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})

@@ -57,6 +57,27 @@ def generate_ids(model: DecoderLM, prompt_ids: list[int], max_new_tokens: int, t
         tokens = torch.tensor([[next_id]], device=device)
 
 
+def fit_new_tokens(prompt_tokens: int, context: int, requested: int | None, default: int = 128
+                   ) -> tuple[int, str | None]:
+    """(new-token limit, note): `requested` (or `default`) limited to what the window leaves after the prompt.
+
+    The default is lowered silently; an explicit request that does not fit is lowered and `note` says so.
+    A prompt that fills the whole window is a ValueError.
+    """
+    if requested is not None and requested < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {requested}")
+    room = context - prompt_tokens
+    if room < 1:
+        raise ValueError(f"the prompt takes {prompt_tokens} tokens, the whole of the model's {context}-token "
+                         f"context; give a shorter prompt")
+    if requested is None:
+        return min(default, room), None
+    if requested > room:
+        return room, (f"--max-new-tokens {requested} does not fit: the model's context is {context} tokens and "
+                      f"the prompt takes {prompt_tokens}, so generation stops after {room} tokens")
+    return requested, None
+
+
 def generate(model: DecoderLM, tokenizer: Tokenizer, prompt: str, max_new_tokens: int = 128,
              temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
              seed: int | None = None, stop_ids: Iterable[int] | None = None) -> Iterator[str]:
