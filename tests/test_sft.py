@@ -305,3 +305,19 @@ def test_dpo_prefers_the_true_fact(tmp_path, smoke_crawl, tiny_base):
     assert metrics["preference_accuracy_after"] >= metrics["preference_accuracy_before"] + 0.1, metrics
     assert (tmp_path / "dpo" / "model.safetensors").is_file()
     load_checkpoint(tmp_path / "dpo")
+
+
+def test_a_user_benchmark_without_splits_is_all_held_out(tmp_path, tiny_base):
+    """A real crawl's benchmark file has no `split`: every item is evaluation, so none may be in an SFT turn."""
+    bench = tmp_path / "quiz.jsonl"
+    bench.write_text(json.dumps({"query": "Which planet has the most moons?", "choices": ["Saturn", "Mars"],
+                                 "gold": 0}) + "\n")
+    leaked = [{"messages": [{"role": "user", "content": "which planet has the MOST moons?"},
+                            {"role": "assistant", "content": "Saturn"}], "source": "x"},
+              {"messages": [{"role": "user", "content": "Name a red planet."},
+                            {"role": "assistant", "content": "Mars"}], "source": "x"}]
+    render_examples(leaked, tiny_base / "tokenizer.json", CONTEXT, tmp_path / "ex.parquet")
+    passed, details = check_examples(tmp_path / "ex.parquet", CONTEXT, [bench])["no_heldout_overlap"]
+    assert not passed and details["heldout_queries"] == 1 and details["overlapping_turns"] == 1
+    passed, details = check_examples(tmp_path / "ex.parquet", CONTEXT, [])["no_heldout_overlap"]
+    assert passed and "LLM_ASSETS_BENCHMARKS" in details["skipped"]

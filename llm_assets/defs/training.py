@@ -1,6 +1,7 @@
 """Training assets: the Lightning program launched through Dagster Pipes, one at a time (`gpu` pool)."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,10 +17,18 @@ from dagster import (
 
 from llm_assets.modeling.chat import ends_turn_share
 from llm_assets.tokens.special import END_OF_TURN
+from llm_assets.training import error_path
 from llm_assets.training.checks import loss_is_finite
+from llm_assets.training.data import require_trainable
 from llm_assets.training.resume import file_digest, reset_if_inputs_changed
 from llm_assets.training.sft import answer_accuracy, synthetic_answer_prefixes
-from llm_assets.training.sft_data import check_examples, load_conversations, render_examples
+from llm_assets.training.sft_data import (
+    EXAMPLE_SCHEMA,
+    check_examples,
+    load_conversations,
+    render_examples,
+    write_examples,
+)
 
 from .curation import check, metadata_value, spec
 from .resources import CrawlSource, LakeResource
@@ -27,6 +36,9 @@ from .resources import CrawlSource, LakeResource
 GROUP = "training"
 OWNERS = ["team:modeling"]
 GPU_POOL = "gpu"
+SKIPPED_FILE = "SKIPPED.txt"
+NO_SFT = ("no fine-tuning data: a real crawl has no synthetic instruction set, so set LLM_ASSETS_SFT to "
+          "Alpaca or chat JSONL files to train the assistant")
 
 
 class TrainerResource(ConfigurableResource):
@@ -72,11 +84,34 @@ class TrainingLauncher(ConfigurableResource):
 
 def launch(context: AssetExecutionContext, launcher: TrainingLauncher, command: str, config: dict,
            config_path) -> list:
-    """Write the program's JSON config where the program can read it and launch it."""
+    """Write the program's JSON config where the program can read it and launch it; a failed run raises
+    the program's own one-line error (which it leaves next to the config) instead of Pipes' exit code."""
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(config, indent=2))
+    error = error_path(config_path)
+    error.unlink(missing_ok=True)
     context.log.info("launching %s with %s", command, config_path)
-    return launcher.run(context, [command, "--config", str(config_path)])
+    try:
+        return launcher.run(context, [command, "--config", str(config_path)])
+    except Exception:
+        if error.is_file():
+            raise RuntimeError(f"{context.asset_key.to_user_string()}: the {command} program failed: "
+                               f"{error.read_text().strip()}") from None
+        raise
+
+
+def checkpoint_ready(folder: Path) -> bool:
+    """A trained checkpoint is there (not a stage skipped for want of data)."""
+    return (folder / "model.safetensors").is_file() and not (folder / SKIPPED_FILE).exists()
+
+
+def mark_skipped(folder: Path, why: str) -> Path:
+    """Replace `folder` by one that only says why the stage did not run (no stale model stays behind)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / SKIPPED_FILE).write_text(why + "\n")
+    return folder
 
 
 @asset(
@@ -97,6 +132,11 @@ def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer:
     config = {"profile": lake.profile, "shards": str(shards),
               "tokenizer": str(lake.asset_dir("tokenizer") / "tokenizer.json"), "out": str(out),
               **trainer.runtime()}
+    context_len = lake.profile_def().model.context
+    counts = require_trainable(shards, context_len)
+    if counts["validation"]["windows"] == 0:
+        context.log.warning("validation split has %d tokens, fewer than context + 1 = %d: no held-out loss; "
+                            "the loss check uses the training loss", counts["validation"]["tokens"], context_len + 1)
     stale = reset_if_inputs_changed(out, {"config": config, "sizes": [lake.profile_def().model,
                                                                       lake.profile_def().train],
                                           "shards": file_digest(shards / "manifest.json")})
@@ -105,10 +145,13 @@ def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer:
     metrics = json.loads((out / "metrics.json").read_text())
     entropy = metrics["unigram_entropy"]
     train_loss, val_loss = metrics.get("train_loss"), metrics.get("val_loss")
-    finite, why = loss_is_finite(train_loss, val_loss)
-    learned = finite and val_loss is not None and val_loss < entropy
+    judged = val_loss if val_loss is not None else train_loss
+    finite, why = loss_is_finite(train_loss, *([val_loss] if val_loss is not None else []))
+    learned = finite and judged is not None and judged < entropy
     yield check("loss_finite_and_learned", learned, train_loss=train_loss, val_loss=val_loss,
-                unigram_entropy=entropy, detail=why)
+                unigram_entropy=entropy, detail=why,
+                judged_on="validation loss" if val_loss is not None else
+                "training loss (the validation split is shorter than one context window)")
 
 
 @asset(
@@ -124,18 +167,27 @@ def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer:
 )
 def sft_examples(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
     sources = crawl.sft_sources()
-    if not sources:
-        raise FileNotFoundError("no fine-tuning data: use the synthetic crawl or set LLM_ASSETS_SFT to JSONL files")
     context_len = lake.profile_def().model.context
     out = lake.asset_dir("sft_examples") / "examples.parquet"
+    if not sources:
+        context.log.warning(NO_SFT)
+        write_examples(pl.DataFrame(schema=EXAMPLE_SCHEMA), out, {})
+        yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)), "dagster/row_count": 0,
+                                          "skipped": NO_SFT})
+        for name in ("within_context", "assistant_spans_non_empty", "no_heldout_overlap"):
+            yield check(name, True, skipped=NO_SFT)
+        return
     stats = render_examples(load_conversations(sources), lake.asset_dir("tokenizer") / "tokenizer.json",
                             context_len, out)
+    if stats["examples"] == 0:
+        raise ValueError(f"sft_examples: none of the {stats['conversations']} conversations in "
+                         f"{', '.join(str(s) for s in sources)} is usable (dropped: {stats['dropped']}); "
+                         f"give conversations that fit the model's {context_len}-token context")
     yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)),
                                       "dagster/row_count": stats["examples"],
                                       "sources": metadata_value([str(s) for s in sources]),
                                       **{k: metadata_value(v) for k, v in stats.items() if k != "examples"}})
-    benchmarks = crawl.benchmarks()
-    results = check_examples(out, context_len, benchmarks[0] if benchmarks else None)
+    results = check_examples(out, context_len, crawl.benchmarks())
     for name, (passed, details) in results.items():
         yield check(name, passed, **details)
 
@@ -155,7 +207,19 @@ def assistant_checkpoint(context: AssetExecutionContext, lake: LakeResource, cra
                          trainer: TrainerResource, launcher: TrainingLauncher):
     out = lake.asset_dir("assistant_checkpoint")
     base = lake.asset_dir("base_checkpoint")
-    config = {"profile": lake.profile, "examples": str(lake.asset_dir("sft_examples") / "examples.parquet"),
+    examples = lake.asset_dir("sft_examples") / "examples.parquet"
+    if not examples.is_file():
+        raise FileNotFoundError(f"assistant_checkpoint: {examples} does not exist; materialize sft_examples first")
+    if pl.scan_parquet(examples).select(pl.len()).collect().item() == 0:
+        why = f"skipped: sft_examples has no examples ({NO_SFT})"
+        context.log.warning(why)
+        mark_skipped(out, why)
+        yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)), "skipped": why})
+        yield check("ends_turn", True, skipped=why)
+        yield check("beats_base_on_heldout", True, blocking_severity=False, skipped=why)
+        return
+    (out / SKIPPED_FILE).unlink(missing_ok=True)
+    config = {"profile": lake.profile, "examples": str(examples),
               "base": str(base), "out": str(out), **trainer.runtime()}
     reset_if_inputs_changed(out, {"config": config, "sizes": lake.profile_def().sft,
                                   "examples": file_digest(config["examples"]),
@@ -167,7 +231,8 @@ def assistant_checkpoint(context: AssetExecutionContext, lake: LakeResource, cra
     yield check("ends_turn", share >= 0.75, ends_turn_share=share, samples=rows[:3])
     synthetic = crawl.synthetic_folder()
     if synthetic is None:
-        yield check("beats_base_on_heldout", True, blocking_severity=False, skipped="no synthetic benchmark")
+        yield check("beats_base_on_heldout", True, blocking_severity=False,
+                    skipped="skipped: no synthetic benchmark (held-out people exist only in the synthetic world)")
         return
     bench = Path(synthetic) / "benchmark.jsonl"
     base_acc = answer_accuracy(base, bench, mode="base")

@@ -2,6 +2,8 @@
 
 Under Pipes (launched by the Dagster asset) progress lines go to `pipes.log.info` and the final metrics
 to `pipes.report_asset_materialization`; otherwise lines go to stdout and metrics to `metrics.json`.
+A failure prints one line on stderr (LLM_ASSETS_DEBUG=1: the traceback), writes it next to the config
+file as `<config>.error` for the launching asset to report, and exits with status 1.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
+from llm_assets.training import error_path
 from llm_assets.training.dpo import load_dpo_config, run_dpo
 from llm_assets.training.pretrain import load_pretrain_config, run_pretraining
 from llm_assets.training.sft import load_sft_config, run_sft
@@ -45,23 +48,39 @@ def materialization_metadata(metrics: dict, keys: tuple[str, ...] = METADATA_KEY
 
 
 def pretrain_command(config_path: str) -> int:
-    return train_command(lambda emit: run_pretraining(load_pretrain_config(config_path), emit=emit), METADATA_KEYS)
+    return train_command(lambda emit: run_pretraining(load_pretrain_config(config_path), emit=emit), METADATA_KEYS,
+                         config_path, "pretrain")
 
 
 def sft_command(config_path: str) -> int:
-    return train_command(lambda emit: run_sft(load_sft_config(config_path), emit=emit), SFT_METADATA_KEYS)
+    return train_command(lambda emit: run_sft(load_sft_config(config_path), emit=emit), SFT_METADATA_KEYS,
+                         config_path, "sft")
 
 
 def dpo_command(config_path: str) -> int:
-    return train_command(lambda emit: run_dpo(load_dpo_config(config_path), emit=emit), DPO_METADATA_KEYS)
+    return train_command(lambda emit: run_dpo(load_dpo_config(config_path), emit=emit), DPO_METADATA_KEYS,
+                         config_path, "dpo")
 
 
-def train_command(train, metadata_keys: tuple[str, ...]) -> int:
-    """Run `train(emit)` with progress going to Pipes (when launched by Dagster) or stdout."""
+def train_command(train, metadata_keys: tuple[str, ...], config_path: str | None = None,
+                  command: str = "train") -> int:
+    """Run `train(emit)` with progress going to Pipes (when launched by Dagster) or stdout; 1 on failure."""
     use_pipes = is_launching_rank() and PipesEnvVarParamsLoader().is_dagster_pipes_process()
+    debug = os.environ.get("LLM_ASSETS_DEBUG", "").lower() in ("1", "true", "yes", "on")
+    if config_path is not None and is_launching_rank():
+        error_path(config_path).unlink(missing_ok=True)
     with open_dagster_pipes() if use_pipes else contextlib.nullcontext() as pipes:
         emit = pipes.log.info if pipes is not None else (lambda line: print(line, flush=True))
-        metrics = train(emit)
+        try:
+            metrics = train(emit)
+        except Exception as err:
+            if debug:
+                raise
+            message = " ".join(str(err).split()) or type(err).__name__
+            print(f"llm_assets.training {command}: error: {message}", file=sys.stderr, flush=True)
+            if config_path is not None and is_launching_rank():
+                error_path(config_path).write_text(message + "\n")
+            return 1
         if pipes is not None and metrics:
             pipes.report_asset_materialization(metadata=materialization_metadata(metrics, metadata_keys))
     return 0

@@ -55,6 +55,23 @@ class ShardWindows:
         return rows[:, :-1], rows[:, 1:]
 
 
+def trainable_tokens(shards_dir: str | os.PathLike, context: int) -> dict[str, dict[str, int]]:
+    """Per split, its `tokens` and the `windows` of `context + 1` tokens that training can draw."""
+    return {split: {"tokens": w.tokens, "windows": w.windows}
+            for split, w in ((s, ShardWindows(shards_dir, s, context)) for s in ("train", "validation"))}
+
+
+def require_trainable(shards_dir: str | os.PathLike, context: int) -> dict[str, dict[str, int]]:
+    """`trainable_tokens`, or a ValueError in one sentence when the train split is too short to train on."""
+    counts = trainable_tokens(shards_dir, context)
+    train = counts["train"]
+    if train["windows"] == 0:
+        raise ValueError(f"token_shards has {train['tokens']} train tokens, fewer than the model's context + 1 = "
+                         f"{context + 1}: too little text to train on; crawl more pages or lower the model "
+                         f"context (LLM_ASSETS_CONFIG {{\"model\": {{\"context\": ...}}}})")
+    return counts
+
+
 class RandomWindowBatches(Dataset):
     """Item g = micro-batch number g of this rank: `micro_batch` random windows, a pure function of (seed, g, rank)."""
 

@@ -29,6 +29,8 @@ from llm_assets.tokens.special import ASSISTANT, END_OF_TURN, ROLES, USER, assis
 
 logger = logging.getLogger(__name__)
 
+EXAMPLE_SCHEMA = {"text": pl.Utf8, "input_ids": pl.List(pl.Int32), "loss_mask": pl.List(pl.Int8),
+                  "source": pl.Utf8, "person": pl.Utf8, "fact": pl.Utf8}
 TOKENIZER_SHA_KEY = b"llm_assets.tokenizer_sha256"
 CONTEXT_KEY = b"llm_assets.context"
 
@@ -148,9 +150,7 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
         rows["fact"].append(conversation.get("fact"))
         if number and number % 20000 == 0:
             logger.info("rendered %d of %d conversations", number, len(kept))
-    frame = pl.DataFrame(rows, schema={"text": pl.Utf8, "input_ids": pl.List(pl.Int32),
-                                       "loss_mask": pl.List(pl.Int8), "source": pl.Utf8, "person": pl.Utf8,
-                                       "fact": pl.Utf8})
+    frame = pl.DataFrame(rows, schema=EXAMPLE_SCHEMA)
     write_examples(frame, out_path, {TOKENIZER_SHA_KEY: file_sha256(tokenizer_path).encode(),
                                      CONTEXT_KEY: str(context).encode()})
     lengths = frame.select(pl.col("input_ids").list.len()).to_series()
@@ -201,12 +201,14 @@ def normalized_text(expr: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit(" "), words, pl.lit(" ")])
 
 
-def check_examples(path: str | os.PathLike, context: int, benchmark_file: str | os.PathLike | None) -> dict:
+def check_examples(path: str | os.PathLike, context: int,
+                   benchmark_files: str | os.PathLike | Sequence[str | os.PathLike] | None) -> dict:
     """Data checks on an examples file: `{name: (passed, details)}`.
 
     - `within_context`: no example longer than `context` tokens;
     - `assistant_spans_non_empty`: every assistant turn has content tokens besides its `<|end|>`;
-    - `no_heldout_overlap`: no held-out benchmark query (normalized text) appears in any user turn.
+    - `no_heldout_overlap`: no held-out benchmark query (normalized text) appears in any user turn; an
+      item is held out when its `split` is `heldout` or it has no `split` (a user's evaluation file).
     """
     frame = pl.read_parquet(path, columns=["text", "input_ids", "loss_mask"])
     results = {}
@@ -243,10 +245,12 @@ def check_examples(path: str | os.PathLike, context: int, benchmark_file: str | 
          "sample": [frame["text"][int(i)][:200] for i in mismatched[:3]]},
     )
 
-    if benchmark_file is None:
-        results["no_heldout_overlap"] = (True, {"skipped": "no benchmark file given"})
+    if benchmark_files is None or isinstance(benchmark_files, str | os.PathLike):
+        benchmark_files = [] if benchmark_files is None else [benchmark_files]
+    if not benchmark_files:
+        results["no_heldout_overlap"] = (True, {"skipped": "no benchmark file configured (LLM_ASSETS_BENCHMARKS)"})
         return results
-    queries = heldout_queries(benchmark_file)
+    queries = [q for file in benchmark_files for q in heldout_queries(file)]
     normalized_queries = pl.DataFrame({"q": queries}).select(normalized_text(pl.col("q"))).to_series()
     patterns = [q for q in normalized_queries.unique().to_list() if q.strip()]
     user_turns = (frame.select(pl.col("text").str.extract_all(r"(?s)<\|user\|>\n.*?<\|end\|>").alias("turn"))
@@ -260,13 +264,15 @@ def check_examples(path: str | os.PathLike, context: int, benchmark_file: str | 
     else:
         hits, matched = user_turns.head(0), []
     results["no_heldout_overlap"] = (hits.height == 0, {
-        "heldout_queries": len(queries), "user_turns": user_turns.height, "overlapping_turns": hits.height,
+        "benchmark_files": [str(f) for f in benchmark_files], "heldout_queries": len(queries),
+        "user_turns": user_turns.height, "overlapping_turns": hits.height,
         "sample_queries": [m.strip() for m in matched[:5]]})
     return results
 
 
 def heldout_queries(benchmark_file: str | os.PathLike) -> list[str]:
-    """The `query` of every benchmark item whose split is `heldout`."""
+    """The `query` of every held-out benchmark item: split `heldout`, or no split at all (the items of a
+    user's evaluation file are all held out; the synthetic world's `sft` items are meant to be trained on)."""
     from llm_assets.evaluation.tasks import load_items
 
-    return [item["query"] for item in load_items(benchmark_file) if item.get("split") == "heldout"]
+    return [item["query"] for item in load_items(benchmark_file) if item.get("split", "heldout") == "heldout"]
