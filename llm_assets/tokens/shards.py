@@ -397,6 +397,8 @@ def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, o
     for path in files:
         if not path.exists():
             raise FileNotFoundError(f"mixture file {path} does not exist; materialize training_mixture first")
+    # an empty part (a crawl partition whose pages were all removed) may have been written without columns
+    files = [f for f in files if pq.ParquetFile(f).metadata.num_rows > 0]
     tokenizer = load_tokenizer(tokenizer_path)
     eot_id = tokenizer.token_to_id(ENDOFTEXT)
     if eot_id is None:

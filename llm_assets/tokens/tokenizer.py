@@ -143,6 +143,8 @@ def mixture_texts(mixture_files: Iterable[str | os.PathLike], split: str = "trai
     total = 0
     for path in mixture_files:
         parquet = pq.ParquetFile(path)
+        if parquet.metadata.num_rows == 0:  # an empty part may have been written without columns
+            continue
         missing = [c for c in ("text", "split") if c not in parquet.schema_arrow.names]
         if missing:
             raise ValueError(f"mixture file {path}: missing column(s) {', '.join(missing)}")
@@ -154,6 +156,24 @@ def mixture_texts(mixture_files: Iterable[str | os.PathLike], split: str = "trai
                     total += len(text)
                     if max_characters is not None and total >= max_characters:
                         return
+
+
+def split_counts(mixture_files: Iterable[str | os.PathLike]) -> dict[str, int]:
+    """Documents with non-empty text per split of the training mixture (reads two columns only)."""
+    counts: dict[str, int] = {}
+    for path in mixture_files:
+        parquet = pq.ParquetFile(path)
+        if parquet.metadata.num_rows == 0:  # an empty part may have been written without columns
+            continue
+        missing = [c for c in ("text", "split") if c not in parquet.schema_arrow.names]
+        if missing:
+            raise ValueError(f"mixture file {path}: missing column(s) {', '.join(missing)}")
+        for batch in parquet.iter_batches(batch_size=8192, columns=["text", "split"]):
+            texts, splits = batch.column("text").to_pylist(), batch.column("split").to_pylist()
+            for text, split in zip(texts, splits, strict=True):
+                if text:
+                    counts[split] = counts.get(split, 0) + 1
+    return counts
 
 
 def to_transformers(tokenizer_path: str | os.PathLike):
