@@ -370,3 +370,25 @@ def test_contamination_finds_exactly_the_quiz_leaks_of_the_synthetic_crawl(tmp_p
     report = contamination.find_contamination({"benchmark": suite["benchmark"]}, [tmp_path / "pages.parquet"])
     assert report.items["labelled_contaminated"].sum() > 0
     assert report.items["contaminated"].to_list() == report.items["labelled_contaminated"].to_list()
+
+
+# --- scoreboard ----------------------------------------------------------------------------------
+
+def test_scores_without_tasks_or_validation_say_what_was_not_measured(tmp_path, hf_folder):
+    """A real crawl with no benchmark file and a tiny mixture: the scoreboard writes its files and notes."""
+    from llm_assets.evaluation.scoreboard import score_models
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "manifest.json").write_text(json.dumps({
+        "format": "llmatok", "version": 1, "vocab_size": 400, "dtype": "uint16", "eot_id": 0,
+        "tokenizer_sha256": "x", "splits": {"train": [], "validation": []}}))
+    (tmp_path / "scores").mkdir()
+    (tmp_path / "scores" / "scores.png").write_bytes(b"an earlier run's plot")
+    results = score_models({"base": hf_folder}, {}, shards, [], tmp_path / "scores")
+    assert results["table"].is_empty() and results["contamination"] is None
+    assert any("LLM_ASSETS_BENCHMARKS" in note for note in results["notes"])
+    assert any("validation split is empty" in note for note in results["notes"])
+    assert results["models"]["base"] == {"scores": {}}
+    assert not (tmp_path / "scores" / "scores.png").exists()
+    assert json.loads((tmp_path / "scores" / "results.json").read_text())["notes"] == results["notes"]

@@ -15,10 +15,13 @@ from llm_assets.lake import kept_path, part_files, removed_path, scan_parts
 
 from .curation import check, metadata_value, spec
 from .resources import CrawlSource, LakeResource
+from .training import SKIPPED_FILE, checkpoint_ready
 
 GROUP = "evaluation"
 OWNERS = ["team:evaluation"]
 CHECKPOINTS = {"base": "base_checkpoint", "assistant": "assistant_checkpoint"}
+NO_BENCHMARKS = ("skipped: no benchmark files (a real crawl has no synthetic benchmark); set LLM_ASSETS_BENCHMARKS "
+                 "to JSONL or MMLU CSV files to score the models")
 
 
 def image_markdown(png, alt: str) -> MetadataValue:
@@ -33,20 +36,23 @@ def image_markdown(png, alt: str) -> MetadataValue:
     check_specs=[spec("benchmark_suite", "well_formed", "Every task has items with a valid gold index.",
                       blocking=True)],
 )
-def benchmark_suite(lake: LakeResource, crawl: CrawlSource):
+def benchmark_suite(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
     files = crawl.benchmarks()
     tasks = load_suite(files)
     out = lake.asset_dir("benchmark_suite")
     out.mkdir(parents=True, exist_ok=True)
     (out / "suite.json").write_text(json.dumps({"files": [str(f) for f in files], "tasks": tasks}))
     counts = {task: len(items) for task, items in tasks.items()}
+    skipped = {} if files else {"skipped": NO_BENCHMARKS}
+    if not files:
+        context.log.warning(NO_BENCHMARKS)
     yield MaterializeResult(metadata={"path": MetadataValue.path(str(out / "suite.json")),
                                       "dagster/row_count": sum(counts.values()),
                                       "items_per_task": metadata_value(counts),
-                                      "files": metadata_value([str(f) for f in files])})
+                                      "files": metadata_value([str(f) for f in files]), **skipped})
     bad = [t for t, items in tasks.items()
            if not items or any(not 0 <= it["gold"] < len(it["choices"]) for it in items)]
-    yield check("well_formed", bool(tasks) and not bad, tasks=len(tasks), bad_tasks=bad)
+    yield check("well_formed", not bad and (bool(tasks) or not files), tasks=len(tasks), bad_tasks=bad, **skipped)
 
 
 def load_tasks(lake: LakeResource) -> dict:
@@ -63,8 +69,10 @@ def load_tasks(lake: LakeResource) -> dict:
 )
 def benchmark_scores(context: AssetExecutionContext, lake: LakeResource):
     size = lake.profile_def().eval
-    models = {name: lake.asset_dir(key) for name, key in CHECKPOINTS.items()
-              if (lake.asset_dir(key) / "model.safetensors").exists()}
+    models = {name: lake.asset_dir(key) for name, key in CHECKPOINTS.items() if checkpoint_ready(lake.asset_dir(key))}
+    if "base" not in models:
+        raise FileNotFoundError(f"benchmark_scores: no trained model in {lake.asset_dir('base_checkpoint')}; "
+                                "materialize base_checkpoint first")
     out = lake.asset_dir("benchmark_scores")
     results = score_models(models, load_tasks(lake), lake.asset_dir("token_shards"),
                            part_files(lake.path, "training_mixture"), out, shots=size.shots,
@@ -73,16 +81,27 @@ def benchmark_scores(context: AssetExecutionContext, lake: LakeResource):
     headline = {f"{r['model']}/{r['benchmark']}/{r['metric']}": float(r["value"])
                 for r in table.iter_rows(named=True)}
     context.log.info("scores:\n%s", (out / "scores.md").read_text())
+    skipped = [key for name, key in CHECKPOINTS.items() if name not in models]
+    plot = out / "scores.png"
     yield MaterializeResult(metadata={
         "path": MetadataValue.path(str(out / "scores.parquet")),
         "dagster/row_count": table.height,
         "scores": MetadataValue.md((out / "scores.md").read_text()),
-        "scores_plot": image_markdown(out / "scores.png", "benchmark scores"),
+        **({"scores_plot": image_markdown(plot, "benchmark scores")} if plot.exists() else {}),
         **headline,
+        "models": metadata_value(sorted(models)),
+        **({"not_scored": metadata_value({k: skipped_reason(lake, k) for k in skipped})} if skipped else {}),
+        **({"notes": metadata_value(results["notes"])} if results["notes"] else {}),
         "contamination": metadata_value(results["contamination"]),
     })
     leaked = (results["contamination"] or {}).get("contaminated_items", 0)
-    yield check("no_contamination", leaked == 0, blocking_severity=False, contaminated_items=leaked)
+    extra = {"skipped": "no benchmark tasks to check"} if results["contamination"] is None else {}
+    yield check("no_contamination", leaked == 0, blocking_severity=False, contaminated_items=leaked, **extra)
+
+
+def skipped_reason(lake: LakeResource, key: str) -> str:
+    marker = lake.asset_dir(key) / SKIPPED_FILE
+    return marker.read_text().strip() if marker.exists() else f"{key} has no model.safetensors"
 
 
 def upstream_lineage(context: AssetExecutionContext, keys: list[str]) -> list[dict]:
@@ -147,7 +166,7 @@ def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
     lineage = upstream_lineage(context, LINEAGE)
     info = {
         "model_name": f"llm_assets-{lake.profile}",
-        "run_id": context.run_id,
+        "run_id": context.run.run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_sources": data_sources(lake, sources),
         "stages": stage_counts(lake, [k for k in LINEAGE[:7] if k != "quality_classifier"], list(sources)),
@@ -159,7 +178,9 @@ def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
                      "tokens_seen": metrics.get("tokens_seen"), "parameters": metrics.get("parameters")},
         "scores": {f"{model}/{task}": s for model, entry in results["models"].items()
                    for task, s in entry["scores"].items()},
-        "scores_png": str(scores_dir / "scores.png"),
+        "scores_png": str(scores_dir / "scores.png") if (scores_dir / "scores.png").exists() else None,
+        "notes": [f"{key}: {skipped_reason(lake, key)}" for key in CHECKPOINTS.values()
+                  if not checkpoint_ready(lake.asset_dir(key))] + results.get("notes", []),
         "perplexity": results["models"].get("base", {}).get("perplexity"),
         "sensitivity": {f"{model}/{task}": s for model, entry in results["models"].items()
                         for task, s in entry.get("sensitivity", {}).items()},

@@ -20,6 +20,7 @@ optional; a missing section renders as "not recorded" so a partial run still get
                         "tasks": {task: {"items": int, "contaminated": int,
                                          "clean_acc": float, "contaminated_acc": float}}},
       "lineage": [{"asset": str, "code_version": str, "run_id": str, "materialized_at": str}],
+      "notes": [str],                                         # stages skipped or not measured, and why
     }
 """
 
@@ -87,6 +88,8 @@ def render_model_card(info: dict[str, Any]) -> str:
     facts = {k: info[k] for k in ("run_id", "code_version", "created") if info.get(k)}
     if facts:
         parts += [_table(["", ""], facts.items()), ""]
+    if info.get("notes"):
+        parts += ["## Notes", "", *(f"- {note}" for note in info["notes"]), ""]
 
     parts += ["## Training data", "", "### Sources", ""]
     sources = info.get("data_sources") or []

@@ -106,6 +106,8 @@ def find_contamination(tasks: dict[str, list[Item]], training_files: Iterable[st
     started = time.monotonic()
     for file in training_files:
         handle = pq.ParquetFile(file)
+        if handle.metadata.num_rows == 0:  # an empty part may have been written without columns
+            continue
         if text_column not in handle.schema_arrow.names:
             raise ValueError(f"{file}: no {text_column!r} column (columns: {', '.join(handle.schema_arrow.names)})")
         for batch in handle.iter_batches(columns=[text_column], batch_size=batch_rows):

@@ -30,31 +30,47 @@ def markdown_table(df: pl.DataFrame) -> str:
     return header + "\n".join(rows)
 
 
+def validation_tokens(shard_dir: Path) -> int:
+    """Tokens in the shards' validation split (0 when the split is empty)."""
+    from llm_assets.tokens.shards import load_manifest
+
+    return sum(entry["tokens"] for entry in load_manifest(shard_dir)["splits"].get("validation", []))
+
+
 def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_dir: Path | None,
                  training_files: list[Path], out_dir: Path, shots: int = 0, batch_size: int = 16,
                  max_items: int | None = None, perplexity_tokens: int | None = 200_000) -> dict:
+    """Score `models` and write the tables and plot; `results["notes"]` says what could not be measured
+    (no benchmark tasks, an empty validation split) instead of failing."""
     out_dir.mkdir(parents=True, exist_ok=True)
     fmt = PromptFormat(shots=shots)
-    contamination = find_contamination(tasks, training_files) if training_files else None
-    results: dict = {"models": {}, "contamination": None}
+    notes = []
+    if not tasks:
+        notes.append("no benchmark tasks: multiple-choice scores, prompt sensitivity and contamination are not "
+                     "measured (set LLM_ASSETS_BENCHMARKS to JSONL or MMLU CSV files)")
+    if shard_dir is not None and validation_tokens(shard_dir) < 2:
+        notes.append("the validation split is empty: perplexity is not measured")
+        shard_dir = None
+    contamination = find_contamination(tasks, training_files) if training_files and tasks else None
+    results: dict = {"models": {}, "contamination": None, "notes": notes}
     scores: dict[str, dict] = {}
     item_frames = []
     for name, folder in models.items():
         log.info("scoring %s (%s)", name, folder)
         model = load_scoring_model(folder)
-        mc = evaluate_multiple_choice(model, tasks, fmt, batch_size=batch_size, max_items=max_items)
-        scores[name] = mc.scores
-        item_frames.append(mc.items.with_columns(pl.lit(name).alias("model")))
-        entry: dict = {"scores": mc.scores}
+        entry: dict = {"scores": {}}
+        if tasks:
+            mc = evaluate_multiple_choice(model, tasks, fmt, batch_size=batch_size, max_items=max_items)
+            scores[name] = entry["scores"] = mc.scores
+            item_frames.append(mc.items.with_columns(pl.lit(name).alias("model")))
+            _, spread = prompt_sensitivity(model, tasks, default_variants(shots=3), batch_size=batch_size,
+                                           max_items=max_items)
+            entry["sensitivity"] = {row["task"]: row for row in spread.to_dicts()}
+            if contamination is not None:
+                entry["clean_vs_contaminated"] = scores_by_contamination(mc.items, contamination).to_dicts()
         if shard_dir is not None:
             entry["perplexity"] = perplexity_from_shards(model, shard_dir, "validation", batch_size=8,
                                                          max_tokens=perplexity_tokens).as_dict()
-        variants = default_variants(shots=3)
-        _, spread = prompt_sensitivity(model, tasks, variants, batch_size=batch_size, max_items=max_items)
-        entry["sensitivity"] = {row["task"]: row for row in spread.to_dicts()}
-        if contamination is not None:
-            by_subset = scores_by_contamination(mc.items, contamination)
-            entry["clean_vs_contaminated"] = by_subset.to_dicts()
         results["models"][name] = entry
     table = scores_table(scores)
     for name, entry in results["models"].items():
@@ -65,11 +81,16 @@ def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_di
                                   "value": [ppl["perplexity"], ppl["bits_per_byte"]], "n": [ppl["tokens"]] * 2})
             table = pl.concat([table, extra.cast(table.schema)])
     table.write_parquet(out_dir / "scores.parquet")
-    pl.concat(item_frames, how="diagonal_relaxed").drop("loglikelihoods", strict=False) \
-        .write_parquet(out_dir / "items.parquet")
+    items = pl.concat(item_frames, how="diagonal_relaxed") if item_frames else pl.DataFrame()
+    items.drop("loglikelihoods", strict=False).write_parquet(out_dir / "items.parquet")
     mc_only = table.filter(pl.col("metric").is_in(["acc", "acc_norm"]))
-    bar_plot(mc_only, out_dir / "scores.png")
-    (out_dir / "scores.md").write_text(markdown_table(table))
+    plot = out_dir / "scores.png"
+    if mc_only.is_empty():
+        plot.unlink(missing_ok=True)  # a plot of an earlier run would describe other scores
+    else:
+        bar_plot(mc_only, plot)
+    (out_dir / "scores.md").write_text(markdown_table(table) if not table.is_empty() else
+                                       "no scores: " + "; ".join(notes))
     if contamination is not None:
         contamination.items.write_parquet(out_dir / "contamination.parquet")
         results["contamination"] = {
@@ -77,6 +98,10 @@ def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_di
             "tasks": {row["task"]: row for row in contamination.summary.to_dicts()},
             "contaminated_items": int(contamination.items["contaminated"].sum()),
         }
+    else:
+        (out_dir / "contamination.parquet").unlink(missing_ok=True)
+    for note in notes:
+        log.warning("benchmark scores: %s", note)
     results["table"] = table
     (out_dir / "results.json").write_text(json.dumps({k: v for k, v in results.items() if k != "table"},
                                                      indent=2, default=str))
