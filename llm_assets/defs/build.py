@@ -4,6 +4,7 @@ Each crawl partition is one run (the same runs the web UI launches); the global 
 once every partition succeeded. Partition runs go in parallel worker processes.
 """
 
+import logging
 import multiprocessing
 import os
 import sys
@@ -12,7 +13,15 @@ from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    colored_console_logger,
+    define_asset_job,
+    logger,
+)
 
 from llm_assets import profiles
 
@@ -22,6 +31,29 @@ from .resources import CRAWL_ENV, SEED_ENV, default_resources
 
 GPU_POOL = "gpu"
 RUN_TAGS = {"llm_assets/launched_by": "cli-build"}
+JOB_NAME = "__ephemeral_asset_job__"  # what dagster.materialize names its runs
+DEBUG_ENV = "LLM_ASSETS_DEBUG"
+
+
+class _WithoutStack(logging.Filter):
+    """Cut a failure event's message before its stack trace: the summary prints the cause, the instance
+    keeps the whole error for the web UI, and --debug prints it here too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Stack Trace:" in message:
+            record.msg = message.split("\n\n", 1)[0] + " (the cause is in the summary below)"
+            record.args = ()
+        return True
+
+
+@logger(colored_console_logger.config_schema, description="The colored console logger, without stack traces "
+        "unless LLM_ASSETS_DEBUG is set.")
+def concise_console_logger(init_context):
+    log = colored_console_logger.logger_fn(init_context)
+    if os.environ.get(DEBUG_ENV, "").lower() not in ("1", "true", "yes", "on"):
+        log.addFilter(_WithoutStack())
+    return log
 
 
 def _selected_keys(graph, select: str | None) -> set[AssetKey]:
@@ -38,10 +70,28 @@ def _selected_keys(graph, select: str | None) -> set[AssetKey]:
     return keys
 
 
+def user_error(error) -> str:
+    """The message a user needs from a step failure: the innermost cause of Dagster's wrapper errors
+    (`DagsterExecutionStepExecutionError: Error occurred while executing op ...`), without the exception
+    type, on one line."""
+    if error is None:
+        return "failed"
+    while error.cause is not None:
+        error = error.cause
+    message = error.message.strip()
+    if error.cls_name and message.split(": ", 1)[0].rsplit(".", 1)[-1] == error.cls_name and ": " in message:
+        message = message.split(": ", 1)[1]
+    return " ".join(message.split()) or error.cls_name or "failed"
+
+
+def _new_entry() -> dict:
+    return {"rows": None, "bytes": 0, "seconds": 0.0, "materialized": 0, "checks": {}, "errors": [], "notes": []}
+
+
 def _summarize_run(result, instance: DagsterInstance) -> dict:
-    """Per asset: rows, size, duration, check outcomes and errors of one in-process run."""
-    out: dict = defaultdict(lambda: {"rows": None, "bytes": 0, "seconds": 0.0, "materialized": 0,
-                                     "checks": {}, "errors": []})
+    """Per asset: rows, size, duration, check outcomes, notes (why a stage was skipped) and errors of one
+    in-process run."""
+    out: dict = defaultdict(_new_entry)
     durations = {s.step_key: (s.end_time or 0) - (s.start_time or 0)
                  for s in instance.get_run_step_stats(result.run_id)}
     for event in result.get_asset_materialization_events():
@@ -53,6 +103,8 @@ def _summarize_run(result, instance: DagsterInstance) -> dict:
             entry["rows"] = (entry["rows"] or 0) + int(meta["dagster/row_count"].value)
         if "path" in meta:
             entry["bytes"] += _size(Path(str(meta["path"].value)))
+        if "skipped" in meta:
+            entry["notes"].append(str(meta["skipped"].value))
         entry["seconds"] += durations.get(event.step_key, 0.0)
     for check in result.get_asset_check_evaluations():
         entry = out[check.asset_key.to_user_string()]
@@ -60,8 +112,7 @@ def _summarize_run(result, instance: DagsterInstance) -> dict:
         prev = entry["checks"].get(name, True)
         entry["checks"][name] = prev and check.passed
     for failure in result.get_step_failure_events():
-        err = failure.event_specific_data.error
-        message = err.message.strip().splitlines()[-1] if err else "failed"
+        message = user_error(failure.step_failure_data.error)
         for key in _step_assets(failure.step_key):
             out[key]["errors"].append(message)
     return {k: dict(v) for k, v in out.items()}
@@ -88,11 +139,11 @@ def _run(selection_keys: list[str], partition_key: str | None) -> dict:
     """One run in the instance; used in the parent and in worker processes (it re-reads the env)."""
     instance = DagsterInstance.get()
     keys = [AssetKey.from_user_string(k) for k in selection_keys]
-    result = materialize(
-        all_assets(),
-        selection=keys,
+    # what dagster.materialize does, with a console logger that leaves stack traces to the UI
+    defs = Definitions(jobs=[define_asset_job(JOB_NAME, selection=keys)], assets=all_assets(),
+                       resources=all_resources(), loggers={"console": concise_console_logger})
+    result = defs.resolve_job_def(JOB_NAME).execute_in_process(
         instance=instance,
-        resources=all_resources(),
         partition_key=partition_key,
         raise_on_error=False,
         tags=RUN_TAGS,
@@ -106,8 +157,7 @@ def _run(selection_keys: list[str], partition_key: str | None) -> dict:
 
 def _merge(total: dict, run: dict) -> None:
     for key, entry in run["assets"].items():
-        agg = total.setdefault(key, {"rows": None, "bytes": 0, "seconds": 0.0, "materialized": 0,
-                                     "checks": {}, "errors": []})
+        agg = total.setdefault(key, _new_entry())
         for field in ("bytes", "seconds", "materialized"):
             agg[field] += entry[field]
         if entry["rows"] is not None:
@@ -115,6 +165,7 @@ def _merge(total: dict, run: dict) -> None:
         for name, passed in entry["checks"].items():
             agg["checks"][name] = agg["checks"].get(name, True) and passed
         agg["errors"].extend(entry["errors"])
+        agg["notes"].extend(entry["notes"])
 
 
 def _fmt_bytes(n: int) -> str:
@@ -140,6 +191,8 @@ def print_summary(order: list[str], totals: dict, skipped: set[str], stream=sys.
         rows = "-" if entry["rows"] is None else entry["rows"]
         print(f"{key:<24} {status:<10} {entry['materialized']:>5} {rows:>9} "
               f"{_fmt_bytes(entry['bytes']):>10} {entry['seconds']:>7.1f}s  {checks}", file=stream)
+        for note in dict.fromkeys(entry.get("notes", [])):
+            print(f"    note: {note}", file=stream)
         for err in dict.fromkeys(entry["errors"]):
             print(f"    error: {err}", file=stream)
 
