@@ -390,8 +390,8 @@ def training_documents(docs: pl.DataFrame | pl.LazyFrame, cfg: CurationConfig,
 
     Positives are pages of `cfg.reference_hosts` plus the texts of `reference` (`read_reference_texts`
     of `cfg.reference_files` when not given; their ids start with `reference:`), at most
-    `cfg.quality_max_train_docs`, hash-chosen; negatives as many other crawl pages, hash round-robin over
-    hosts. With a lazy frame (the stage's part files) only the chosen documents' text is ever read.
+    `cfg.quality_max_train_docs` and at most as many as there are other pages, hash-chosen; negatives as
+    many other crawl pages, hash round-robin over hosts. With a lazy frame (the stage's part files) only the chosen documents' text is ever read.
     Raises `QualityModelSkipped` without reference text or with fewer than `cfg.quality_min_train_docs`
     documents on either side.
     """
@@ -416,8 +416,10 @@ def training_documents(docs: pl.DataFrame | pl.LazyFrame, cfg: CurationConfig,
         raise QualityModelSkipped(
             f"too few documents to train the quality model: {positives.height} reference and "
             f"{others.height} other, need at least {minimum} of each (CurationConfig.quality_min_train_docs)")
-    if positives.height > cfg.quality_max_train_docs:
-        positives = _hash_sample(positives, cfg.quality_max_train_docs, "quality-positives", balance_hosts=False)
+    # balanced classes: reference files can hold far more texts than the crawl has other pages
+    cap = min(cfg.quality_max_train_docs, others.height)
+    if positives.height > cap:
+        positives = _hash_sample(positives, cap, "quality-positives", balance_hosts=False)
     negatives = _hash_sample(others, positives.height, "quality-negatives", balance_hosts=True)
     chosen = pl.concat([positives.select("warc_record_id", pl.lit(1).alias("label")),
                         negatives.select("warc_record_id", pl.lit(0).alias("label"))])
