@@ -262,6 +262,32 @@ class Site:
                 f"<p>Printed from {SITE_NAME}.</p></body></html>").encode()
 
 
+MEDIA_TYPES = {".html": "text/html", ".htm": "text/html", ".css": "text/css", ".js": "application/javascript",
+               ".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".svg": "image/svg+xml",
+               ".txt": "text/plain"}
+
+
+class FolderSite:
+    """Every file of a folder tree (e.g. the HTML documentation Debian ships under /usr/share/doc) as a site.
+
+    `/` lists the HTML files; files are served as they are on disk (no charset added), with the same mix
+    of chunked and gzip responses as `Site`. `limit` caps the number of files.
+    """
+
+    def __init__(self, root: str | Path, limit: int | None = None) -> None:
+        root = Path(root)
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_TYPES)[:limit]
+        self.routes: dict[str, Response] = {}
+        for number, file in enumerate(files):
+            kind = MEDIA_TYPES[file.suffix.lower()]
+            self.routes["/" + file.relative_to(root).as_posix()] = Response(
+                200, kind, file.read_bytes(), chunked=number % 3 == 0, gzip=number % 2 == 0 and "image" not in kind)
+        pages = [path for path, r in self.routes.items() if r.content_type == "text/html"]
+        index = "".join(f'<li><a href="{html.escape(p)}">{html.escape(p)}</a></li>' for p in pages)
+        self.routes["/"] = Response(200, body=f"<html><body><ul>{index}</ul></body></html>".encode(), chunked=True)
+        self.routes["/robots.txt"] = Response(200, "text/plain", b"User-agent: *\nDisallow:\n")
+
+
 # ---------------------------------------------------------------------------------------------- the server
 
 
@@ -314,7 +340,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve_site(site: Site | None = None) -> Iterator[str]:
+def serve_site(site: Site | FolderSite | None = None) -> Iterator[str]:
     """Serve `site` on 127.0.0.1 (a free port) in a thread; yields the base URL `http://127.0.0.1:PORT`."""
     handler = type("SiteHandler", (_Handler,), {"site": site or Site()})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -333,14 +359,14 @@ def serve_site(site: Site | None = None) -> Iterator[str]:
 
 
 class _Links(HTMLParser):
-    def __init__(self, requisites: bool) -> None:
+    def __init__(self, requisites: bool, anchors: bool = True) -> None:
         super().__init__()
-        self.requisites = requisites
+        self.requisites, self.anchors = requisites, anchors
         self.links: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag == "a" and attrs.get("href"):
+        if self.anchors and tag == "a" and attrs.get("href"):
             self.links.append(attrs["href"])
         elif self.requisites and tag in ("img", "script") and attrs.get("src"):
             self.links.append(attrs["src"])
@@ -361,7 +387,8 @@ def record_with_warcio(base_url: str, warc_path: str | Path, start: list[str] | 
                        headers: dict | None = None) -> Path:
     """Crawl `base_url` from the `start` paths with `requests` inside warcio's `capture_http`.
 
-    Same-host links are followed breadth-first (and images, scripts and styles when `requisites`);
+    Same-host links are followed breadth-first when `follow_links`, and images, scripts and styles of
+    every fetched page when `requisites`;
     robots.txt is fetched first and honoured. Redirects are followed by `requests`, so each hop is its
     own request/response pair in the WARC. Returns the path of the gzipped WARC file.
 
@@ -403,8 +430,8 @@ def _warcio_client(base_url: str, warc_path: str, start: list[str], follow_links
             requests_made += 1 + len(resp.history)
             seen.update(r.url for r in resp.history)
             seen.add(resp.url)
-            if follow_links and resp.ok and "html" in resp.headers.get("Content-Type", ""):
-                parser = _Links(requisites)
+            if (follow_links or requisites) and resp.ok and "html" in resp.headers.get("Content-Type", ""):
+                parser = _Links(requisites, follow_links)
                 parser.feed(resp.text)
                 queue.extend(urljoin(resp.url, link) for link in parser.links)
 
@@ -437,7 +464,7 @@ def record_no_html(base_url: str, warc_path: str | Path) -> Path:
     """A crawl without a single HTML page: images, a script, a stylesheet, a PDF and a redirect to an image."""
     start = ["/img/" + name for name in IMAGES] + ["/static/site.css", "/static/site.js",
                                                   "/files/star-chart.pdf", "/logo"]
-    return record_with_warcio(base_url, warc_path, start, follow_links=False)
+    return record_with_warcio(base_url, warc_path, start, follow_links=False, requisites=False)
 
 
 def record_all(out_dir: str | Path, site: Site | None = None, wget: bool = True) -> dict[str, Path]:

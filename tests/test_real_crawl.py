@@ -201,20 +201,37 @@ BENCHMARK = [
 ]
 
 
-def _write_inputs(folder: Path) -> tuple[Path, Path]:
+def _sft_rows(site: realweb.Site) -> list[dict]:
+    """Fine-tuning rows about the site, Alpaca and chat formats mixed: the handwritten facts, and per chapter
+    what it is about and one piece of its advice (answers are sentences of the chapter)."""
+    rows = [{"instruction": q, "input": "", "output": a} for q, a in SFT_FACTS]
+    for page in site.pages:
+        if page.lang != "en" or len(page.paragraphs) < 3:
+            continue
+        first = page.paragraphs[0].split(". ")[0].rstrip(".") + "."
+        advice = page.paragraphs[2].split(". ")[0].rstrip(".") + "."
+        rows.append({"instruction": f"What is the chapter '{page.title}' about?", "output": first})
+        rows.append({"messages": [{"role": "user", "content": f"Give me one tip from '{page.title}'."},
+                                  {"role": "assistant", "content": advice}]})
+        rows.append({"instruction": "Summarise this chapter in one sentence.", "input": page.title,
+                     "output": first})
+    return rows
+
+
+def _write_inputs(folder: Path, site: realweb.Site) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     sft = folder / "astronomy_sft.jsonl"
-    sft.write_text("".join(json.dumps({"instruction": q, "input": "", "output": a}) + "\n" for q, a in SFT_FACTS))
+    sft.write_text("".join(json.dumps(row) + "\n" for row in _sft_rows(site)))
     bench = folder / "astronomy.jsonl"
     bench.write_text("".join(json.dumps({"query": q, "choices": c, "gold": g}) + "\n" for q, c, g in BENCHMARK))
     return sft, bench
 
 
 @pytest.fixture(scope="module")
-def real_build(tmp_path_factory, real_crawl_dir):
+def real_build(tmp_path_factory, real_crawl_dir, real_site):
     """`build --profile smoke --crawl DIR` on the real crawl, with user SFT and benchmark files."""
     tmp = tmp_path_factory.mktemp("real_build")
-    sft, bench = _write_inputs(tmp / "inputs")
+    sft, bench = _write_inputs(tmp / "inputs", real_site)
     home = make_dagster_home(tmp / "dagster_home")
     env = {"LLM_ASSETS_SFT": str(sft), "LLM_ASSETS_BENCHMARKS": str(bench)}
     old = {k: os.environ.get(k) for k in env}
