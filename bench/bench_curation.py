@@ -133,6 +133,7 @@ def heuristic_agreement(lake: Path, profile) -> dict:
     )
 
     from llm_assets.curation.quality import HeuristicThresholds, apply_heuristics
+    from llm_assets.profiles import curation_for
 
     texts = pl.read_parquet(lake / "filtered_documents" / "kept" / "*.parquet")["text"].to_list()
     reference = [GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(filter_no_terminal_punct=False),
@@ -149,7 +150,7 @@ def heuristic_agreement(lake: Path, profile) -> dict:
         theirs.append(keep)
     published = HeuristicThresholds(c4_drop_lines_without_terminal_punct=False)
     ours_published = [r is None for r in apply_heuristics(texts, published)[0]]
-    ours_default = [r is None for r in apply_heuristics(texts, HeuristicThresholds.from_config(profile.curation))[0]]
+    ours_default = [r is None for r in apply_heuristics(texts, HeuristicThresholds.from_config(curation_for(profile, True)))[0]]
 
     def agree(a, b):
         return round(sum(x == y for x, y in zip(a, b, strict=True)) / max(len(a), 1), 4)

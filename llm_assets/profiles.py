@@ -34,6 +34,8 @@ class SyntheticSize:
 
 @dataclass(frozen=True)
 class CurationConfig:
+    # HTTP bodies longer than this are cut at reading (counted as `truncated_body`); None = no cap
+    max_body_bytes: int | None = 10 << 20
     extractor: str = "resiliparse"  # or "trafilatura"
     extraction_timeout_s: float = 5.0
     min_language_score: float = 0.65

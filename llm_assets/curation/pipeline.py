@@ -75,7 +75,7 @@ def curate_file(part: str, uri: str, out_dir: str | os.PathLike, cfg: CurationCo
     out = Path(out_dir)
     tallies = {stage: _StageTally() for stage in STAGES[:3]}
     t0 = time.perf_counter()
-    stats = crawl_to_parquet(uri, kept_path(out, "raw_crawl", part))
+    stats = crawl_to_parquet(uri, kept_path(out, "raw_crawl", part), max_body_bytes=cfg.max_body_bytes)
     raw = pl.read_parquet(kept_path(out, "raw_crawl", part))
     tallies["raw_crawl"].add_counts(stats["records_seen"], raw.height, 0, {}, time.perf_counter() - t0)
 
