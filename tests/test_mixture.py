@@ -33,6 +33,8 @@ def _docs(n: int, hosts: list[str] | None = None) -> pl.DataFrame:
 
 def test_site_names():
     assert site_of_host("www.wikiverse.org") == "wikiverse"
+    assert site_of_host("127.0.0.1") == "127.0.0.1" and site_of_host("127.0.0.1:8080") == "127.0.0.1"
+    assert site_of_host("[::1]:8080") == "::1" and site_of_host("localhost") == "localhost"
     assert site_of_host("forum.example.com") == "example"
     assert site_of_host("news.bbc.co.uk") == "bbc"
     assert site_of_host("www.wikiverse.org", {"www.wikiverse.org": "encyclopedia"}) == "encyclopedia"

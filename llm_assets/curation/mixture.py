@@ -16,6 +16,7 @@ All choices hash the document id with BLAKE2b, so the mixture is the same on eve
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -37,13 +38,19 @@ _DOCS_PER_CHUNK = 5_000
 
 def site_of_host(host: str | None, overrides: dict[str, str] | None = None) -> str:
     """Site name of a host: an explicit override, else the second-level label (`www.wikiverse.org` ->
-    `wikiverse`; `bbc.co.uk` -> `bbc` because short labels before the suffix count as the suffix)."""
+    `wikiverse`; `bbc.co.uk` -> `bbc` because short labels before the suffix count as the suffix); an IP
+    address is its own site."""
     if not host:
         return ""
     host = host.lower().rstrip(".")
     if overrides and host in overrides:
         return overrides[host]
-    labels = host.split(":")[0].split(".")
+    name = host[1:].split("]")[0] if host.startswith("[") else host.split(":")[0]
+    try:  # an address has no labels to read a site from: the address is the site
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    labels = name.split(".")
     if len(labels) == 1:
         return labels[0]
     if len(labels) >= 3 and len(labels[-2]) <= 3 and len(labels[-1]) == 2:  # e.g. co.uk, com.au
