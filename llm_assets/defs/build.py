@@ -103,8 +103,8 @@ def _summarize_run(result, instance: DagsterInstance) -> dict:
             entry["rows"] = (entry["rows"] or 0) + int(meta["dagster/row_count"].value)
         if "path" in meta:
             entry["bytes"] += _size(Path(str(meta["path"].value)))
-        if "skipped" in meta:
-            entry["notes"].append(str(meta["skipped"].value))
+        if "skipped" in meta and isinstance(meta["skipped"].value, str):  # raw_crawl's is a count per reason
+            entry["notes"].append(meta["skipped"].value)
         entry["seconds"] += durations.get(event.step_key, 0.0)
     for check in result.get_asset_check_evaluations():
         entry = out[check.asset_key.to_user_string()]
