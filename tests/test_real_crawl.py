@@ -233,7 +233,11 @@ def real_build(tmp_path_factory, real_crawl_dir, real_site):
     tmp = tmp_path_factory.mktemp("real_build")
     sft, bench = _write_inputs(tmp / "inputs", real_site)
     home = make_dagster_home(tmp / "dagster_home")
-    env = {"LLM_ASSETS_SFT": str(sft), "LLM_ASSETS_BENCHMARKS": str(bench)}
+    # smoke's 30 steps are sized for the synthetic stubs; the real prose needs a few more to beat the
+    # unigram entropy and to learn to end a turn (measured: 120 and 300 steps, seconds on a CPU)
+    config = tmp / "inputs" / "longer.json"
+    config.write_text(json.dumps({"train": {"max_steps": 120}, "sft": {"max_steps": 300}}))
+    env = {"LLM_ASSETS_SFT": str(sft), "LLM_ASSETS_BENCHMARKS": str(bench), "LLM_ASSETS_CONFIG": str(config)}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
