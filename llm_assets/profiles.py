@@ -59,6 +59,9 @@ class CurationConfig:
     minhash_ngram: int = 5
     minhash_bands: int = 14
     minhash_rows: int = 8
+    # MinHash signs at most this many words at once (a longer page in overlapping windows, with the same
+    # signature): its memory is about words x bands x rows x 8 bytes (45 MB at 50,000 x 112)
+    minhash_chunk_words: int = 50_000
     quality_threshold: float = 0.5
     # at most this share of pages is dropped by the quality model, lowest scores first: the model
     # separates reference pages from all others, so good news and blog pages also score under 0.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from llm_assets.curation.dedup import (
     near_duplicate_clusters,
     normalized_text,
     word_ngram_hashes,
+    word_windows,
 )
 from llm_assets.profiles import CurationConfig
 
@@ -197,3 +199,42 @@ def test_every_document_removed_as_boilerplate():
     kept, removed = deduplicate(_docs(texts, hosts=["shop.example"] * 5), CFG)
     assert kept.height == 0 and "boilerplate_lines_removed" in kept.columns
     assert removed["reason"].to_list() == ["boilerplate_only"] * 5
+
+
+def test_word_windows_cover_every_ngram_within_their_size():
+    words = [f"w{i}" if i % 7 else f"ü{i}é" for i in range(103)]  # multi-byte letters too
+    text = " ".join(words)
+    for size, overlap in [(10, 4), (5, 4), (103, 4), (200, 2), (7, 0)]:
+        windows = [w.split(" ") for w in word_windows(text, size, overlap)]
+        assert all(len(w) <= size for w in windows) and windows[0][0] == words[0] and windows[-1][-1] == words[-1]
+        covered = {tuple(w[i:i + overlap + 1]) for w in windows for i in range(len(w) - overlap)}
+        assert covered == {tuple(words[i:i + overlap + 1]) for i in range(len(words) - overlap)}
+    assert list(word_windows("one", 5, 4)) == ["one"] and list(word_windows("", 5, 4)) == [""]
+
+
+def test_minhash_in_chunks_equals_the_whole_text():
+    """Signing long texts in overlapping windows, and short ones in batches, changes no signature."""
+    rng = random.Random(11)
+    texts = [_text(rng, n) for n in (250, 3, 0, 41, 300, 12, 5, 6)] + [" ".join(["same"] * 50)]
+    normalized = pl.DataFrame({"t": texts}).select(normalized_text(pl.col("t")))["t"]
+    whole, whole_has = minhash_signatures(normalized, dataclasses.replace(CFG, minhash_chunk_words=10**9))
+    assert whole_has.tolist() == [True, True, False, True, True, True, True, True, True]
+    for chunk in (5, 9, 40, 400):
+        chunked, has = minhash_signatures(normalized, dataclasses.replace(CFG, minhash_chunk_words=chunk))
+        assert (has == whole_has).all() and np.array_equal(chunked, whole), chunk
+    # a near copy of a long text still clusters with it when both are signed in windows
+    small = dataclasses.replace(CFG, minhash_chunk_words=50)
+    pair = pl.Series([normalized[4], " ".join(_change_words(normalized[4], (50, 150, 250)).split())])
+    signatures, has = minhash_signatures(pair, small)
+    assert near_duplicate_clusters(signatures, has, small).tolist()[0] == \
+        near_duplicate_clusters(signatures, has, small).tolist()[1]
+
+
+def test_minhash_chunk_smaller_than_the_ngram_is_refused():
+    bad = dataclasses.replace(CFG, minhash_chunk_words=CFG.minhash_ngram - 1)
+    try:
+        minhash_signatures(pl.Series(["a b c"]), bad)
+    except ValueError as err:
+        assert "minhash_chunk_words" in str(err)
+    else:
+        raise AssertionError("a chunk smaller than the n-gram was accepted")

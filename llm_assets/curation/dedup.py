@@ -14,7 +14,7 @@ Removed rows carry `duplicate_of` (the representative's id) and `cluster_id`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import polars as pl
@@ -30,7 +30,7 @@ STAGE = "deduplicated_documents"
 _SEED = 0x5EED
 # word n-grams are combined as sum(h[i+k] * multiplier[k]); odd multipliers make the sum order-sensitive
 _NGRAM_MULTIPLIERS = (np.random.default_rng(_SEED).integers(1, 2**63, size=64, dtype=np.uint64) * 2 + 1)
-_SHINGLES_PER_CHUNK = 120_000
+_SCAN_BYTES = 1 << 20  # bytes of a long text searched for word boundaries at a time
 
 
 def normalized_text(text: pl.Expr) -> pl.Expr:
@@ -98,30 +98,88 @@ def _permutations(count: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def word_windows(text: str, size: int, overlap: int) -> Iterator[str]:
+    """Consecutive windows of at most `size` words of a normalized `text`, each starting `size - overlap`
+    words after the previous one, so every run of `overlap + 1` words lies whole in some window.
+
+    A text of at most `size` words is one window, itself. Word boundaries are found on the UTF-8 bytes a
+    block at a time, so the extra memory is one copy of the text plus a few integers per window.
+    """
+    step = size - overlap
+    if step < 1:
+        raise ValueError(f"window of {size} words cannot overlap by {overlap}")
+    data = text.encode()
+    # byte offset of space number i, for the spaces that end a window or come just before one's start
+    space_at: dict[int, int] = {}
+    spaces_before = 0
+    for offset in range(0, len(data), _SCAN_BYTES):
+        block = np.frombuffer(data, np.uint8, count=min(_SCAN_BYTES, len(data) - offset), offset=offset)
+        where = np.flatnonzero(block == 32)
+        number = np.arange(spaces_before, spaces_before + len(where))
+        wanted = ((number + 1) % step == 0) | ((number >= size - 1) & ((number - size + 1) % step == 0))
+        space_at.update(zip(number[wanted].tolist(), (where[wanted] + offset).tolist(), strict=True))
+        spaces_before += len(where)
+    window = 0
+    while True:
+        start = 0 if window == 0 else space_at[window * step - 1] + 1
+        end = space_at.get(window * step + size - 1)
+        if end is None:
+            yield data[start:].decode()
+            return
+        yield data[start:end].decode()
+        window += 1
+
+
+def _signature_batches(word_counts: np.ndarray, max_words: int) -> Iterator[tuple[int, int]]:
+    """`(lo, hi)` runs of consecutive documents of at most `max_words` words together (or one document)."""
+    lo, words = 0, 0
+    for i, count in enumerate(word_counts.tolist()):
+        if words and words + count > max_words:
+            yield lo, i
+            lo, words = i, 0
+        words += count
+    if lo < len(word_counts):
+        yield lo, len(word_counts)
+
+
+def _min_hashes(ngram: np.ndarray, first: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`(groups, permutations)`: per group of n-grams starting at `first`, each permutation's minimum hash."""
+    hashed = np.multiply.outer(a, ngram)  # (permutations, ngrams): the reduction runs along memory
+    hashed += b[:, None]  # in place, so one matrix is held
+    hashed >>= np.uint64(32)
+    return np.minimum.reduceat(hashed, first, axis=1).T.astype(np.uint32)
+
+
 def minhash_signatures(normalized: pl.Series, cfg: CurationConfig) -> tuple[np.ndarray, np.ndarray]:
     """`(signatures, has_ngrams)`: uint32 `(docs, bands*rows)` MinHash of word n-grams per text.
 
-    Each permutation is a multiply-shift hash `(a*x + b) >> 32` of the 64-bit n-gram hash; the text is
-    processed in chunks so the `(ngrams, permutations)` matrix stays small.
+    Each permutation is a multiply-shift hash `(a*x + b) >> 32` of the 64-bit n-gram hash. Memory is
+    bounded by `cfg.minhash_chunk_words`: short texts are signed together in batches of about that many
+    words, and a longer text in windows of that many words overlapping by n-1 (so no n-gram is lost),
+    keeping the running minimum per permutation; the signature equals the one of the whole text.
     """
     num_perm = cfg.minhash_bands * cfg.minhash_rows
+    n, chunk = cfg.minhash_ngram, cfg.minhash_chunk_words
+    if chunk < n:
+        raise ValueError(f"minhash_chunk_words ({chunk}) must be at least minhash_ngram ({n})")
     a, b = _permutations(num_perm)
     signatures = np.full((len(normalized), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     has_ngrams = np.zeros(len(normalized), dtype=bool)
     if len(normalized) == 0:  # an empty part (a crawl file without text pages) has no signatures
         return signatures, has_ngrams
     word_counts = normalized.fill_null("").str.count_matches(" ").to_numpy().astype(np.int64) + 1
-    # a new chunk starts each time the running word count crosses a multiple of _SHINGLES_PER_CHUNK
-    chunk_of_doc = np.cumsum(word_counts) // _SHINGLES_PER_CHUNK
-    starts = np.flatnonzero(np.r_[True, chunk_of_doc[1:] != chunk_of_doc[:-1]])
-    ends = np.append(starts[1:], len(normalized))
-    for lo, hi in zip(starts, ends, strict=True):
-        doc, ngram = word_ngram_hashes(normalized.slice(lo, hi - lo), cfg.minhash_ngram)
+    for lo, hi in _signature_batches(word_counts, chunk):
+        if hi - lo == 1 and word_counts[lo] > chunk:
+            for window in word_windows(normalized[lo], chunk, n - 1):
+                _, ngram = word_ngram_hashes(pl.Series([window]), n)
+                signatures[lo] = np.minimum(signatures[lo], _min_hashes(ngram, np.zeros(1, np.int64), a, b)[0])
+            has_ngrams[lo] = True
+            continue
+        doc, ngram = word_ngram_hashes(normalized.slice(lo, hi - lo), n)
         if len(doc) == 0:
             continue
-        hashed = ((ngram[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)).astype(np.uint32)
         first = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
-        signatures[lo + doc[first]] = np.minimum.reduceat(hashed, first, axis=0)
+        signatures[lo + doc[first]] = _min_hashes(ngram, first, a, b)
         has_ngrams[lo + doc[first]] = True
     return signatures, has_ngrams
 
