@@ -19,8 +19,12 @@ DEBUG_ENV = "LLM_ASSETS_DEBUG"
 
 def _cmd_build(args) -> int:
     from llm_assets.defs.build import build
+    from llm_assets.lake import lake_lock
 
-    return build(args.profile, args.select, args.crawl, args.seed, args.workers)
+    # one build per lake and profile: a second would overwrite and prune the first one's parts
+    lake = Path(profiles.data_dir()) / profiles.get_profile(args.profile).name
+    with lake_lock(lake, "build"):
+        return build(args.profile, args.select, args.crawl, args.seed, args.workers)
 
 
 def _out_folder(out: str) -> str:
@@ -47,7 +51,8 @@ def _cmd_curate(args) -> int:
     from llm_assets.curation.pipeline import curate
 
     uris = list(resolve_sources(args.warc).values())
-    summary = curate(uris, _out_folder(args.out), profiles.get_profile(args.profile), args.benchmark or [])
+    summary = curate(uris, _out_folder(args.out), profiles.get_profile(args.profile), args.benchmark or [],
+                     reference_files=args.reference or [])
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -121,11 +126,17 @@ def _cmd_chat(args) -> int:
     return 0
 
 
+def _unescape(template: str | None) -> str | None:
+    """A template typed in a shell: `\\n` and `\\t` stand for a newline and a tab."""
+    return None if template is None else template.replace("\\n", "\n").replace("\\t", "\t")
+
+
 def _cmd_evaluate(args) -> int:
     from llm_assets.evaluation.cli import evaluate
 
-    evaluate(_checkpoint(args.checkpoint, kinds="our checkpoint folder or a Hugging Face export folder"), args.tasks, shots=args.shots, output=args.output, batch_size=args.batch_size,
-             max_items=args.max_items)
+    evaluate(_checkpoint(args.checkpoint, kinds="our checkpoint folder or a Hugging Face export folder"), args.tasks,
+             shots=args.shots, output=args.output, batch_size=args.batch_size, max_items=args.max_items,
+             template=_unescape(args.template), log_samples=args.log_samples, seed=args.fewshot_seed)
     return 0
 
 
@@ -167,7 +178,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--warc", nargs="+", required=True, metavar="PATH_OR_GLOB")
     c.add_argument("--out", required=True)
     c.add_argument("--profile", choices=sorted(profiles.PROFILES))
-    c.add_argument("--benchmark", nargs="*", metavar="FILE")
+    c.add_argument("--benchmark", nargs="*", metavar="FILE",
+                   help="benchmark files (JSONL or MMLU CSV) whose items are removed from the mixture; "
+                   "read before curation starts")
+    c.add_argument("--reference", nargs="+", metavar="FILE_OR_DIR",
+                   help="reference text for the quality model (Parquet `text`, JSONL `text`, or .txt with "
+                   "blank-line separated documents; folders of them); read before curation starts")
     c.set_defaults(func=_cmd_curate)
 
     g = sub.add_parser("generate", parents=[common], help="stream a completion from a checkpoint (KV cache)")
@@ -190,8 +206,17 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("evaluate", parents=[common], help="multiple-choice scores (lm-eval-harness semantics) of a checkpoint")
     v.add_argument("checkpoint", help="our checkpoint folder or an exported Hugging Face folder")
     v.add_argument("--tasks", nargs="+", required=True, metavar="FILE",
-                   help="JSONL {query, choices, gold}, lm-eval-style JSONL, or MMLU CSV; task = file stem")
-    v.add_argument("--shots", type=int, default=0)
+                   help="llm-foundry ICL JSONL {query, choices, gold}; ARC, HellaSwag or PIQA JSONL as "
+                   "published; {question, choices, answer} JSONL; MMLU CSV (*_test.csv); task = file stem")
+    v.add_argument("--shots", type=int, default=0,
+                   help="solved examples per prompt, picked as lm-eval picks them: from the fewshot file "
+                   "beside a task file (MMLU *_dev.csv, a *train* JSONL), else from the task itself")
+    v.add_argument("--fewshot-seed", type=int, default=1234, help="seed of the shot draw (lm-eval's default)")
+    v.add_argument("--template",
+                   help="how a query becomes a context, e.g. 'Question: {query}\\nAnswer:' (default: each "
+                   "format's lm-eval rendering; ICL JSONL: the query as written + '\\nAnswer:')")
+    v.add_argument("--log-samples", metavar="FILE",
+                   help="write JSONL, one line per item: task, doc_id, context, loglikelihoods, pred, gold")
     v.add_argument("--output", help="write JSON {task: {acc, acc_norm, n}}")
     v.add_argument("--batch-size", type=int, default=16)
     v.add_argument("--max-items", type=int)
@@ -200,11 +225,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def one_line(err: BaseException) -> str:
-    """The error's message on one line, or its type when it has none."""
+    """The error's message on one line, or its type when it has none; URLs in it are redacted (a crawl URL's
+    password or presigned signature never reaches the terminal or a log)."""
+    from llm_assets.crawl.sources import redact_text
+
     message = " ".join(str(err).split())
     if isinstance(err, KeyError | OSError) and not message:
         message = repr(err)
-    return message or type(err).__name__
+    return redact_text(message) or type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

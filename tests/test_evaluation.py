@@ -81,8 +81,10 @@ def test_load_suite_reads_three_formats_and_splits_synthetic(tmp_path):
     suite = tasks.load_suite([icl, harness, mmlu])
     assert set(suite) == {"bench", "bench_sft", "bench_heldout", "arc", "mmlu_astronomy"}
     assert [i["gold"] for i in suite["arc"]] == [1, 2]
-    assert suite["mmlu_astronomy"][0] == {"query": "What, exactly, is a star?",
-                                          "choices": ["gas", "rock", "ice", "dust"], "gold": 0}
+    star = suite["mmlu_astronomy"][0]
+    assert star["query"] == "What, exactly, is a star?\nA. gas\nB. rock\nC. ice\nD. dust"
+    assert (star["choices"], star["gold"], star["continuations"]) == (["gas", "rock", "ice", "dust"], 0, list("ABCD"))
+    assert star["description"] == "The following are multiple choice questions (with answers) about astronomy.\n\n"
     assert suite["bench_sft"][0]["contaminated"] is True and len(suite["bench_heldout"]) == 1
 
 
@@ -135,8 +137,8 @@ def test_native_checkpoint_scores_like_its_hf_export(tmp_path, hf_folder):
     native_model = adapter.load_scoring_model(native)
     assert native_model.shared_context_fn is not None
     plain = dataclasses.replace(native_model, shared_context_fn=None)
-    pairs = [(multiple_choice.render_context(make_items(4, seed=6), i, PromptFormat(shots=1)), " " + c)
-             for i, item in enumerate(make_items(4, seed=6)) for c in item["choices"]]
+    contexts = multiple_choice.render_contexts(make_items(4, seed=6), PromptFormat(shots=1))
+    pairs = [(contexts[i], " " + c) for i, item in enumerate(make_items(4, seed=6)) for c in item["choices"]]
     np.testing.assert_allclose([x[0] for x in multiple_choice.loglikelihoods(native_model, pairs)],
                                [x[0] for x in multiple_choice.loglikelihoods(plain, pairs)], rtol=1e-5, atol=1e-5)
     assert adapter.checkpoint_kind(exported) == "hf"
@@ -160,8 +162,8 @@ def test_encode_pair_moves_trailing_space_and_splits_whole_encoding(model):
 def test_batched_loglikelihoods_equal_unbatched_reference(model):
     items = make_items(8, seed=3)
     fmt = PromptFormat(shots=2)
-    pairs = [(multiple_choice.render_context(items, i, fmt), " " + c)
-             for i, item in enumerate(items) for c in item["choices"]]
+    contexts = multiple_choice.render_contexts(items, fmt)
+    pairs = [(contexts[i], " " + c) for i, item in enumerate(items) for c in item["choices"]]
     pairs.append(("river " * 80, " stone"))  # longer than the window: left-truncated like lm-eval
     got = multiple_choice.loglikelihoods(model, pairs, batch_size=5)
     expected = [reference_loglikelihood(model, c, x) for c, x in pairs]
@@ -172,8 +174,8 @@ def test_shared_context_path_equals_plain_path(model):
     assert model.shared_context_fn is not None  # a Llama export takes the shared-context path
     plain = dataclasses.replace(model, shared_context_fn=None, hidden_fn=None, head_fn=None)
     items = make_items(6, seed=4)
-    pairs = [(multiple_choice.render_context(items, i, PromptFormat(shots=1)), " " + c)
-             for i, item in enumerate(items) for c in item["choices"]]
+    contexts = multiple_choice.render_contexts(items, PromptFormat(shots=1))
+    pairs = [(contexts[i], " " + c) for i, item in enumerate(items) for c in item["choices"]]
     shared = multiple_choice.loglikelihoods(model, pairs, batch_size=4)
     unshared = multiple_choice.loglikelihoods(plain, pairs, batch_size=3)
     np.testing.assert_allclose([s[0] for s in shared], [u[0] for u in unshared], rtol=1e-5, atol=1e-5)
@@ -204,14 +206,17 @@ def test_acc_and_acc_norm_follow_lm_eval_rules():
 
 def test_shots_are_deterministic_and_exclude_the_item():
     items = make_items(10)
-    for index in range(10):
-        shots = multiple_choice.sample_shots(items, index, 3, seed=7)
+    drawn = multiple_choice.draw_shots(items, 3, seed=7)
+    assert drawn == multiple_choice.draw_shots(items, 3, seed=7)
+    assert drawn != multiple_choice.draw_shots(items, 3, seed=8)
+    for index, shots in enumerate(drawn):
         assert items[index] not in shots and len(shots) == 3
-        assert shots == multiple_choice.sample_shots(items, index, 3, seed=7)
-    context = multiple_choice.render_context(items, 0, PromptFormat(shots=2))
+    # the draws are sequential: the first items' shots do not depend on how many items are scored
+    assert multiple_choice.draw_shots(items, 3, seed=7, limit=4) == drawn[:4]
+    context = multiple_choice.render_contexts(items, PromptFormat(shots=2, template="Question: {query}\nAnswer:"))[0]
     assert context.count("Question: ") == 3 and context.endswith("Answer:")
     with pytest.raises(ValueError, match="need at least 4 items"):
-        multiple_choice.sample_shots(items[:3], 0, 3, seed=0)
+        multiple_choice.draw_shots(items[:3], 3, seed=0)
 
 
 def test_evaluate_multiple_choice_scores_and_item_rows(model):

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
 from llm_assets.evaluation.card import render_model_card
 from llm_assets.evaluation.scoreboard import score_models
-from llm_assets.evaluation.tasks import load_suite
+from llm_assets.evaluation.tasks import QUESTION_TEMPLATE, load_fewshot, load_suite
 from llm_assets.lake import kept_path, part_files, removed_path, scan_parts
 
 from .curation import check, metadata_value, spec
@@ -30,7 +30,7 @@ def image_markdown(png, alt: str) -> MetadataValue:
 
 
 @asset(
-    group_name=GROUP, owners=OWNERS, kinds={"json"}, code_version="benchmark_suite-1",
+    group_name=GROUP, owners=OWNERS, kinds={"json"}, code_version="benchmark_suite-2",
     description="Four-choice benchmarks: the synthetic world's questions (split by fine-tuning and held-out "
     "people) plus user files (ICL JSONL, lm-eval-style JSONL, MMLU CSV).",
     check_specs=[spec("benchmark_suite", "well_formed", "Every task has items with a valid gold index.",
@@ -38,45 +38,64 @@ def image_markdown(png, alt: str) -> MetadataValue:
 )
 def benchmark_suite(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
     files = crawl.benchmarks()
-    tasks = load_suite(files)
+    synthetic = crawl.synthetic_folder()
+    # the synthetic world's queries are bare questions: score them in lm-eval's "Question: …\nAnswer:" form
+    templates = {str(synthetic / "benchmark.jsonl"): QUESTION_TEMPLATE} if synthetic is not None else {}
+    tasks = load_suite(files, templates=templates)
+    fewshot = load_fewshot(files)
     out = lake.asset_dir("benchmark_suite")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "suite.json").write_text(json.dumps({"files": [str(f) for f in files], "tasks": tasks}))
+    (out / "suite.json").write_text(json.dumps({"files": [str(f) for f in files], "tasks": tasks,
+                                                "fewshot": fewshot}))
     counts = {task: len(items) for task, items in tasks.items()}
+    formats = {task: items[0]["format"] for task, items in tasks.items() if items}
     skipped = {} if files else {"skipped": NO_BENCHMARKS}
     if not files:
         context.log.warning(NO_BENCHMARKS)
     yield MaterializeResult(metadata={"path": MetadataValue.path(str(out / "suite.json")),
                                       "dagster/row_count": sum(counts.values()),
                                       "items_per_task": metadata_value(counts),
+                                      "formats": metadata_value(formats),
+                                      "fewshot_files": metadata_value({t: p["file"] for t, p in fewshot.items()}),
                                       "files": metadata_value([str(f) for f in files]), **skipped})
     bad = [t for t, items in tasks.items()
            if not items or any(not 0 <= it["gold"] < len(it["choices"]) for it in items)]
     yield check("well_formed", not bad and (bool(tasks) or not files), tasks=len(tasks), bad_tasks=bad, **skipped)
 
 
-def load_tasks(lake: LakeResource) -> dict:
-    return json.loads((lake.asset_dir("benchmark_suite") / "suite.json").read_text())["tasks"]
+def load_tasks(lake: LakeResource) -> tuple[dict, dict]:
+    """The suite's tasks and their shot pools (none in a suite written before pools were recorded)."""
+    suite = json.loads((lake.asset_dir("benchmark_suite") / "suite.json").read_text())
+    return suite["tasks"], suite.get("fewshot", {})
+
+
+class BenchmarkConfig(Config):
+    """How `benchmark_scores` prompts: `template` fills `{query}` for every item (empty: each format's
+    lm-eval rendering, the synthetic questions as `Question: …\nAnswer:`)."""
+
+    template: str = ""
 
 
 @asset(
     deps=["benchmark_suite", "base_checkpoint", "assistant_checkpoint", "token_shards", "training_mixture"],
-    group_name=GROUP, owners=OWNERS, kinds={"pytorch", "parquet"}, code_version="benchmark_scores-1",
+    group_name=GROUP, owners=OWNERS, kinds={"pytorch", "parquet"}, code_version="benchmark_scores-2",
     description="acc/acc_norm (lm-eval-harness semantics) per benchmark for the base and assistant "
     "checkpoints, validation perplexity and bits per byte, prompt sensitivity, and contamination.",
     check_specs=[spec("benchmark_scores", "no_contamination",
                       "No benchmark item shares 13-grams with the training data (warns).")],
 )
-def benchmark_scores(context: AssetExecutionContext, lake: LakeResource):
+def benchmark_scores(context: AssetExecutionContext, lake: LakeResource, config: BenchmarkConfig):
     size = lake.profile_def().eval
     models = {name: lake.asset_dir(key) for name, key in CHECKPOINTS.items() if checkpoint_ready(lake.asset_dir(key))}
     if "base" not in models:
         raise FileNotFoundError(f"benchmark_scores: no trained model in {lake.asset_dir('base_checkpoint')}; "
                                 "materialize base_checkpoint first")
     out = lake.asset_dir("benchmark_scores")
-    results = score_models(models, load_tasks(lake), lake.asset_dir("token_shards"),
+    tasks, fewshot = load_tasks(lake)
+    results = score_models(models, tasks, lake.asset_dir("token_shards"),
                            part_files(lake.path, "training_mixture"), out, shots=size.shots,
-                           batch_size=size.batch_size, max_items=size.max_items)
+                           batch_size=size.batch_size, max_items=size.max_items,
+                           template=config.template or None, fewshot=fewshot)
     table: pl.DataFrame = results["table"]
     headline = {f"{r['model']}/{r['benchmark']}/{r['metric']}": float(r["value"])
                 for r in table.iter_rows(named=True)}

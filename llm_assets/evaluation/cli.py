@@ -11,8 +11,13 @@ from pathlib import Path
 import polars as pl
 
 from llm_assets.evaluation.adapter import ScoringModel, load_scoring_model
-from llm_assets.evaluation.multiple_choice import PromptFormat, evaluate_multiple_choice
-from llm_assets.evaluation.tasks import load_suite
+from llm_assets.evaluation.multiple_choice import (
+    LM_EVAL_FEWSHOT_SEED,
+    PromptFormat,
+    evaluate_multiple_choice,
+    write_log_samples,
+)
+from llm_assets.evaluation.tasks import load_fewshot, load_suite
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +34,22 @@ def format_scores(scores: Scores) -> str:
 
 def evaluate(checkpoint: str | os.PathLike | ScoringModel, task_files: Sequence[str | os.PathLike], shots: int = 0,
              output: str | os.PathLike | None = None, batch_size: int = 16, max_items: int | None = None,
-             device: str = "cpu") -> Scores:
+             device: str = "cpu", template: str | None = None, log_samples: str | os.PathLike | None = None,
+             seed: int = LM_EVAL_FEWSHOT_SEED) -> Scores:
     """Score a checkpoint folder (ours or a Hugging Face export) on benchmark files.
 
-    Prints a table; with `output`, writes JSON `{task: {"acc", "acc_norm", "n"}}` there.
+    Prints a table; with `output`, writes JSON `{task: {"acc", "acc_norm", "n"}}` there; with `log_samples`,
+    one JSON line per item (`write_log_samples`). `template` replaces every item's own template (`{query}`
+    is filled); shots come from the fewshot file beside a task file where there is one (`tasks.fewshot_file`).
     """
     model = checkpoint if isinstance(checkpoint, ScoringModel) else load_scoring_model(checkpoint, device=device)
-    tasks = load_suite([Path(f) for f in task_files])
-    result = evaluate_multiple_choice(model, tasks, PromptFormat(shots=shots), batch_size=batch_size,
-                                      max_items=max_items)
+    files = [Path(f) for f in task_files]
+    tasks = load_suite(files)
+    fewshot = load_fewshot(files) if shots > 0 else {}
+    fmt = PromptFormat(template=template, shots=shots, seed=seed,
+                       name="default" if template is None else "template")
+    result = evaluate_multiple_choice(model, tasks, fmt, batch_size=batch_size, max_items=max_items,
+                                      fewshot=fewshot)
     print(format_scores(result.scores))
     if output is not None:
         output = Path(output)
@@ -46,6 +58,8 @@ def evaluate(checkpoint: str | os.PathLike | ScoringModel, task_files: Sequence[
         tmp.write_text(json.dumps(result.scores, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, output)
         log.info("wrote %s", output)
+    if log_samples is not None:
+        log.info("wrote %s", write_log_samples(result.items, log_samples))
     return result.scores
 
 

@@ -43,7 +43,8 @@ def item_ngrams(item: Item, n: int = 13) -> list[str]:
     often share one list of choices, so a run of mostly choice words says nothing about which question
     leaked.
     """
-    query_words = _words(item["query"])
+    # an MMLU item's query holds its lettered options too; its question alone is what can leak as a query
+    query_words = _words(item["question"] if item.get("format") == "mmlu" else item["query"])
     words = query_words + [w for choice in item["choices"] for w in _words(choice)]
     if not words:
         return []

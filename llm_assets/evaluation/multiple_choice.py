@@ -11,11 +11,14 @@ encoding. Sequences longer than the model's window are cut from the left like lm
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,48 +26,111 @@ import polars as pl
 import torch
 
 from llm_assets.evaluation.adapter import ScoringModel
-from llm_assets.evaluation.tasks import Item
+from llm_assets.evaluation.tasks import SAMPLERS, TEMPLATES, Item
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEMPLATE = "Question: {query}\nAnswer:"
+DEFAULT_TEMPLATE = TEMPLATES["question"]  # for items that carry no template of their own
+LM_EVAL_FEWSHOT_SEED = 1234  # lm-eval's default `fewshot_random_seed`
 
 
 @dataclass(frozen=True)
 class PromptFormat:
-    """How an item becomes a context string; `shots` solved examples from the same task precede it."""
+    """How an item becomes a context string; `shots` solved examples precede it, drawn like lm-eval draws them.
 
-    template: str = DEFAULT_TEMPLATE
+    `template` fills `{query}` with the item's query; None uses each item's own template (its format's
+    lm-eval rendering, see `tasks`). The context is the item's `description` (MMLU's subject line), then
+    each shot as question + `target_delimiter` + answer + `fewshot_delimiter`, then the item's question.
+    """
+
+    template: str | None = None
     target_delimiter: str = " "
     fewshot_delimiter: str = "\n\n"
     shots: int = 0
-    seed: int = 1234
+    seed: int = LM_EVAL_FEWSHOT_SEED
     name: str = "default"
 
     def question(self, item: Item) -> str:
+        template = self.template or item.get("template") or DEFAULT_TEMPLATE
         try:
-            return self.template.format(query=item["query"])
-        except (KeyError, IndexError) as err:
-            raise ValueError(f"prompt template {self.template!r}: only {{query}} may be filled ({err})") from None
+            return template.format(query=item["query"])
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"prompt template {template!r}: only {{query}} may be filled, and literal braces "
+                             f"are written {{{{ }}}} ({err})") from None
 
 
-def sample_shots(items: Sequence[Item], index: int, shots: int, seed: int) -> list[Item]:
-    """`shots` items other than `items[index]`, the same every run for a given seed and index."""
+def continuations(item: Item) -> list[str]:
+    """What is scored after the target delimiter, per choice: MMLU's letters, else the choice texts."""
+    return list(item.get("continuations") or item["choices"])
+
+
+def answer_text(item: Item) -> str:
+    return continuations(item)[item["gold"]]
+
+
+def _content_ids(items: Sequence[Item]) -> list[int]:
+    """Equal ids for items equal in content (lm-eval compares documents, not positions; `doc_id` aside)."""
+    seen: dict[str, int] = {}
+    return [seen.setdefault(json.dumps({k: v for k, v in item.items() if k != "doc_id"}, sort_keys=True,
+                                       default=str), len(seen)) for item in items]
+
+
+def draw_shots(items: Sequence[Item], shots: int, seed: int = LM_EVAL_FEWSHOT_SEED,
+               pool: Sequence[Item] | None = None, sampler: str = "default",
+               limit: int | None = None) -> list[list[Item]]:
+    """The solved examples for each of the first `limit` items, in order, the way lm-eval picks them.
+
+    lm-eval keeps one `random.Random(seed)` per task and draws for the documents in order. From a separate
+    fewshot split (`pool`) it takes `rng.sample(pool, shots)`; from the task's own items it draws `shots + 1`,
+    removes every copy of the item itself and keeps the first `shots` (drawing again from the pool without
+    the item if copies left too few). The `first_n` sampler (MMLU) takes the pool's first `shots` in order.
+    """
+    count = len(items) if limit is None else min(limit, len(items))
     if shots <= 0:
-        return []
-    others = [i for i in range(len(items)) if i != index]
-    if len(others) < shots:
-        raise ValueError(f"{shots}-shot prompts need at least {shots + 1} items in the task, got {len(items)}")
-    rng = random.Random(seed * 1_000_003 + index)
-    return [items[i] for i in rng.sample(others, shots)]
+        return [[] for _ in range(count)]
+    same = pool is None
+    docs = list(items) if same else list(pool)
+    need = shots + 1 if same and sampler != "first_n" else shots
+    if len(docs) < need:
+        where = "items in the task" if same else "solved examples in the fewshot file"
+        raise ValueError(f"{shots}-shot prompts need at least {need} {where}, got {len(docs)}")
+    if sampler not in ("default", "first_n"):
+        raise ValueError(f"unknown fewshot sampler {sampler!r}; use 'default' or 'first_n'")
+    rng = random.Random(seed)
+    ids = _content_ids(docs) if same else []
+    positions = range(len(docs))
+    out = []
+    for index in range(count):
+        if not same:
+            chosen = list(positions[:shots]) if sampler == "first_n" else rng.sample(positions, shots)
+        elif sampler == "first_n":
+            chosen = [i for i in positions if ids[i] != ids[index]][:shots]
+        else:
+            chosen = [i for i in rng.sample(positions, shots + 1) if ids[i] != ids[index]][:shots]
+            if len(chosen) < shots:
+                chosen = rng.sample([i for i in positions if ids[i] != ids[index]], shots)
+        if len(chosen) < shots:
+            raise ValueError(f"{shots}-shot prompts: item {index} has only {len(chosen)} other distinct items")
+        out.append([docs[i] for i in chosen])
+    return out
 
 
-def render_context(items: Sequence[Item], index: int, fmt: PromptFormat) -> str:
-    """The full context for `items[index]`: solved shots, then the item's question."""
-    parts = [fmt.question(shot) + fmt.target_delimiter + shot["choices"][shot["gold"]]
-             for shot in sample_shots(items, index, fmt.shots, fmt.seed)]
-    parts.append(fmt.question(items[index]))
-    return fmt.fewshot_delimiter.join(parts)
+def render_context(item: Item, shots: Sequence[Item], fmt: PromptFormat) -> str:
+    """The full context for `item`: its description, the solved `shots`, then its question."""
+    solved = "".join(fmt.question(shot) + fmt.target_delimiter + answer_text(shot) + fmt.fewshot_delimiter
+                     for shot in shots)
+    return item.get("description", "") + solved + fmt.question(item)
+
+
+def render_contexts(items: Sequence[Item], fmt: PromptFormat, pool: dict | None = None,
+                    limit: int | None = None) -> list[str]:
+    """Contexts of the first `limit` items of a task; `pool` is its `tasks.load_fewshot` entry, if any."""
+    sampler = (pool or {}).get("sampler") or SAMPLERS.get(items[0].get("format", "") if items else "", "default")
+    if pool is None and sampler == "first_n":
+        sampler = "default"  # first_n takes a separate split's canonical examples; within the task, sample
+    drawn = draw_shots(items, fmt.shots, fmt.seed, pool=pool["items"] if pool else None, sampler=sampler,
+                       limit=limit)
+    return [render_context(item, shots, fmt) for item, shots in zip(items, drawn, strict=False)]
 
 
 def encode_pair(model: ScoringModel, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -198,17 +264,20 @@ class MultipleChoiceResult:
     items: pl.DataFrame
 
 
-def item_rows(task: str, items: Sequence[Item], lls: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
-    """Per-item predictions from per-choice log-likelihoods (lm-eval's acc / acc_norm rules)."""
+def item_rows(task: str, items: Sequence[Item], lls: Sequence[Sequence[float]],
+              contexts: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Per-item predictions from per-choice log-likelihoods (lm-eval's acc / acc_norm rules: acc_norm divides
+    by the length in characters of what is scored, the letter for MMLU, the choice text otherwise)."""
     rows = []
     for index, (item, item_lls) in enumerate(zip(items, lls, strict=True)):
         values = np.asarray(item_lls, dtype=np.float64)
-        lengths = np.asarray([float(len(choice)) for choice in item["choices"]])
+        lengths = np.asarray([float(len(text)) for text in continuations(item)])
         pred = int(np.argmax(values))
         with np.errstate(divide="ignore"):
             pred_norm = int(np.argmax(values / lengths))
         rows.append({
-            "task": task, "item": index, "query": item["query"], "gold": item["gold"],
+            "task": task, "item": index, "doc_id": int(item.get("doc_id", index)), "query": item["query"],
+            "context": contexts[index] if contexts is not None else None, "gold": item["gold"],
             "pred": pred, "pred_norm": pred_norm,
             "acc": float(pred == item["gold"]), "acc_norm": float(pred_norm == item["gold"]),
             "loglikelihoods": values.tolist(),
@@ -228,30 +297,51 @@ def summarise(rows: pl.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def evaluate_multiple_choice(model: ScoringModel, tasks: dict[str, list[Item]], fmt: PromptFormat | None = None,
-                             batch_size: int = 16, max_items: int | None = None) -> MultipleChoiceResult:
-    """Score every task; all tasks' requests go through one batched pass."""
+                             batch_size: int = 16, max_items: int | None = None,
+                             fewshot: dict[str, dict] | None = None) -> MultipleChoiceResult:
+    """Score every task; all tasks' requests go through one batched pass.
+
+    `fewshot` maps a task to its shot pool (`tasks.load_fewshot`); a task without one draws its shots from
+    its own items. `max_items` scores the first items only, with the shots lm-eval's `--limit` would give.
+    """
     fmt = fmt or PromptFormat()
+    fewshot = fewshot or {}
     pairs: list[tuple[str, str]] = []
-    layout: list[tuple[str, list[Item], list[int]]] = []  # task, items, request offsets per item
+    layout: list[tuple[str, list[Item], list[str], list[int]]] = []  # task, items, contexts, request offsets
     for task, all_items in tasks.items():
         items = all_items[:max_items] if max_items else all_items
+        contexts = render_contexts(all_items, fmt, pool=fewshot.get(task), limit=len(items))
         offsets = []
-        for index, item in enumerate(items):
-            # shots are drawn from the whole task, not only the scored slice
-            context = render_context(all_items, index, fmt)
+        for item, context in zip(items, contexts, strict=True):
             offsets.append(len(pairs))
-            pairs.extend((context, fmt.target_delimiter + choice) for choice in item["choices"])
-        layout.append((task, items, offsets))
+            pairs.extend((context, fmt.target_delimiter + text) for text in continuations(item))
+        layout.append((task, items, contexts, offsets))
     results = loglikelihoods(model, pairs, batch_size=batch_size)
     rows: list[dict[str, Any]] = []
-    for task, items, offsets in layout:
+    for task, items, contexts, offsets in layout:
         lls = [[results[offset + c][0] for c in range(len(item["choices"]))]
                for item, offset in zip(items, offsets, strict=True)]
-        rows.extend(item_rows(task, items, lls))
+        rows.extend(item_rows(task, items, lls, contexts))
     frame = pl.DataFrame(rows, schema_overrides={"loglikelihoods": pl.List(pl.Float64), "split": pl.Utf8,
-                                                 "contaminated": pl.Boolean}) if rows else pl.DataFrame()
+                                                 "contaminated": pl.Boolean, "context": pl.Utf8}
+                         ) if rows else pl.DataFrame()
     scores = summarise(frame)
     for task, score in scores.items():
         log.info("%s: acc %.4f acc_norm %.4f (n=%d, %s)", task, score["acc"], score["acc_norm"], score["n"],
                  fmt.name)
     return MultipleChoiceResult(scores=scores, items=frame)
+
+
+def write_log_samples(items: pl.DataFrame, path: str | Path) -> Path:
+    """One JSON line per scored item, like lm-eval's `--log_samples`: task, doc_id (index in its file), the
+    exact context scored (shots included), one log-likelihood per choice, pred (argmax), pred_norm, gold."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in items.iter_rows(named=True):
+            handle.write(json.dumps({"task": row["task"], "doc_id": row["doc_id"], "context": row["context"],
+                                     "loglikelihoods": row["loglikelihoods"], "pred": row["pred"],
+                                     "pred_norm": row["pred_norm"], "gold": row["gold"]}) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -39,11 +39,13 @@ def validation_tokens(shard_dir: Path) -> int:
 
 def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_dir: Path | None,
                  training_files: list[Path], out_dir: Path, shots: int = 0, batch_size: int = 16,
-                 max_items: int | None = None, perplexity_tokens: int | None = 200_000) -> dict:
+                 max_items: int | None = None, perplexity_tokens: int | None = 200_000,
+                 template: str | None = None, fewshot: dict[str, dict] | None = None) -> dict:
     """Score `models` and write the tables and plot; `results["notes"]` says what could not be measured
-    (no benchmark tasks, an empty validation split) instead of failing."""
+    (no benchmark tasks, an empty validation split) instead of failing. `template` replaces every item's own
+    template; `fewshot` gives tasks their shot pools (`tasks.load_fewshot`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    fmt = PromptFormat(shots=shots)
+    fmt = PromptFormat(template=template, shots=shots)
     notes = []
     if not tasks:
         notes.append("no benchmark tasks: multiple-choice scores, prompt sensitivity and contamination are not "
@@ -60,11 +62,12 @@ def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_di
         model = load_scoring_model(folder)
         entry: dict = {"scores": {}}
         if tasks:
-            mc = evaluate_multiple_choice(model, tasks, fmt, batch_size=batch_size, max_items=max_items)
+            mc = evaluate_multiple_choice(model, tasks, fmt, batch_size=batch_size, max_items=max_items,
+                                          fewshot=fewshot)
             scores[name] = entry["scores"] = mc.scores
             item_frames.append(mc.items.with_columns(pl.lit(name).alias("model")))
             _, spread = prompt_sensitivity(model, tasks, default_variants(shots=3), batch_size=batch_size,
-                                           max_items=max_items)
+                                           max_items=max_items, fewshot=fewshot)
             entry["sensitivity"] = {row["task"]: row for row in spread.to_dicts()}
             if contamination is not None:
                 entry["clean_vs_contaminated"] = scores_by_contamination(mc.items, contamination).to_dicts()

@@ -19,20 +19,22 @@ log = logging.getLogger(__name__)
 
 
 def default_variants(shots: int = 3) -> list[PromptFormat]:
-    """Spacing, answer cue ("Answer:" vs "A:"), and 0 vs `shots` solved examples."""
+    """Each item's own (lm-eval) rendering, spacing, answer cue ("Answer:" vs "A:"), and 0 vs `shots` solved
+    examples."""
     return [
-        PromptFormat(name="question-answer"),
+        PromptFormat(name="default"),
         PromptFormat(template="Question: {query}\n\nAnswer:", name="blank-line"),
         PromptFormat(template="Q: {query}\nA:", name="q-a"),
         PromptFormat(template="{query}\nAnswer:", name="bare-query"),
         PromptFormat(template="Question: {query} Answer:", name="one-line"),
-        PromptFormat(shots=shots, name=f"question-answer-{shots}shot"),
+        PromptFormat(shots=shots, name=f"default-{shots}shot"),
     ]
 
 
 def prompt_sensitivity(model: ScoringModel, tasks: dict[str, list[Item]],
                        variants: Sequence[PromptFormat] | None = None, batch_size: int = 16,
-                       max_items: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+                       max_items: int | None = None, fewshot: dict[str, dict] | None = None
+                       ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Scores per (task, variant) and the spread per task.
 
     Returns `(scores, spread)`: `scores` has task, variant, template, shots, acc, acc_norm, n;
@@ -45,15 +47,18 @@ def prompt_sensitivity(model: ScoringModel, tasks: dict[str, list[Item]],
         raise ValueError(f"prompt variants need distinct names, got {names}")
     rows = []
     for variant in variants:
-        usable = {task: items for task, items in tasks.items() if len(items) > variant.shots}
+        usable = {task: items for task, items in tasks.items()
+                  if len((fewshot or {}).get(task, {}).get("items") or items[1:]) >= variant.shots}
         for task in sorted(set(tasks) - set(usable)):
             log.warning("skipping variant %s for task %s: %d-shot prompts need more than %d items",
                         variant.name, task, variant.shots, len(tasks[task]))
         if not usable:
             continue
-        result = evaluate_multiple_choice(model, usable, variant, batch_size=batch_size, max_items=max_items)
+        result = evaluate_multiple_choice(model, usable, variant, batch_size=batch_size, max_items=max_items,
+                                          fewshot=fewshot)
         for task, score in result.scores.items():
-            rows.append({"task": task, "variant": variant.name, "template": variant.template,
+            rows.append({"task": task, "variant": variant.name,
+                         "template": variant.template or "(each item's own)",
                          "shots": variant.shots, **score})
     scores = pl.DataFrame(rows, schema={"task": pl.Utf8, "variant": pl.Utf8, "template": pl.Utf8,
                                         "shots": pl.Int64, "acc": pl.Float64, "acc_norm": pl.Float64,
