@@ -7,11 +7,57 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import polars as pl
 import pyarrow.parquet as pq
 
-from .warc import DEFAULT_MAX_BODY_BYTES, RAW_SCHEMA, Tally, iter_warc_batches
+from .sources import REDACTED, redact_text, redact_url
+from .warc import DEFAULT_MAX_BODY_BYTES, RAW_SCHEMA, Tally, UnreadableWarcError, iter_warc_batches
+
+
+def source_file_name(uri: str) -> str:
+    """The WARC file's name as stored in `warc_file`: for a URL, its path's last segment (never the query
+    string of a presigned URL, nor userinfo)."""
+    if "://" in uri and not uri.startswith("file://"):
+        uri = urlsplit(uri).path
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _credentials_of(uri: str) -> set[str]:
+    """The credential strings in `uri` (userinfo, secret query values, raw and decoded) to scrub from
+    messages that may quote them outside a URL."""
+    if redact_url(uri) == uri:
+        return set()
+    parts = urlsplit(uri)
+    found = {parts.netloc.rsplit("@", 1)[0]} if "@" in parts.netloc else set()
+    found |= {v for v in (parts.password,) if v}
+    hidden = {k for k, v in parse_qsl(urlsplit(redact_url(uri)).query, keep_blank_values=True) if v == REDACTED}
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        if value and unquote_plus(name) in hidden:
+            found |= {value, unquote_plus(value)}
+    return {s for s in found if len(s) >= 3}
+
+
+def safe_message(text: str, uri: str) -> str:
+    """`text` with every URL redacted and every credential of `uri` replaced, on one line."""
+    text = redact_text(" ".join(text.split()))
+    for credential in sorted(_credentials_of(uri), key=len, reverse=True):
+        text = text.replace(credential, REDACTED)
+    return text
+
+
+def _redacted_error(exc: BaseException, uri: str) -> Exception:
+    """An error to raise instead of `exc` when `uri` carries credentials: its message and its innermost
+    cause's, redacted, with no chained traceback (Dagster stores the whole chain in its event log)."""
+    message = f"{type(exc).__name__}: {exc}"
+    cause = exc
+    while cause.__cause__ is not None or (cause.__context__ is not None and not cause.__suppress_context__):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not exc and str(cause) not in message:
+        message += f" (caused by {type(cause).__name__}: {cause})"
+    return UnreadableWarcError(safe_message(message, uri))
 
 
 def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int = 2000,
@@ -19,7 +65,9 @@ def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int =
     """Write the document records of `uri` to `out_path`; return counts for metadata and checks.
 
     Memory is bounded by one batch of records, not by the file. Bodies longer than `max_body_bytes` are cut
-    there (counted as repaired `truncated_body`); None keeps them whole.
+    there (counted as repaired `truncated_body`); None keeps them whole. Nothing it returns or raises holds
+    a credential of `uri` (userinfo, presigned signatures): `uri` comes back redacted, and an error reading
+    a URL with credentials is raised as `UnreadableWarcError` with a redacted message and no chain.
     """
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,8 +78,11 @@ def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int =
     rows = body_bytes = 0
     start = time.perf_counter()
     writer = None
+    name = source_file_name(uri)
     try:
-        for batch in iter_warc_batches(uri, batch_records, tally, max_body_bytes=max_body_bytes):
+        for batch in _batches(uri, batch_records, tally, max_body_bytes):
+            if batch.height and batch["warc_file"][0] != name:
+                batch = batch.with_columns(warc_file=pl.lit(name, dtype=pl.Utf8))
             table = batch.to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
@@ -53,7 +104,7 @@ def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int =
     seconds = time.perf_counter() - start
     bad = sum(tally.skipped.values())
     return {
-        "uri": uri,
+        "uri": redact_url(uri),
         "rows": rows,
         "records_seen": tally.records_seen,
         "fastwarc_records": tally.fastwarc_records,
@@ -67,3 +118,13 @@ def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int =
         "http_status": {str(k): v for k, v in sorted(statuses.items())},
         "content_type": dict(ctypes.most_common()),
     }
+
+
+def _batches(uri: str, batch_records: int, tally: Tally, max_body_bytes: int | None):
+    """`iter_warc_batches`, with errors of a URL that carries credentials raised without them."""
+    try:
+        yield from iter_warc_batches(uri, batch_records, tally, max_body_bytes=max_body_bytes)
+    except Exception as exc:
+        if redact_url(uri) == uri:
+            raise
+        raise _redacted_error(exc, uri) from None

@@ -61,7 +61,8 @@ def raw_crawl(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSo
                        f"({len(sources)} files, e.g. {sorted(sources)[:3]})")
     out = kept_path(lake.path, "raw_crawl", key)
     stats = crawl_to_parquet(sources[key], out)
-    context.log.info("read %s: %d records in %.1fs, skipped %s", sources[key], stats["rows"],
+    # stats["uri"] is redacted: a presigned URL's signature or a URL's password never reaches the instance
+    context.log.info("read %s: %d records in %.1fs, skipped %s", stats["uri"], stats["rows"],
                      stats["seconds"], stats["skipped"])
     yield MaterializeResult(
         metadata={
