@@ -23,10 +23,10 @@ from pathlib import Path
 
 import polars as pl
 
-from llm_assets.crawl import resolve_sources
+from llm_assets.crawl import redact_url, resolve_sources
 from llm_assets.crawl.raw import crawl_to_parquet
 from llm_assets.curation import dedup, mixture, quality
-from llm_assets.lake import kept_path, prune_parts, read_part, scan_parts, write_part
+from llm_assets.lake import kept_path, lake_lock, prune_parts, read_part, scan_parts, write_part
 from llm_assets.profiles import CurationConfig, Profile, curation_for, get_profile
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,27 @@ def synthetic_crawl_folder(warc_paths: list[str | os.PathLike]) -> Path | None:
     return folder if is_synthetic_crawl(folder) else None
 
 
+def check_inputs(benchmark_files: list[str | os.PathLike] | tuple, cfg: CurationConfig) -> dict:
+    """Read every benchmark and reference file once before any curation runs, so a missing, unreadable or
+    malformed one fails in seconds, naming the file, instead of after the whole crawl was curated.
+    Returns `{"benchmark_items": n, "reference_texts": n}`."""
+    items = 0
+    for path in benchmark_files:
+        try:
+            items += len(mixture.read_benchmark_items([path]))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"benchmark file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                             "give JSONL or MMLU-style CSV") from None
+    references = 0
+    if cfg.reference_files:
+        try:
+            references = quality.read_reference_texts(cfg.reference_files).height
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"a reference file of {list(cfg.reference_files)} is not UTF-8 text "
+                             f"({exc.reason} at byte {exc.start})") from None
+    return {"benchmark_items": items, "reference_texts": references}
+
+
 def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Profile | None = None,
            benchmark_files: list[str | os.PathLike] | tuple = (), workers: int = 1,
            reference_files: list[str | os.PathLike] | tuple = (), synthetic: bool | None = None) -> dict:
@@ -131,7 +152,16 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
     None detects it from the paths. `workers` > 1 runs the per-file stages in that many spawned processes
     (each loads its own models, so it only pays off with many files and free cores; callers need an
     `if __name__ == "__main__":` guard).
+
+    The run holds `lake_lock(out_dir)`: a second run into the same folder is refused (`LakeBusyError`)
+    instead of overwriting and pruning this one's parts. Benchmark and reference files are read first
+    (`check_inputs`). No source URL's credentials reach the log or the summary.
     """
+    with lake_lock(out_dir, "curate"):
+        return _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_files, synthetic)
+
+
+def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_files, synthetic) -> dict:
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     if synthetic is None:
         synthetic = synthetic_crawl_folder(list(warc_paths)) is not None
@@ -141,6 +171,7 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
     log.info("curate: %s curation settings", cfg.settings)
     out = Path(out_dir)
     sources = resolve_sources(list(warc_paths))
+    inputs = check_inputs(benchmark_files, cfg)
     tallies = {stage: _StageTally() for stage in STAGES}
     raw_stats: dict = {"files": len(sources), "bytes_read": 0, "skipped": Counter()}
     started = time.perf_counter()
@@ -154,7 +185,7 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
     workers = max(1, min(workers, len(sources)))
     if workers == 1:
         for number, (part, uri) in enumerate(sources.items(), 1):
-            log.info("curate: file %d/%d %s", number, len(sources), uri)
+            log.info("curate: file %d/%d %s", number, len(sources), redact_url(uri))
             collect(curate_file(part, uri, out, cfg))
     else:
         # spawn, not fork: the parent holds polars and model threads that a fork would copy half-locked
@@ -163,7 +194,7 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
             futures = {pool.submit(curate_file, part, uri, str(out), cfg): uri for part, uri in sources.items()}
             for number, future in enumerate(as_completed(futures), 1):
                 collect(future.result())
-                log.info("curate: file %d/%d done %s", number, len(sources), futures[future])
+                log.info("curate: file %d/%d done %s", number, len(sources), redact_url(futures[future]))
     # the per-file stages ran in parallel: their summed seconds overstate the wall time they took
     files_wall = time.perf_counter() - started
 
@@ -209,7 +240,7 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
     for stage in STAGES[3:]:
         prune_parts(out, stage, parts)
 
-    summaries: dict = {"curation_settings": cfg.settings}
+    summaries: dict = {"curation_settings": cfg.settings, "inputs": inputs}
     summaries.update({stage: tally.summary() for stage, tally in tallies.items()})
     summaries["raw_crawl"].update(files=raw_stats["files"], bytes_read=raw_stats["bytes_read"],
                                   skipped=dict(raw_stats["skipped"]))
