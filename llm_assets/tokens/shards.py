@@ -449,14 +449,13 @@ def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, o
         "documents": {s: sum(e["documents"] for e in splits[s]) for s in SPLITS},
         "tokens": {s: sum(e["tokens"] for e in splits[s]) for s in SPLITS},
         "skipped": skipped,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    }  # content only: a rerun of the same data writes the same manifest (training resumes on its checksum)
     tmp = out / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, out / MANIFEST)
     _remove_stale(out, splits)
     log.info("token_shards: %s tokens, %s documents, skipped %s in %.1fs", manifest["tokens"],
-             manifest["documents"], skipped or "none", manifest["seconds"])
+             manifest["documents"], skipped or "none", time.perf_counter() - started)
     return manifest
 
 

@@ -55,10 +55,13 @@ class ProgressReporter(L.Callback):
         self._micro_losses: list[torch.Tensor] = []
         self._last_step: int | None = None
         self._step_started = 0.0
+        self.start_step = 0  # the optimizer step training (re)started at: > 0 after a resume from last.ckpt
 
     def on_train_start(self, trainer, pl_module):
-        self._last_step = trainer.global_step
+        self._last_step = self.start_step = trainer.global_step
         self._step_started = time.perf_counter()
+        if trainer.global_step and trainer.is_global_zero:
+            self.emit(f"resumed from last.ckpt at step {trainer.global_step}/{trainer.max_steps}")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs

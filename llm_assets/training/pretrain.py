@@ -239,6 +239,7 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
         "loss_curve": str(curve),
         "path": str(out),
         "resumed_from": resume_from,
+        "resumed_at_step": reporter.start_step,
         "history": steps,
         "validations": reporter.validations,
     }

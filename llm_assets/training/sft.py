@@ -335,6 +335,7 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
         "loss_curve": str(curve),
         "path": str(out),
         "resumed_from": resume_from,
+        "resumed_at_step": reporter.start_step,
         "history": history,
     }
     tmp = out / ".metrics.json.tmp"
