@@ -75,3 +75,65 @@ def test_user_config_wins_over_synthetic_settings(tmp_path, monkeypatch):
     cfg.write_text('{"curation": {"settings": "synthetic-web"}}')
     with pytest.raises(ValueError, match="curation.settings is set from the kind of crawl"):
         profiles.get_profile("smoke")
+
+
+@pytest.mark.parametrize("text, field, allowed", [
+    ('{"curation": {"minhash_ngram": "5"}}', 'curation.minhash_ngram = "5"', "must be an integer"),
+    ('{"curation": {"toxicity_threshold": "high"}}', 'curation.toxicity_threshold = "high"', "must be a number"),
+    ('{"curation": {"toxicity_threshold": 1.5}}', "curation.toxicity_threshold = 1.5", "in [0, 1]"),
+    ('{"curation": {"languages": "en"}}', 'curation.languages = "en"', "must be a list of strings"),
+    ('{"curation": {"languages": []}}', "curation.languages = []", "non-empty list"),
+    ('{"curation": {"reference_hosts": "www.example.org"}}', "curation.reference_hosts", "a list of strings"),
+    ('{"curation": {"minhash_bands": -3}}', "curation.minhash_bands = -3", "must be > 0"),
+    ('{"curation": {"minhash_ngram": 5.0}}', "curation.minhash_ngram = 5.0", "must be an integer"),
+    ('{"curation": {"max_body_bytes": 0}}', "curation.max_body_bytes = 0", "must be > 0"),
+    ('{"curation": {"extractor": "lxml"}}', 'curation.extractor = "lxml"', "one of 'resiliparse', 'trafilatura'"),
+    ('{"curation": {"pii_action": "mask"}}', 'curation.pii_action = "mask"', "one of 'redact', 'drop'"),
+    ('{"curation": {"source_weights": {"wiki": "2"}}}', "curation.source_weights", "number values"),
+    ('{"curation": {"source_weights": {"wiki": -1}}}', "curation.source_weights", "weight >= 0"),
+    ('{"curation": {"workers": true}}', "curation.workers = true", "must be an integer"),
+    ('{"curation": {"minhash_chunk_words": 3}}', "curation.minhash_chunk_words = 3", "at least minhash_ngram"),
+    ('{"train": {"max_steps": 0}}', "train.max_steps = 0", "must be > 0"),
+    ('{"train": {"lr": 0}}', "train.lr = 0", "must be > 0"),
+    ('{"train": {"precision": "fp8"}}', 'train.precision = "fp8"', "'bf16-mixed'"),
+    ('{"train": {"compile": 1}}', "train.compile = 1", "true or false"),
+    ('{"train": {"devices": 0}}', "train.devices = 0", "a count >= 1"),
+    ('{"model": {"n_head": 5}}', "model.d_model = 64 must be a multiple of n_head (5)", ""),
+    ('{"eval": {"max_items": -1}}', "eval.max_items = -1", "must be > 0"),
+    ('{"sft": {"warmup_steps": -1}}', "sft.warmup_steps = -1", "must be >= 0"),
+])
+def test_bad_values_are_refused_naming_file_field_value_and_what_is_allowed(tmp_path, monkeypatch, text, field,
+                                                                              allowed):
+    cfg = tmp_path / "values.json"
+    cfg.write_text(text)
+    monkeypatch.setenv(profiles.CONFIG_ENV, str(cfg))
+    with pytest.raises(ValueError) as err:
+        profiles.get_profile("smoke")
+    message = str(err.value)
+    assert message.startswith(str(cfg)) and field in message and allowed in message
+
+
+def test_good_values_of_every_kind_are_taken(tmp_path, monkeypatch):
+    cfg = tmp_path / "good.json"
+    cfg.write_text('{"curation": {"toxicity_threshold": 1, "max_body_bytes": null, "reference_hosts": ["a.org"],'
+                   ' "source_weights": {"wiki": 2}, "pii_action": "drop", "minhash_chunk_words": 5},'
+                   ' "train": {"devices": "auto", "precision": "bf16-mixed", "warmup_steps": 0, "compile": true},'
+                   ' "eval": {"max_items": null, "shots": 0}}')
+    monkeypatch.setenv(profiles.CONFIG_ENV, str(cfg))
+    p = profiles.get_profile("smoke")
+    assert p.curation.toxicity_threshold == 1.0 and isinstance(p.curation.toxicity_threshold, float)
+    assert p.curation.max_body_bytes is None and p.curation.reference_hosts == ("a.org",)
+    assert p.curation.source_weights == {"wiki": 2.0} and p.train.devices == "auto" and p.eval.max_items is None
+    with pytest.raises(ValueError, match="minhash_chunk_words = 5 must be at least minhash_ngram"):
+        profiles.apply_overrides(p, {"curation": {"minhash_ngram": 6}}, "second.json")
+
+
+def test_built_in_profiles_and_synthetic_settings_are_valid():
+    for name, profile in profiles.PROFILES.items():
+        assert profiles.validate_profile(profile, name) is profile
+        for synthetic in (False, True):
+            assert profiles.section_problems(profiles.curation_for(profile, synthetic)) == []
+    broken = profiles.dataclasses.replace(profiles.PROFILES["smoke"], train=profiles.dataclasses.replace(
+        profiles.PROFILES["smoke"].train, max_steps=0, lr="fast"))
+    with pytest.raises(ValueError, match=r"^smoke: train.max_steps = 0 must be > 0; train.lr = \"fast\" must be"):
+        profiles.validate_profile(broken, "smoke")
