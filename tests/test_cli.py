@@ -164,3 +164,139 @@ def test_debug_shows_the_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "llm_assets", "chat", "--debug", str(tmp_path / "nothing"),
                            "--prompt", "hi"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+class GatedWarcServer:
+    """Serves one WARC file on 127.0.0.1 only once `release()` is called: a run reading it is held inside
+    its work (holding its lock) for as long as a test needs, without timing guesses."""
+
+    def __init__(self, data: bytes):
+        import http.server
+        import threading
+
+        self.gate = threading.Event()
+        gate = self.gate
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, body: bool) -> None:
+                gate.wait()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                self._answer(body=True)
+
+            def do_HEAD(self):  # noqa: N802
+                self._answer(body=False)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/held.warc.gz"
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def wait_for_lock(folder: Path, proc: subprocess.Popen) -> None:
+    """Wait until `proc` holds the lock of `folder` (its pid is in the lock file)."""
+    import time
+
+    from llm_assets.lake import LOCK_FILE
+
+    lock = folder / LOCK_FILE
+    for _ in range(1200):
+        if lock.exists() and f"pid {proc.pid} " in lock.read_text():
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError(f"{proc.args} did not take the lock of {folder}")
+
+
+def popen_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "llm_assets", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def test_a_second_curate_into_the_same_output_is_refused(tmp_path, smoke_crawl):
+    out = tmp_path / "curated"
+    with GatedWarcServer((smoke_crawl / "crawl-00000.warc.gz").read_bytes()) as server:
+        first = popen_cli("curate", "--warc", server.url, "--out", str(out), "--profile", "smoke")
+        try:
+            wait_for_lock(out, first)
+            line = cli_fails("curate", "--warc", str(smoke_crawl / "crawl-00001.warc.gz"), "--out", str(out),
+                             "--profile", "smoke")
+            assert f"{out} is in use by pid {first.pid} (curate" in line, line
+        finally:
+            server.release()
+            stdout, stderr = first.communicate(timeout=900)
+    assert first.returncode == 0, stderr[-3000:]
+    summary = json.loads(stdout[stdout.index("{"):])
+    # the first run's output is whole, and the refused run wrote nothing
+    for stage in ("raw_crawl", "filtered_documents", "training_mixture"):
+        assert [p.name for p in (out / stage / "kept").glob("*.parquet")] == ["held.parquet"], stage
+    (mixture,) = duckdb.sql(f"select count(*) from read_parquet('{out}/training_mixture/kept/*.parquet')").fetchall()
+    assert mixture[0] == summary["training_mixture"]["kept"] > 0
+    # once the first run is over the folder is free again; --reference feeds the quality model's positives
+    reference = tmp_path / "reference.txt"
+    reference.write_text("\n\n".join(f"Reference article {i} about the history of a river town and its "
+                                      "bridges, written in plain careful prose." for i in range(12)))
+    again = cli("curate", "--warc", str(smoke_crawl / "crawl-00001.warc.gz"), "--out", str(out), "--profile",
+                "smoke", "--reference", str(reference)).stdout
+    summary = json.loads(again[again.index("{"):])
+    assert summary["inputs"]["reference_texts"] == 12
+    assert summary["quality_classifier"]["reference_files"] == [str(reference)]
+
+
+def test_a_second_build_on_the_same_lake_and_profile_is_refused(tmp_path, smoke_crawl):
+    data = tmp_path / "data"
+    env = {"DAGSTER_HOME": str(make_dagster_home(tmp_path / "home")), "LLM_ASSETS_DATA_DIR": str(data)}
+    with GatedWarcServer((smoke_crawl / "crawl-00000.warc.gz").read_bytes()) as server:
+        first = popen_cli("build", "--profile", "smoke", "--crawl", server.url, "--select", "key:raw_crawl",
+                          env=env)
+        try:
+            wait_for_lock(data / "smoke", first)
+            line = cli_fails("build", "--profile", "smoke", "--crawl", str(smoke_crawl), "--select",
+                             "key:raw_crawl", env={**env, "DAGSTER_HOME": str(make_dagster_home(tmp_path / "h2"))})
+            assert f"{data / 'smoke'} is in use by pid {first.pid} (build" in line, line
+        finally:
+            server.release()
+            stdout, stderr = first.communicate(timeout=900)
+    assert first.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert [p.name for p in (data / "smoke" / "raw_crawl" / "kept").glob("*.parquet")] == ["held.parquet"]
+
+
+def test_curate_checks_benchmark_and_reference_files_before_curating(tmp_path, smoke_crawl):
+    out = tmp_path / "curated"
+    warc = str(smoke_crawl / "crawl-00000.warc.gz")
+    missing = tmp_path / "missing.jsonl"
+    line = cli_fails("curate", "--warc", warc, "--out", str(out), "--benchmark", str(missing))
+    assert str(missing) in line
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 20)
+    line = cli_fails("curate", "--warc", warc, "--out", str(out), "--benchmark", str(binary))
+    assert str(binary) in line
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"query": "q", "choices": ["a", "b"], "gold": 0}\n{"query": \n')
+    line = cli_fails("curate", "--warc", warc, "--out", str(out), "--benchmark", str(broken))
+    assert str(broken) in line
+    no_reference = tmp_path / "nothing.txt"
+    line = cli_fails("curate", "--warc", warc, "--out", str(out), "--reference", str(no_reference))
+    assert str(no_reference) in line
+    # checked before any stage ran: nothing was written
+    assert not [p for p in out.rglob("*.parquet")]
