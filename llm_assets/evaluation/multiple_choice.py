@@ -77,38 +77,42 @@ def _content_ids(items: Sequence[Item]) -> list[int]:
 
 def draw_shots(items: Sequence[Item], shots: int, seed: int = LM_EVAL_FEWSHOT_SEED,
                pool: Sequence[Item] | None = None, sampler: str = "default",
-               limit: int | None = None) -> list[list[Item]]:
+               limit: int | None = None, exclude_item: bool | None = None) -> list[list[Item]]:
     """The solved examples for each of the first `limit` items, in order, the way lm-eval picks them.
 
-    lm-eval keeps one `random.Random(seed)` per task and draws for the documents in order. From a separate
-    fewshot split (`pool`) it takes `rng.sample(pool, shots)`; from the task's own items it draws `shots + 1`,
-    removes every copy of the item itself and keeps the first `shots` (drawing again from the pool without
-    the item if copies left too few). The `first_n` sampler (MMLU) takes the pool's first `shots` in order.
+    lm-eval keeps one `random.Random(seed)` per task and draws for the documents in order, from the task's
+    fewshot split (`pool`) or else from the items themselves. Where the fewshot split is the evaluated split
+    (always so without `pool`; with one, when `exclude_item`, as for lm-eval's HellaSwag and PIQA, whose
+    fewshot and test splits are both unset) it draws `shots + 1`, removes every copy of the item itself and
+    keeps the first `shots` (drawing again from the pool without the item if copies left too few); otherwise
+    `rng.sample(pool, shots)`. The `first_n` sampler (MMLU) takes the pool's first `shots` in order.
     """
     count = len(items) if limit is None else min(limit, len(items))
     if shots <= 0:
         return [[] for _ in range(count)]
     same = pool is None
+    exclude = same if exclude_item is None else exclude_item or same
     docs = list(items) if same else list(pool)
-    need = shots + 1 if same and sampler != "first_n" else shots
+    need = shots + 1 if exclude and sampler != "first_n" else shots
     if len(docs) < need:
         where = "items in the task" if same else "solved examples in the fewshot file"
         raise ValueError(f"{shots}-shot prompts need at least {need} {where}, got {len(docs)}")
     if sampler not in ("default", "first_n"):
         raise ValueError(f"unknown fewshot sampler {sampler!r}; use 'default' or 'first_n'")
     rng = random.Random(seed)
-    ids = _content_ids(docs) if same else []
+    ids = _content_ids(docs if same else [*docs, *items[:count]])
+    item_ids = ids[:count] if same else ids[len(docs):]
     positions = range(len(docs))
     out = []
     for index in range(count):
-        if not same:
-            chosen = list(positions[:shots]) if sampler == "first_n" else rng.sample(positions, shots)
-        elif sampler == "first_n":
-            chosen = [i for i in positions if ids[i] != ids[index]][:shots]
+        if sampler == "first_n":
+            chosen = [i for i in positions if not exclude or ids[i] != item_ids[index]][:shots]
+        elif not exclude:
+            chosen = rng.sample(positions, shots)
         else:
-            chosen = [i for i in rng.sample(positions, shots + 1) if ids[i] != ids[index]][:shots]
+            chosen = [i for i in rng.sample(positions, shots + 1) if ids[i] != item_ids[index]][:shots]
             if len(chosen) < shots:
-                chosen = rng.sample([i for i in positions if ids[i] != ids[index]], shots)
+                chosen = rng.sample([i for i in positions if ids[i] != item_ids[index]], shots)
         if len(chosen) < shots:
             raise ValueError(f"{shots}-shot prompts: item {index} has only {len(chosen)} other distinct items")
         out.append([docs[i] for i in chosen])
@@ -129,7 +133,7 @@ def render_contexts(items: Sequence[Item], fmt: PromptFormat, pool: dict | None 
     if pool is None and sampler == "first_n":
         sampler = "default"  # first_n takes a separate split's canonical examples; within the task, sample
     drawn = draw_shots(items, fmt.shots, fmt.seed, pool=pool["items"] if pool else None, sampler=sampler,
-                       limit=limit)
+                       limit=limit, exclude_item=bool(pool and pool.get("exclude_item")))
     return [render_context(item, shots, fmt) for item, shots in zip(items, drawn, strict=False)]
 
 

@@ -56,6 +56,9 @@ TEMPLATES = {
 LM_EVAL_TASKS = {"icl": None, "question": None, "arc": "arc_easy / arc_challenge", "hellaswag": "hellaswag",
                  "piqa": "piqa", "mmlu": "mmlu_<subject>"}
 SAMPLERS = {"mmlu": "first_n"}  # lm-eval's MMLU takes the first k dev items in order; others sample randomly
+# lm-eval's hellaswag and piqa leave fewshot_split and test_split unset, so it treats their training split as
+# the evaluated one: it draws k + 1 shots and drops the item itself (ARC names a test split and draws k)
+EXCLUDE_ITEM_FROM_POOL = {"hellaswag", "piqa"}
 _SPLIT_WORDS = ("test", "validation", "valid", "val", "dev")
 
 
@@ -287,7 +290,8 @@ def load_fewshot(files: list[str | Path]) -> dict[str, dict]:
             continue
         items = load_items(shots)
         fmt = items[0]["format"]
-        pool = {"file": str(shots), "sampler": SAMPLERS.get(fmt, "default"), "items": items}
+        pool = {"file": str(shots), "sampler": SAMPLERS.get(fmt, "default"),
+                "exclude_item": fmt in EXCLUDE_ITEM_FROM_POOL, "items": items}
         log.info("shots for %s come from %s (%d items, sampler %s)", path.stem, shots, len(items), pool["sampler"])
         pools[path.stem] = pool
     return pools
