@@ -89,11 +89,32 @@ def test_loads_the_three_formats(tmp_path, smoke_crawl):
     ('{"messages": [{"role": "bot", "content": "x"}]}', r"bad\.jsonl:2: message 0 has role 'bot'"),
     ('{"messages": [{"role": "user", "content": "x"}]}', r"bad\.jsonl:2: conversation has no assistant"),
     ("[1, 2]", r"bad\.jsonl:2: expected a JSON object"),
+    ('{"messages": []}', r"bad\.jsonl:2: 'messages' must be a non-empty list"),
+    ('{"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "x"}]}',
+     r"bad\.jsonl:2: message 0 \(user\) is empty"),
+    ('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": ""}]}',
+     r"bad\.jsonl:2: message 1 \(assistant\) is empty"),
+    ('{"instruction": "x", "input": "", "output": "  "}', r"bad\.jsonl:2: 'output' is empty"),
+    ('{"instruction": "", "response": "y"}', r"bad\.jsonl:2: 'instruction' is empty"),
 ])
 def test_malformed_rows_name_file_and_line(tmp_path, line, message):
     path = write_jsonl(tmp_path / "bad.jsonl", ['{"instruction": "a", "output": "b"}', line])
     with pytest.raises(ValueError, match=message):
         load_conversations([path])
+
+
+def test_binary_and_non_utf8_files_name_file_and_line(tmp_path):
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(b'{"instruction": "a", "output": "b"}\n{"instruction": "caf\xe9", "output": "b"}\n')
+    with pytest.raises(ValueError, match=r"latin1\.jsonl:2: not UTF-8 text \(byte 0xe9 at column 21\)"):
+        load_conversations([latin1])
+    binary = tmp_path / "model.jsonl"
+    binary.write_bytes(b"PAR1\x15\x00\x15\x9c\x01\x00\xff\xfe" * 20)
+    with pytest.raises(ValueError, match=r"model\.jsonl:1: a binary file, not JSON Lines"):
+        load_conversations([binary])
+    with_bom = tmp_path / "bom.jsonl"
+    with_bom.write_bytes('\ufeff{"instruction": "a", "output": "\u00e9t\u00e9"}\n'.encode())
+    assert load_conversations([with_bom])[0]["messages"][1]["content"] == "été"
 
 
 def test_masks_cover_exactly_the_assistant_tokens(tmp_path, tiny_base):

@@ -52,6 +52,8 @@ def _conversation_from_row(row: object, where: str) -> dict:
                 raise ValueError(f"{where}: message {position} has role {role!r}; use one of {', '.join(ROLES)}")
             if not isinstance(content, str):
                 raise ValueError(f"{where}: message {position} ({role}) content must be a string")
+            if not content.strip():
+                raise ValueError(f"{where}: message {position} ({role}) is empty; remove the message or the row")
             clean.append({"role": role, "content": content})
         if not any(m["role"] == "assistant" for m in clean):
             raise ValueError(f"{where}: conversation has no assistant message, so nothing to learn from")
@@ -65,15 +67,28 @@ def _conversation_from_row(row: object, where: str) -> dict:
     for key, value in (("instruction", instruction), (answer_key, answer), ("input", extra_input)):
         if not isinstance(value, str):
             raise ValueError(f"{where}: {key!r} must be a string, got {type(value).__name__}")
+        if key != "input" and not value.strip():
+            raise ValueError(f"{where}: {key!r} is empty; remove the row or fill it in")
     prompt = f"{instruction}\n\n{extra_input}" if extra_input.strip() else instruction
     return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
             "person": row.get("person"), "fact": row.get("fact")}
 
 
+def _utf8_line(raw: bytes, number: int, where: str) -> str:
+    """One line of a JSONL file as text (a UTF-8 byte-order mark on the first line is allowed)."""
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        kind = "a binary file, not JSON Lines" if b"\0" in raw else "not UTF-8 text"
+        raise ValueError(f"{where}: {kind} (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                         "SFT files are JSON Lines in UTF-8") from None
+
+
 def load_conversations(files: Sequence[str | os.PathLike]) -> list[dict]:
     """All conversations of the given JSONL files, as `{"messages", "source", "person", "fact"}`.
 
-    Blank lines are skipped; a malformed line raises a ValueError naming the file and line number.
+    Blank lines are skipped; a malformed line (not UTF-8, not JSON, no known format, an empty message)
+    raises a ValueError naming the file and line number.
     """
     conversations = []
     for file in files:
@@ -81,11 +96,12 @@ def load_conversations(files: Sequence[str | os.PathLike]) -> list[dict]:
         if not path.is_file():
             raise FileNotFoundError(f"SFT data file {path} not found")
         count = 0
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                where = f"{path}:{number}"
+                line = _utf8_line(raw, number, where)
                 if not line.strip():
                     continue
-                where = f"{path}:{number}"
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as err:
