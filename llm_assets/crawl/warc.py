@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import zlib
 from collections import Counter
@@ -38,7 +39,7 @@ import polars as pl
 from fastwarc.stream_io import ZstdReader
 from fastwarc.warc import ArchiveIterator, HeaderMap, WarcRecord, WarcRecordType
 
-from .sources import open_uri
+from .sources import open_uri, redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,27 @@ RAW_SCHEMA = {
 
 class UnreadableWarcError(RuntimeError):
     """The file as a whole cannot be read (missing, not a WARC at all, no permission)."""
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost cause of `exc` in one line, credentials in URLs redacted: what failed underneath the
+    wrappers (an HTTP status, a refused connection, a failed DNS lookup, a missing file)."""
+    chain = [exc]
+    while (inner := chain[-1].__cause__ or chain[-1].__context__) is not None and inner not in chain:
+        chain.append(inner)
+    for error in chain:  # an HTTP response (aiohttp's ClientResponseError, urllib's HTTPError) says most
+        status = getattr(error, "status", None) or getattr(error, "code", None)
+        if isinstance(status, int) and 300 <= status < 600:
+            reason = getattr(error, "message", None) or getattr(error, "reason", None) or ""
+            return redact_text(f"HTTP {status} {reason}".strip())
+    inner = chain[-1]
+    if isinstance(inner, socket.gaierror):
+        message = f"host name lookup failed ({inner.strerror or inner})"
+    elif isinstance(inner, ConnectionRefusedError):
+        message = f"connection refused ({inner.strerror or inner})"
+    else:
+        message = f"{type(inner).__name__}: {inner}"
+    return redact_text(" ".join(message.split()))
 
 
 @dataclass
@@ -681,8 +703,8 @@ def iter_warc_batches(uri: str, batch_records: int = 2000, tally: Tally | None =
         stream = _seekable(open_uri(uri))
         head = stream.read(8)
         stream.seek(0)
-    except (OSError, ValueError) as exc:
-        raise UnreadableWarcError(f"cannot open WARC file {uri}: {exc}") from exc
+    except Exception as exc:  # any failure to open is the file's (HTTP errors are not all OSErrors)
+        raise UnreadableWarcError(f"cannot open WARC file {redact_url(uri)}: {root_cause(exc)}") from exc
     with stream:
         if head.startswith(GZIP_MAGIC):
             gz = True
@@ -690,7 +712,7 @@ def iter_warc_batches(uri: str, batch_records: int = 2000, tally: Tally | None =
             gz = False
         else:
             raise UnreadableWarcError(
-                f"{uri} is not a WARC file: it starts with {head!r}, neither gzip nor 'WARC/'"
+                f"{redact_url(uri)} is not a WARC file: it starts with {head!r}, neither gzip nor 'WARC/'"
             )
         rows: list[dict] = []
         for kind, value, repairs in _Reader(stream, gz, name, max_body_bytes, tally).outcomes():
@@ -712,7 +734,7 @@ def iter_warc_batches(uri: str, batch_records: int = 2000, tally: Tally | None =
         tally.bytes_read = stream.tell()
     if tally.kept == 0 and not tally.non_response and tally.skipped:
         raise UnreadableWarcError(
-            f"{uri}: no WARC record could be read ({dict(tally.skipped)}); is it a WARC file?"
+            f"{redact_url(uri)}: no WARC record could be read ({dict(tally.skipped)}); is it a WARC file?"
         )
 
 
