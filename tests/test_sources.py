@@ -85,3 +85,36 @@ def test_local_glob_still_expands(tmp_path):
     assert list(resolve_sources([str(tmp_path / "a?.warc.gz")])) == ["a1", "a2"]
     with pytest.raises(FileNotFoundError, match="names no WARC files"):
         resolve_sources([str(tmp_path / "z*.warc.gz")])
+
+
+def test_read_errors_of_a_url_with_credentials_are_redacted_and_unchained(tmp_path):
+    """Dagster stores a failed step's whole exception chain: the error raised must hold no credential."""
+    import socket
+
+    from llm_assets.crawl import UnreadableWarcError
+    from llm_assets.crawl.raw import crawl_to_parquet, safe_message, source_file_name
+
+    with socket.socket() as s:  # a port nothing listens on: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://bob:hunter2pw@127.0.0.1:{port}/c.warc.gz?X-Amz-Signature=sig%2Fvalue9&X-Amz-Expires=60"
+    with pytest.raises(UnreadableWarcError) as caught:
+        crawl_to_parquet(url, tmp_path / "c.parquet")
+    err = caught.value
+    assert err.__cause__ is None and err.__suppress_context__
+    text = str(err)
+    assert "hunter2pw" not in text and "sig%2Fvalue9" not in text and "sig/value9" not in text, text
+    assert f"http://REDACTED@127.0.0.1:{port}/c.warc.gz?X-Amz-Signature=REDACTED" in text, text
+    assert not (tmp_path / "c.parquet").exists()
+    # credentials quoted outside a URL are replaced too; the stored file name has no query
+    assert safe_message("auth bob:hunter2pw failed for sig/value9", url) == "auth REDACTED failed for REDACTED"
+    assert source_file_name(url) == "c.warc.gz" and source_file_name("/data/a.warc.gz") == "a.warc.gz"
+
+
+def test_errors_of_a_plain_url_keep_their_type_and_cause(tmp_path):
+    from llm_assets.crawl import UnreadableWarcError
+    from llm_assets.crawl.raw import crawl_to_parquet
+
+    with pytest.raises(UnreadableWarcError) as caught:
+        crawl_to_parquet(str(tmp_path / "missing.warc.gz"), tmp_path / "m.parquet")
+    assert str(tmp_path / "missing.warc.gz") in str(caught.value) and caught.value.__cause__ is not None

@@ -58,6 +58,9 @@ class CrawlSource(ConfigurableResource):
     sources: list[str]
     profile: str
     data_root: str
+    # an environment variable of more sources, read when used: a crawl URL's password or signature then never
+    # enters the resource config that Dagster stores with every run's job snapshot
+    sources_env: str = ""
     seed: int = 0
     benchmark_files: list[str] = []
     sft_files: list[str] = []
@@ -78,19 +81,24 @@ class CrawlSource(ConfigurableResource):
                                profile_name=self.profile)
         return out
 
+    def source_list(self) -> list[str]:
+        """The configured sources: `sources`, then those of `$<sources_env>`."""
+        return [*self.sources, *(_split_env(self.sources_env) if self.sources_env else [])]
+
     def resolve(self) -> dict[str, str]:
         """`{partition_key: uri}` for every WARC file of the configured sources."""
-        sources = list(self.sources) or [str(self.ensure_synthetic())]
+        sources = self.source_list() or [str(self.ensure_synthetic())]
         return resolve_sources(sources)
 
     def synthetic_folder(self) -> Path | None:
         """The synthetic crawl folder these sources are, if they are one (its sft/benchmark files apply)."""
         from llm_assets.synthetic import is_synthetic_crawl
 
-        if not self.sources:
+        sources = self.source_list()
+        if not sources:
             return self.ensure_synthetic()
-        if len(self.sources) == 1 and is_synthetic_crawl(Path(self.sources[0])):
-            return Path(self.sources[0])
+        if len(sources) == 1 and is_synthetic_crawl(Path(sources[0])):
+            return Path(sources[0])
         return None
 
     def curation(self) -> profiles.CurationConfig:
@@ -128,7 +136,8 @@ def default_resources() -> dict:
     return {
         "lake": LakeResource(root=root, profile=profile),
         "crawl": CrawlSource(
-            sources=_split_env(CRAWL_ENV),
+            sources=[],
+            sources_env=CRAWL_ENV,
             profile=profile,
             data_root=root,
             seed=int(os.environ.get(SEED_ENV, "0")),
