@@ -51,7 +51,9 @@ def safe_message(text: str, uri: str) -> str:
 def _redacted_error(exc: BaseException, uri: str) -> Exception:
     """An error to raise instead of `exc` when `uri` carries credentials: its message and its innermost
     cause's, redacted, with no chained traceback (Dagster stores the whole chain in its event log)."""
-    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, UnreadableWarcError):  # the reader's own message already names the file and cause
+        return UnreadableWarcError(safe_message(str(exc), uri))
+    message = f"reading {uri}: {type(exc).__name__}: {exc}"
     cause = exc
     while cause.__cause__ is not None or (cause.__context__ is not None and not cause.__suppress_context__):
         cause = cause.__cause__ or cause.__context__
