@@ -19,9 +19,11 @@ from dagster import (
 from llm_assets.modeling.chat import ends_turn_share
 from llm_assets.tokens.special import END_OF_TURN
 from llm_assets.training import error_path
+from llm_assets.training.callbacks import LAST_CHECKPOINT
 from llm_assets.training.checks import loss_is_finite
 from llm_assets.training.data import require_trainable
-from llm_assets.training.resume import file_digest, reset_if_inputs_changed
+from llm_assets.training.lifeline import launcher_env
+from llm_assets.training.resume import file_digest, json_content_digest, reset_if_inputs_changed
 from llm_assets.training.sft import answer_accuracy, synthetic_answer_prefixes
 from llm_assets.training.sft_data import (
     EXAMPLE_SCHEMA,
@@ -68,7 +70,9 @@ class TrainingLauncher(ConfigurableResource):
     def run(self, context: AssetExecutionContext, args: list[str]) -> list:
         if self.backend == "subprocess":
             client = PipesSubprocessClient(env=self.env or None)
-            invocation = client.run(command=[sys.executable, "-m", "llm_assets.training", *args], context=context)
+            # the child checks this pid and dies with this process (no orphan holding the pool after a kill -9)
+            invocation = client.run(command=[sys.executable, "-m", "llm_assets.training", *args], context=context,
+                                    env=launcher_env())
         elif self.backend == "kubernetes":
             from dagster_k8s import PipesK8sClient
 
@@ -141,8 +145,10 @@ def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer:
                             "the loss check uses the training loss", counts["validation"]["tokens"], context_len + 1)
     stale = reset_if_inputs_changed(out, {"config": config, "sizes": [lake.profile_def().model,
                                                                       lake.profile_def().train],
-                                          "shards": file_digest(shards / "manifest.json")})
-    context.log.info("training from scratch: inputs changed" if stale else "resuming only the same inputs")
+                                          "shards": json_content_digest(shards / "manifest.json")})
+    context.log.info("inputs changed since last.ckpt: training from scratch" if stale else
+                     "same inputs as last.ckpt: resuming it" if (out / LAST_CHECKPOINT).is_file() else
+                     "no last.ckpt: training from scratch")
     yield from launch(context, launcher, "pretrain", config, lake.asset_dir("configs") / "pretrain.json")
     metrics = json.loads((out / "metrics.json").read_text())
     entropy = metrics["unigram_entropy"]

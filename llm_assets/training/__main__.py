@@ -20,6 +20,7 @@ from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
 from llm_assets.training import error_path
 from llm_assets.training.dpo import load_dpo_config, run_dpo
+from llm_assets.training.lifeline import die_with_parent
 from llm_assets.training.pretrain import load_pretrain_config, run_pretraining
 from llm_assets.training.sft import load_sft_config, run_sft
 
@@ -108,4 +109,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # as a program only: an orphan would keep training (and its run the `gpu` pool) after its launcher died
+    die_with_parent(who="llm_assets.training")
     sys.exit(main())
