@@ -195,3 +195,22 @@ def test_kill_9_at_five_points_then_rerun_resumes_and_equals_an_uninterrupted_bu
     assert "starting fresh" not in final.output and "inputs changed since last.ckpt" not in final.output
     diff = faults.differences(faults.lake_outputs(smoke_build.lake), faults.lake_outputs(tmp_path / "data" / "smoke"))
     assert not diff, f"outputs differ from the uninterrupted build's: {diff}"
+
+
+def test_daemon_sensor_fails_runs_whose_build_process_is_gone(tmp_path):
+    """Under `dagster dev` the `orphaned_build_runs` sensor does what the next build would do."""
+    from dagster import build_sensor_context
+
+    from llm_assets.defs import build_definitions
+
+    home, data = make_dagster_home(tmp_path / "home"), tmp_path / "data"
+    holder, held_by = _holder(home, data)
+    instance = faults.open_instance(home)
+    sensor = build_definitions().resolve_sensor_def("orphaned_build_runs")
+    alive_result = sensor(build_sensor_context(instance=instance))
+    assert "live process" in alive_result.skip_message and _run_status(home, held_by) == "STARTED"
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    result = sensor(build_sensor_context(instance=instance))
+    assert held_by in result.skip_message
+    assert _run_status(home, held_by) == "FAILURE" and _gpu_claims(home) == ([], [])

@@ -10,6 +10,7 @@ from .curation import GLOBAL as CURATION_GLOBAL
 from .curation import PARTITIONED as CURATION_PARTITIONED
 from .evaluation import benchmark_scores, benchmark_suite, model_card
 from .resources import default_resources
+from .run_health import orphaned_build_runs
 from .tokens import token_shards, tokenizer
 from .training import TrainerResource, TrainingLauncher, assistant_checkpoint, base_checkpoint, sft_examples
 
@@ -40,7 +41,7 @@ def build_definitions(resources: dict | None = None, executor: ExecutorDefinitio
     return Definitions(
         assets=all_assets(),
         jobs=[job],
-        sensors=[make_crawl_sensor(job, running=automation_enabled())],
+        sensors=[make_crawl_sensor(job, running=automation_enabled()), orphaned_build_runs],
         schedules=[make_weekly_crawl_schedule(job, running=automation_enabled())],
         resources={**all_resources(), **(resources or {})},
         executor=executor,
