@@ -15,7 +15,7 @@ import polars as pl
 from llm_assets.lake import write_parquet
 from llm_assets.profiles import SyntheticSize
 from llm_assets.synthetic.pages import plan_crawl
-from llm_assets.synthetic.questions import benchmark_items, sft_examples
+from llm_assets.synthetic.questions import benchmark_items, cloze_items, open_questions, sft_examples
 from llm_assets.synthetic.warc import crawl_start, write_warc_files
 from llm_assets.synthetic.world import build_world
 
@@ -27,6 +27,8 @@ LABELS_FILE = "labels.parquet"
 WORLD_FILE = "world.json"
 SFT_FILE = "sft.jsonl"
 BENCHMARK_FILE = "benchmark.jsonl"
+CLOZE_FILE = "cloze.jsonl"  # the benchmark's questions as statements to complete, same choices
+OPEN_QUESTIONS_FILE = "open_questions.jsonl"  # the benchmark's questions without choices
 
 LABEL_SCHEMA = {
     "warc_record_id": pl.Utf8, "url": pl.Utf8, "warc_file": pl.Utf8, "site": pl.Utf8, "category": pl.Utf8,
@@ -55,7 +57,8 @@ def is_synthetic_crawl(directory: str | os.PathLike) -> bool:
 def generate_crawl(out_dir: str | os.PathLike, seed: int, size: SyntheticSize, profile_name: str = "") -> dict:
     """Write the synthetic world and its web crawl into `out_dir`; returns a summary of what was written.
 
-    Files: crawl-NNNNN.warc.gz, labels.parquet, world.json, sft.jsonl, benchmark.jsonl, synthetic.json.
+    Files: crawl-NNNNN.warc.gz, labels.parquet, world.json, sft.jsonl, benchmark.jsonl, cloze.jsonl,
+    open_questions.jsonl, synthetic.json.
     The same seed and size give byte-identical files.
     """
     started = time.perf_counter()
@@ -81,6 +84,8 @@ def generate_crawl(out_dir: str | os.PathLike, seed: int, size: SyntheticSize, p
     _write_text(out / WORLD_FILE, json.dumps(world.to_json(), ensure_ascii=False, indent=1, sort_keys=True))
     _write_text(out / SFT_FILE, _jsonl(sft))
     _write_text(out / BENCHMARK_FILE, _jsonl(benchmark))
+    _write_text(out / CLOZE_FILE, _jsonl(cloze_items(benchmark)))
+    _write_text(out / OPEN_QUESTIONS_FILE, _jsonl(open_questions(benchmark)))
 
     warc_names = [f"crawl-{i:05d}.warc.gz" for i in range(size.warc_files)]
     summary = {
@@ -100,7 +105,8 @@ def generate_crawl(out_dir: str | os.PathLike, seed: int, size: SyntheticSize, p
         "contaminated_items": sum(item["contaminated"] for item in benchmark),
         "sft_examples": len(sft),
         "bytes": sum((out / name).stat().st_size for name in warc_names),
-        "files": [*warc_names, LABELS_FILE, WORLD_FILE, SFT_FILE, BENCHMARK_FILE, MARKER_FILE],
+        "files": [*warc_names, LABELS_FILE, WORLD_FILE, SFT_FILE, BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE,
+                  MARKER_FILE],
     }
     _write_text(out / MARKER_FILE, json.dumps(summary, indent=1, sort_keys=True))
     log.info("synthetic crawl in %s: %d pages, %d bytes of WARC, %.1fs", out, len(pages), summary["bytes"],

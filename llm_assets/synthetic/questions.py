@@ -1,4 +1,5 @@
-"""Benchmark questions (four choices) and SFT instruction pairs about the world's people."""
+"""Benchmark questions (four choices), their cloze and open forms, and SFT instruction pairs about the world's
+people."""
 
 from __future__ import annotations
 
@@ -78,6 +79,25 @@ def benchmark_items(rng: random.Random, world: World) -> list[dict]:
                 "contaminated": False,
             })
     return items
+
+
+def cloze_prompt(fact: str, person: str) -> str:
+    """The statement that the fact's value completes, e.g. `Lan He was born in` (the SFT answer's start)."""
+    return SFT_ANSWERS[fact].split("{v}")[0].rstrip().format(n=person)
+
+
+def cloze_items(benchmark: list[dict]) -> list[dict]:
+    """Each benchmark question as a cloze with the same four choices and gold: `{person} was born in` -> the
+    choices, scored with template `{query}`. Shows what a model knows when the question format hides it."""
+    return [{"query": cloze_prompt(item["fact"], item["person"]), "choices": item["choices"], "gold": item["gold"],
+             "split": item["split"], "person": item["person"], "fact": item["fact"], "form": "cloze"}
+            for item in benchmark]
+
+
+def open_questions(benchmark: list[dict]) -> list[dict]:
+    """Each benchmark question without its choices, `{question, answers}`, for greedy-answer scoring."""
+    return [{"question": item["query"], "answers": [item["choices"][item["gold"]]], "split": item["split"],
+             "person": item["person"], "fact": item["fact"]} for item in benchmark]
 
 
 def sft_examples(rng: random.Random, world: World) -> list[dict]:
