@@ -136,7 +136,8 @@ def _cmd_evaluate(args) -> int:
 
     evaluate(_checkpoint(args.checkpoint, kinds="our checkpoint folder or a Hugging Face export folder"), args.tasks,
              shots=args.shots, output=args.output, batch_size=args.batch_size, max_items=args.max_items,
-             template=_unescape(args.template), log_samples=args.log_samples, seed=args.fewshot_seed)
+             template=_unescape(args.template), log_samples=args.log_samples, seed=args.fewshot_seed,
+             chat=args.chat, max_new_tokens=args.max_new_tokens)
     return 0
 
 
@@ -203,11 +204,13 @@ def parser() -> argparse.ArgumentParser:
     _sampling_args(ch)
     ch.set_defaults(func=_cmd_chat)
 
-    v = sub.add_parser("evaluate", parents=[common], help="multiple-choice scores (lm-eval-harness semantics) of a checkpoint")
+    v = sub.add_parser("evaluate", parents=[common],
+                       help="multiple-choice scores (lm-eval-harness semantics) and open-question answers of a checkpoint")
     v.add_argument("checkpoint", help="our checkpoint folder or an exported Hugging Face folder")
     v.add_argument("--tasks", nargs="+", required=True, metavar="FILE",
                    help="llm-foundry ICL JSONL {query, choices, gold}; ARC, HellaSwag or PIQA JSONL as "
-                   "published; {question, choices, answer} JSONL; MMLU CSV (*_test.csv); task = file stem")
+                   "published; {question, choices, answer} JSONL; MMLU CSV (*_test.csv); open questions "
+                   "{question, answers: [..]} JSONL, answered greedily; task = file stem")
     v.add_argument("--shots", type=int, default=0,
                    help="solved examples per prompt, picked as lm-eval picks them: from the fewshot file "
                    "beside a task file (MMLU *_dev.csv, a *train* JSONL), else from the task itself")
@@ -217,7 +220,12 @@ def parser() -> argparse.ArgumentParser:
                    "format's lm-eval rendering; ICL JSONL: the query as written + '\\nAnswer:')")
     v.add_argument("--log-samples", metavar="FILE",
                    help="write JSONL, one line per item: task, doc_id, context, loglikelihoods, pred, gold")
-    v.add_argument("--output", help="write JSON {task: {acc, acc_norm, n}}")
+    v.add_argument("--chat", action="store_true",
+                   help="prompt open questions with the chat template (assistant checkpoints); default: "
+                   "'Question: …\\nAnswer:'")
+    v.add_argument("--max-new-tokens", type=int, default=32, help="longest greedy answer to an open question")
+    v.add_argument("--output", help="write JSON {task: {acc, acc_norm, n}} ({exact_match, contains, n} for "
+                   "open questions)")
     v.add_argument("--batch-size", type=int, default=16)
     v.add_argument("--max-items", type=int)
     v.set_defaults(func=_cmd_evaluate)

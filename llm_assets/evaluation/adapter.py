@@ -3,7 +3,7 @@
 A Hugging Face folder has a `config.json` with `architectures` (what `export_hf` writes); our checkpoint
 folder has `model.safetensors` plus our own `config.json` (no `architectures`) and `tokenizer.json`, and
 is loaded by `llm_assets.modeling.checkpoint.load_checkpoint`. Scoring code only sees `ScoringModel`:
-`encode(text)`, `eot_token_id`, `max_length`, and `token_logprobs(...)`.
+`encode(text)`, `eot_token_id`, `max_length`, `token_logprobs(...)`, and `greedy_fn` for generated answers.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ class ScoringModel:
     # (contexts, context index per request, continuations) -> (summed logprob, is_greedy) per request
     shared_context_fn: Callable[[list[list[int]], list[int], list[list[int]]],
                                 tuple[torch.Tensor, torch.Tensor]] | None = None
+    # (idx[B,T] prompts of equal length, max_new_tokens, stop ids) -> new ids [B,N], N <= max_new_tokens; greedy,
+    # with a key-value cache; stops early once every row has produced a stop id
+    greedy_fn: Callable[[torch.Tensor, int, Sequence[int]], torch.Tensor] | None = None
     device: str = "cpu"
     pad_token_id: int = 0
 
@@ -135,8 +138,39 @@ def from_native(model: torch.nn.Module, tokenizer, name: str = "model", device: 
         decode_fn=lambda ids: tokenizer.decode(ids, skip_special_tokens=False),
         eot_token_id=eot_id, eot_text=eot_text, max_length=int(max_length),
         logits_fn=logits_fn, shared_context_fn=_native_shared_context_scorer(model, eot_id, device),
-        device=device, pad_token_id=eot_id,
+        greedy_fn=_native_greedy(model, device), device=device, pad_token_id=eot_id,
     )
+
+
+def _native_greedy(model: torch.nn.Module, device: str):
+    """Greedy decoding of equal-length prompts through our model's key-value cache (None without one)."""
+    import inspect
+
+    try:
+        from llm_assets.modeling.model import KVCache
+    except ImportError:
+        return None
+    if not {"cache", "start"} <= set(inspect.signature(model.forward).parameters) or not hasattr(model, "config"):
+        return None
+    dtype = next(model.parameters()).dtype
+
+    @torch.no_grad()
+    def greedy(idx: torch.Tensor, max_new_tokens: int, stop_ids: Sequence[int]) -> torch.Tensor:
+        cache = KVCache(model.config, idx.shape[0], idx.shape[1] + max_new_tokens, device, dtype)
+        stops = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
+        tokens, start, new = idx.to(device), 0, []
+        done = torch.zeros(idx.shape[0], dtype=torch.bool, device=device)
+        for _ in range(max_new_tokens):
+            out = model(tokens, cache=cache, start=start)
+            start += tokens.shape[1]
+            tokens = (out[0] if isinstance(out, tuple) else out)[:, -1].argmax(-1, keepdim=True)  # [B,1]
+            new.append(tokens)
+            done |= torch.isin(tokens[:, 0], stops)
+            if bool(done.all()):
+                break
+        return torch.cat(new, dim=1).cpu()
+
+    return greedy
 
 
 def _native_shared_context_scorer(model: torch.nn.Module, pad_id: int, device: str):
@@ -231,13 +265,20 @@ def from_hf(model, tokenizer, name: str = "model", device: str = "cpu",
         head_fn = model.lm_head
         shared_fn = _hf_shared_context_scorer(decoder, model.lm_head, pad, device)
 
+    @torch.no_grad()
+    def greedy(idx: torch.Tensor, max_new_tokens: int, stop_ids: Sequence[int]) -> torch.Tensor:
+        idx = idx.to(device)
+        out = model.generate(input_ids=idx, attention_mask=torch.ones_like(idx), max_new_tokens=max_new_tokens,
+                             do_sample=False, eos_token_id=list(stop_ids) or None, pad_token_id=pad)
+        return out[:, idx.shape[1]:].cpu()
+
     return ScoringModel(
         name=name,
         encode_fn=lambda text, special: tokenizer.encode(text, add_special_tokens=special),
         decode_fn=lambda ids: tokenizer.decode(ids),
         eot_token_id=eot_id if eot_id is not None else 0, eot_text=eot_text, max_length=int(max_length),
-        logits_fn=logits_fn, hidden_fn=hidden_fn, head_fn=head_fn, shared_context_fn=shared_fn, device=device,
-        pad_token_id=pad,
+        logits_fn=logits_fn, hidden_fn=hidden_fn, head_fn=head_fn, shared_context_fn=shared_fn, greedy_fn=greedy,
+        device=device, pad_token_id=pad,
     )
 
 

@@ -13,9 +13,13 @@ optional; a missing section renders as "not recorded" so a partial run still get
       "model_config": {name: value},                          # e.g. n_layer, d_model, context, parameters
       "training": {"curve_png": str, "steps": int, "final_train_loss": float, "final_val_loss": float, ...},
       "scores": {task: {"acc": float, "acc_norm": float, "n": int}},
+      "generative": {task: {"exact_match": float, "contains": float, "n": int}},  # greedy open answers
+      "question_vs_cloze": [{"model": str, "task": str, "fact": str, "question_acc": float,
+                             "cloze_acc": float, "gap": float, "n": int}],   # `cloze.question_vs_cloze`
       "scores_png": str,                                      # bar plot from `cli.bar_plot`
       "perplexity": {"perplexity": float, "bits_per_byte": float, "tokens": int, ...},
-      "sensitivity": {task: {"acc_min": float, "acc_max": float, "acc_spread": float}},
+      "sensitivity": {task: {"acc_min": float, "acc_max": float, "acc_spread": float,
+                             "cloze_acc": float}},                  # cloze_acc where the task has a cloze form
       "contamination": {"n": int, "documents_scanned": int,
                         "tasks": {task: {"items": int, "contaminated": int,
                                          "clean_acc": float, "contaminated_acc": float}}},
@@ -116,15 +120,26 @@ def render_model_card(info: dict[str, Any]) -> str:
                   ""]
     else:
         parts += [NOT_RECORDED, ""]
+    if info.get("generative"):
+        parts += ["Open questions, greedy answers (exact match of the first line; answer contained in the reply):",
+                  "", _table(["benchmark", "exact_match", "contains", "n"],
+                             ([task, s.get("exact_match"), s.get("contains"), s.get("n")]
+                              for task, s in sorted(info["generative"].items()))), ""]
+    if info.get("question_vs_cloze"):
+        parts += ["What the model knows versus what it answers: the same facts and choices asked as a question "
+                  "and stated as a cloze (`{person} was born in` → the choices):", "",
+                  _table(["model", "benchmark", "fact", "question acc", "cloze acc", "gap", "n"],
+                         ([r.get("model"), r.get("task"), r.get("fact"), r.get("question_acc"), r.get("cloze_acc"),
+                           r.get("gap"), r.get("n")] for r in info["question_vs_cloze"])), ""]
     if info.get("scores_png"):
         parts += [f"![benchmark scores]({info['scores_png']})", ""]
     if info.get("perplexity"):
         parts += ["Validation perplexity:", "", _key_values(info["perplexity"]), ""]
     if info.get("sensitivity"):
-        parts += ["Prompt sensitivity (accuracy across prompt formats):", "",
-                  _table(["benchmark", "min", "max", "spread"],
-                         ([task, s.get("acc_min"), s.get("acc_max"), s.get("acc_spread")]
-                          for task, s in sorted(info["sensitivity"].items()))), ""]
+        parts += ["Prompt sensitivity (accuracy across prompt formats; cloze: the same facts stated as a cloze):",
+                  "", _table(["benchmark", "min", "max", "spread", "cloze"],
+                             ([task, s.get("acc_min"), s.get("acc_max"), s.get("acc_spread"), s.get("cloze_acc")]
+                              for task, s in sorted(info["sensitivity"].items()))), ""]
 
     parts += ["## Contamination", ""]
     contamination = info.get("contamination") or {}

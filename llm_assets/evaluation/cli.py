@@ -11,6 +11,13 @@ from pathlib import Path
 import polars as pl
 
 from llm_assets.evaluation.adapter import ScoringModel, load_scoring_model
+from llm_assets.evaluation.generative import (
+    DEFAULT_MAX_NEW_TOKENS,
+    evaluate_open_questions,
+    is_open_question_file,
+    load_open_suite,
+    write_generation_samples,
+)
 from llm_assets.evaluation.multiple_choice import (
     LM_EVAL_FEWSHOT_SEED,
     PromptFormat,
@@ -21,57 +28,78 @@ from llm_assets.evaluation.tasks import load_fewshot, load_suite
 
 log = logging.getLogger(__name__)
 
-Scores = dict[str, dict[str, float]]  # {task: {"acc", "acc_norm", "n"}}
+Scores = dict[str, dict[str, float]]  # {task: {"acc", "acc_norm", "n"}} or {task: {"exact_match", "contains", "n"}}
+METRICS = ("acc", "acc_norm", "exact_match", "contains")
 
 
 def format_scores(scores: Scores) -> str:
-    """A fixed-width text table of per-task scores."""
+    """A fixed-width text table of per-task scores (multiple-choice and open-question columns as present)."""
     width = max([len("benchmark"), *(len(task) for task in scores)])
-    lines = [f"{'benchmark':<{width}}  {'acc':>7}  {'acc_norm':>8}  {'n':>6}"]
-    lines += [f"{task:<{width}}  {s['acc']:7.4f}  {s['acc_norm']:8.4f}  {s['n']:6d}" for task, s in scores.items()]
+    metrics = [m for m in METRICS if any(m in s for s in scores.values())]
+    lines = [f"{'benchmark':<{width}}" + "".join(f"  {m:>11}" for m in metrics) + f"  {'n':>6}"]
+    lines += [f"{task:<{width}}" + "".join(f"  {s[m]:11.4f}" if m in s else f"  {'-':>11}" for m in metrics)
+              + f"  {s['n']:6d}" for task, s in scores.items()]
     return "\n".join(lines)
 
 
 def evaluate(checkpoint: str | os.PathLike | ScoringModel, task_files: Sequence[str | os.PathLike], shots: int = 0,
              output: str | os.PathLike | None = None, batch_size: int = 16, max_items: int | None = None,
              device: str = "cpu", template: str | None = None, log_samples: str | os.PathLike | None = None,
-             seed: int = LM_EVAL_FEWSHOT_SEED) -> Scores:
+             seed: int = LM_EVAL_FEWSHOT_SEED, chat: bool = False,
+             max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Scores:
     """Score a checkpoint folder (ours or a Hugging Face export) on benchmark files.
 
-    Prints a table; with `output`, writes JSON `{task: {"acc", "acc_norm", "n"}}` there; with `log_samples`,
-    one JSON line per item (`write_log_samples`). `template` replaces every item's own template (`{query}`
-    is filled); shots come from the fewshot file beside a task file where there is one (`tasks.fewshot_file`).
+    Multiple-choice files give `{task: {"acc", "acc_norm", "n"}}`; open-question files (JSONL `{question,
+    answers}`) are answered greedily (at most `max_new_tokens`, the chat template when `chat`) and give
+    `{task: {"exact_match", "contains", "n"}}`. Prints a table; with `output`, writes the JSON there; with
+    `log_samples`, one JSON line per item (`write_log_samples`, then `write_generation_samples`). `template`
+    replaces every multiple-choice item's own template (`{query}` is filled); shots come from the fewshot
+    file beside a task file where there is one (`tasks.fewshot_file`).
     """
     model = checkpoint if isinstance(checkpoint, ScoringModel) else load_scoring_model(checkpoint, device=device)
     files = [Path(f) for f in task_files]
-    tasks = load_suite(files)
-    fewshot = load_fewshot(files) if shots > 0 else {}
-    fmt = PromptFormat(template=template, shots=shots, seed=seed,
-                       name="default" if template is None else "template")
-    result = evaluate_multiple_choice(model, tasks, fmt, batch_size=batch_size, max_items=max_items,
-                                      fewshot=fewshot)
-    print(format_scores(result.scores))
+    open_files = [f for f in files if is_open_question_file(f)]
+    choice_files = [f for f in files if f not in open_files]
+    scores: Scores = {}
+    if choice_files:
+        tasks = load_suite(choice_files)
+        fewshot = load_fewshot(choice_files) if shots > 0 else {}
+        fmt = PromptFormat(template=template, shots=shots, seed=seed,
+                           name="default" if template is None else "template")
+        result = evaluate_multiple_choice(model, tasks, fmt, batch_size=batch_size, max_items=max_items,
+                                          fewshot=fewshot)
+        scores.update(result.scores)
+    if open_files:
+        generated = evaluate_open_questions(model, load_open_suite(open_files), chat=chat,
+                                            max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                            max_items=max_items)
+        scores.update(generated.scores)
+    print(format_scores(scores))
     if output is not None:
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = output.with_name(f".{output.name}.tmp")
-        tmp.write_text(json.dumps(result.scores, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, output)
         log.info("wrote %s", output)
     if log_samples is not None:
-        log.info("wrote %s", write_log_samples(result.items, log_samples))
-    return result.scores
+        if choice_files:
+            write_log_samples(result.items, log_samples)
+        if open_files:
+            write_generation_samples(generated.items, log_samples, append=bool(choice_files))
+        log.info("wrote %s", log_samples)
+    return scores
 
 
 def scores_table(results: dict[str, Scores]) -> pl.DataFrame:
-    """Long table model × benchmark × metric (`acc`, `acc_norm`) → value, plus `n`.
+    """Long table model × benchmark × metric (`acc`, `acc_norm`, `exact_match`, `contains`) → value, plus `n`.
 
-    `results` maps a model name to its `{task: {"acc", "acc_norm", "n"}}`.
+    `results` maps a model name to its `{task: {metric: value, "n": n}}`.
     """
     rows = [{"model": model, "benchmark": task, "metric": metric, "value": float(score[metric]),
              "n": int(score.get("n", 0))}
             for model, scores in results.items() for task, score in scores.items()
-            for metric in ("acc", "acc_norm") if metric in score]
+            for metric in METRICS if metric in score]
     return pl.DataFrame(rows, schema={"model": pl.Utf8, "benchmark": pl.Utf8, "metric": pl.Utf8,
                                       "value": pl.Float64, "n": pl.Int64})
 

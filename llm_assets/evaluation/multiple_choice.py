@@ -285,7 +285,7 @@ def item_rows(task: str, items: Sequence[Item], lls: Sequence[Sequence[float]],
             "pred": pred, "pred_norm": pred_norm,
             "acc": float(pred == item["gold"]), "acc_norm": float(pred_norm == item["gold"]),
             "loglikelihoods": values.tolist(),
-            "split": item.get("split"), "contaminated": item.get("contaminated"),
+            "split": item.get("split"), "contaminated": item.get("contaminated"), "fact": item.get("fact"),
         })
     return rows
 
@@ -327,7 +327,8 @@ def evaluate_multiple_choice(model: ScoringModel, tasks: dict[str, list[Item]], 
                for item, offset in zip(items, offsets, strict=True)]
         rows.extend(item_rows(task, items, lls, contexts))
     frame = pl.DataFrame(rows, schema_overrides={"loglikelihoods": pl.List(pl.Float64), "split": pl.Utf8,
-                                                 "contaminated": pl.Boolean, "context": pl.Utf8}
+                                                 "contaminated": pl.Boolean, "context": pl.Utf8,
+                                                 "fact": pl.Utf8}
                          ) if rows else pl.DataFrame()
     scores = summarise(frame)
     for task, score in scores.items():

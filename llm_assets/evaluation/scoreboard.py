@@ -1,20 +1,25 @@
-"""Score several checkpoints on one suite: multiple choice, perplexity, prompt sensitivity, contamination.
+"""Score several checkpoints on one suite: multiple choice, question vs cloze, open questions (greedy
+answers), perplexity, prompt sensitivity, contamination.
 
-Writes `scores.parquet` (model × benchmark × metric), `scores.md`, `scores.png`, per-item rows and the
-contamination report under `out_dir`, and returns the numbers for metadata and the model card.
+Writes `scores.parquet` (model × benchmark × metric), `scores.md`, `scores.png`, per-item rows
+(`items.parquet`, `generations.parquet`), `question_vs_cloze.parquet` and the contamination report under
+`out_dir`, and returns the numbers for metadata and the model card.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 import polars as pl
 
 from .adapter import load_scoring_model
 from .cli import bar_plot, scores_table
+from .cloze import cloze_pairs, is_cloze, question_vs_cloze
 from .contamination import find_contamination, scores_by_contamination
+from .generative import DEFAULT_MAX_NEW_TOKENS, evaluate_open_questions
 from .multiple_choice import PromptFormat, evaluate_multiple_choice
 from .perplexity import perplexity_from_shards
 from .sensitivity import default_variants, prompt_sensitivity
@@ -40,10 +45,17 @@ def validation_tokens(shard_dir: Path) -> int:
 def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_dir: Path | None,
                  training_files: list[Path], out_dir: Path, shots: int = 0, batch_size: int = 16,
                  max_items: int | None = None, perplexity_tokens: int | None = 200_000,
-                 template: str | None = None, fewshot: dict[str, dict] | None = None) -> dict:
+                 template: str | None = None, fewshot: dict[str, dict] | None = None,
+                 open_tasks: dict[str, list[Item]] | None = None, chat_models: Collection[str] = ("assistant",),
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> dict:
     """Score `models` and write the tables and plot; `results["notes"]` says what could not be measured
     (no benchmark tasks, an empty validation split) instead of failing. `template` replaces every item's own
-    template; `fewshot` gives tasks their shot pools (`tasks.load_fewshot`)."""
+    template; `fewshot` gives tasks their shot pools (`tasks.load_fewshot`). `open_tasks` are answered
+    greedily (`generative`), with the chat template for the models named in `chat_models`.
+
+    Cloze tasks keep their own `{query}` template: they are left out of prompt sensitivity (their accuracy
+    goes beside the paired question task's spread as `cloze_acc`) and of the contamination scan (they state
+    training facts by design)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     fmt = PromptFormat(template=template, shots=shots)
     notes = []
@@ -53,7 +65,11 @@ def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_di
     if shard_dir is not None and validation_tokens(shard_dir) < 2:
         notes.append("the validation split is empty: perplexity is not measured")
         shard_dir = None
-    contamination = find_contamination(tasks, training_files) if training_files and tasks else None
+    pairs = cloze_pairs(tasks)
+    questions = {task: items for task, items in tasks.items() if not is_cloze(items)}
+    contamination = find_contamination(questions, training_files) if training_files and questions else None
+    open_tasks = open_tasks or {}
+    generations = []
     results: dict = {"models": {}, "contamination": None, "notes": notes}
     scores: dict[str, dict] = {}
     item_frames = []
@@ -66,16 +82,23 @@ def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_di
                                           fewshot=fewshot)
             scores[name] = entry["scores"] = mc.scores
             item_frames.append(mc.items.with_columns(pl.lit(name).alias("model")))
-            _, spread = prompt_sensitivity(model, tasks, default_variants(shots=3), batch_size=batch_size,
+            _, spread = prompt_sensitivity(model, questions, default_variants(shots=3), batch_size=batch_size,
                                            max_items=max_items, fewshot=fewshot)
-            entry["sensitivity"] = {row["task"]: row for row in spread.to_dicts()}
+            entry["sensitivity"] = {row["task"]: {**row, "cloze_acc": mc.scores[pairs[row["task"]]]["acc"]}
+                                    if row["task"] in pairs else row for row in spread.to_dicts()}
             if contamination is not None:
                 entry["clean_vs_contaminated"] = scores_by_contamination(mc.items, contamination).to_dicts()
+        if open_tasks:
+            gen = evaluate_open_questions(model, open_tasks, chat=name in chat_models, max_new_tokens=max_new_tokens,
+                                          batch_size=batch_size, max_items=max_items)
+            entry["generative"] = gen.scores
+            generations.append(gen.items.with_columns(pl.lit(name).alias("model")))
         if shard_dir is not None:
             entry["perplexity"] = perplexity_from_shards(model, shard_dir, "validation", batch_size=8,
                                                          max_tokens=perplexity_tokens).as_dict()
         results["models"][name] = entry
-    table = scores_table(scores)
+    table = scores_table({name: {**scores.get(name, {}), **entry.get("generative", {})}
+                          for name, entry in results["models"].items()})
     for name, entry in results["models"].items():
         ppl = entry.get("perplexity")
         if ppl:
@@ -86,6 +109,11 @@ def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_di
     table.write_parquet(out_dir / "scores.parquet")
     items = pl.concat(item_frames, how="diagonal_relaxed") if item_frames else pl.DataFrame()
     items.drop("loglikelihoods", strict=False).write_parquet(out_dir / "items.parquet")
+    (pl.concat(generations, how="diagonal_relaxed") if generations else pl.DataFrame()).write_parquet(
+        out_dir / "generations.parquet")
+    knowledge = question_vs_cloze(items, pairs)
+    knowledge.write_parquet(out_dir / "question_vs_cloze.parquet")
+    results["question_vs_cloze"] = knowledge.to_dicts()
     mc_only = table.filter(pl.col("metric").is_in(["acc", "acc_norm"]))
     plot = out_dir / "scores.png"
     if mc_only.is_empty():
@@ -94,6 +122,10 @@ def score_models(models: dict[str, Path], tasks: dict[str, list[Item]], shard_di
         bar_plot(mc_only, plot)
     (out_dir / "scores.md").write_text(markdown_table(table) if not table.is_empty() else
                                        "no scores: " + "; ".join(notes))
+    if knowledge.is_empty():
+        (out_dir / "question_vs_cloze.md").unlink(missing_ok=True)
+    else:
+        (out_dir / "question_vs_cloze.md").write_text(markdown_table(knowledge))
     if contamination is not None:
         contamination.items.write_parquet(out_dir / "contamination.parquet")
         results["contamination"] = {
