@@ -9,6 +9,8 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
 from llm_assets.evaluation.card import render_model_card
+from llm_assets.evaluation.cloze import cloze_pairs
+from llm_assets.evaluation.generative import is_open_question_file, load_open_suite
 from llm_assets.evaluation.scoreboard import score_models
 from llm_assets.evaluation.tasks import QUESTION_TEMPLATE, load_fewshot, load_suite
 from llm_assets.lake import kept_path, part_files, removed_path, scan_parts
@@ -30,24 +32,33 @@ def image_markdown(png, alt: str) -> MetadataValue:
 
 
 @asset(
-    group_name=GROUP, owners=OWNERS, kinds={"json"}, code_version="benchmark_suite-2",
+    group_name=GROUP, owners=OWNERS, kinds={"json"}, code_version="benchmark_suite-3",
     description="Four-choice benchmarks: the synthetic world's questions (split by fine-tuning and held-out "
-    "people) plus user files (ICL JSONL, lm-eval-style JSONL, MMLU CSV).",
+    "people) and the same facts as a cloze, plus user files (ICL JSONL, lm-eval-style JSONL, MMLU CSV); open "
+    "questions ({question, answers} JSONL, the synthetic world's questions without choices) for greedy answers.",
     check_specs=[spec("benchmark_suite", "well_formed", "Every task has items with a valid gold index.",
                       blocking=True)],
 )
 def benchmark_suite(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
     files = crawl.benchmarks()
     synthetic = crawl.synthetic_folder()
-    # the synthetic world's queries are bare questions: score them in lm-eval's "Question: …\nAnswer:" form
-    templates = {str(synthetic / "benchmark.jsonl"): QUESTION_TEMPLATE} if synthetic is not None else {}
+    templates = {}
+    if synthetic is not None:
+        # the synthetic world's queries are bare questions: score them in lm-eval's "Question: …\nAnswer:"
+        # form; its cloze statements as written; a crawl from before these files existed has neither
+        templates = {str(synthetic / "benchmark.jsonl"): QUESTION_TEMPLATE, str(synthetic / "cloze.jsonl"): "{query}"}
+        files += [synthetic / name for name in ("cloze.jsonl", "open_questions.jsonl") if (synthetic / name).is_file()]
+    open_files = [f for f in files if is_open_question_file(f)]
+    files = [f for f in files if f not in open_files]
     tasks = load_suite(files, templates=templates)
+    open_tasks = load_open_suite(open_files)
     fewshot = load_fewshot(files)
     out = lake.asset_dir("benchmark_suite")
     out.mkdir(parents=True, exist_ok=True)
     (out / "suite.json").write_text(json.dumps({"files": [str(f) for f in files], "tasks": tasks,
-                                                "fewshot": fewshot}))
-    counts = {task: len(items) for task, items in tasks.items()}
+                                                "fewshot": fewshot, "open_files": [str(f) for f in open_files],
+                                                "open_tasks": open_tasks}))
+    counts = {task: len(items) for task, items in {**tasks, **open_tasks}.items()}
     formats = {task: items[0]["format"] for task, items in tasks.items() if items}
     skipped = {} if files else {"skipped": NO_BENCHMARKS}
     if not files:
@@ -56,17 +67,21 @@ def benchmark_suite(context: AssetExecutionContext, lake: LakeResource, crawl: C
                                       "dagster/row_count": sum(counts.values()),
                                       "items_per_task": metadata_value(counts),
                                       "formats": metadata_value(formats),
+                                      "cloze_of": metadata_value(cloze_pairs(tasks)),
+                                      "open_questions": metadata_value(sorted(open_tasks)),
                                       "fewshot_files": metadata_value({t: p["file"] for t, p in fewshot.items()}),
-                                      "files": metadata_value([str(f) for f in files]), **skipped})
+                                      "files": metadata_value([str(f) for f in files + open_files]),
+                                      **skipped})
     bad = [t for t, items in tasks.items()
            if not items or any(not 0 <= it["gold"] < len(it["choices"]) for it in items)]
     yield check("well_formed", not bad and (bool(tasks) or not files), tasks=len(tasks), bad_tasks=bad, **skipped)
 
 
-def load_tasks(lake: LakeResource) -> tuple[dict, dict]:
-    """The suite's tasks and their shot pools (none in a suite written before pools were recorded)."""
+def load_tasks(lake: LakeResource) -> tuple[dict, dict, dict]:
+    """The suite's tasks, their shot pools and its open-question tasks (the last two empty in a suite written
+    before they were recorded)."""
     suite = json.loads((lake.asset_dir("benchmark_suite") / "suite.json").read_text())
-    return suite["tasks"], suite.get("fewshot", {})
+    return suite["tasks"], suite.get("fewshot", {}), suite.get("open_tasks", {})
 
 
 class BenchmarkConfig(Config):
@@ -78,9 +93,11 @@ class BenchmarkConfig(Config):
 
 @asset(
     deps=["benchmark_suite", "base_checkpoint", "assistant_checkpoint", "token_shards", "training_mixture"],
-    group_name=GROUP, owners=OWNERS, kinds={"pytorch", "parquet"}, code_version="benchmark_scores-2",
+    group_name=GROUP, owners=OWNERS, kinds={"pytorch", "parquet"}, code_version="benchmark_scores-3",
     description="acc/acc_norm (lm-eval-harness semantics) per benchmark for the base and assistant "
-    "checkpoints, validation perplexity and bits per byte, prompt sensitivity, and contamination.",
+    "checkpoints, question vs cloze accuracy per fact, exact-match/contains of greedy answers to open "
+    "questions (chat template for the assistant), validation perplexity and bits per byte, prompt "
+    "sensitivity, and contamination.",
     check_specs=[spec("benchmark_scores", "no_contamination",
                       "No benchmark item shares 13-grams with the training data (warns).")],
 )
@@ -91,11 +108,11 @@ def benchmark_scores(context: AssetExecutionContext, lake: LakeResource, config:
         raise FileNotFoundError(f"benchmark_scores: no trained model in {lake.asset_dir('base_checkpoint')}; "
                                 "materialize base_checkpoint first")
     out = lake.asset_dir("benchmark_scores")
-    tasks, fewshot = load_tasks(lake)
+    tasks, fewshot, open_tasks = load_tasks(lake)
     results = score_models(models, tasks, lake.asset_dir("token_shards"),
                            part_files(lake.path, "training_mixture"), out, shots=size.shots,
                            batch_size=size.batch_size, max_items=size.max_items,
-                           template=config.template or None, fewshot=fewshot)
+                           template=config.template or None, fewshot=fewshot, open_tasks=open_tasks)
     table: pl.DataFrame = results["table"]
     headline = {f"{r['model']}/{r['benchmark']}/{r['metric']}": float(r["value"])
                 for r in table.iter_rows(named=True)}
@@ -106,6 +123,8 @@ def benchmark_scores(context: AssetExecutionContext, lake: LakeResource, config:
         "path": MetadataValue.path(str(out / "scores.parquet")),
         "dagster/row_count": table.height,
         "scores": MetadataValue.md((out / "scores.md").read_text()),
+        **({"question_vs_cloze": MetadataValue.md((out / "question_vs_cloze.md").read_text())}
+           if (out / "question_vs_cloze.md").exists() else {}),
         **({"scores_plot": image_markdown(plot, "benchmark scores")} if plot.exists() else {}),
         **headline,
         "models": metadata_value(sorted(models)),
@@ -197,6 +216,9 @@ def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
                      "tokens_seen": metrics.get("tokens_seen"), "parameters": metrics.get("parameters")},
         "scores": {f"{model}/{task}": s for model, entry in results["models"].items()
                    for task, s in entry["scores"].items()},
+        "generative": {f"{model}/{task}": s for model, entry in results["models"].items()
+                       for task, s in entry.get("generative", {}).items()},
+        "question_vs_cloze": results.get("question_vs_cloze"),
         "scores_png": str(scores_dir / "scores.png") if (scores_dir / "scores.png").exists() else None,
         "notes": [f"{key}: {skipped_reason(lake, key)}" for key in CHECKPOINTS.values()
                   if not checkpoint_ready(lake.asset_dir(key))] + results.get("notes", []),
