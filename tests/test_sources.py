@@ -92,7 +92,8 @@ def test_read_errors_of_a_url_with_credentials_are_redacted_and_unchained(tmp_pa
     import socket
 
     from llm_assets.crawl import UnreadableWarcError
-    from llm_assets.crawl.raw import crawl_to_parquet, safe_message, source_file_name
+    from llm_assets.crawl.raw import crawl_to_parquet, safe_message
+    from llm_assets.crawl.sources import source_file_name
 
     with socket.socket() as s:  # a port nothing listens on: the connection is refused at once
         s.bind(("127.0.0.1", 0))

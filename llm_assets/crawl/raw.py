@@ -16,14 +16,6 @@ from .sources import REDACTED, redact_text, redact_url
 from .warc import DEFAULT_MAX_BODY_BYTES, RAW_SCHEMA, Tally, UnreadableWarcError, iter_warc_batches
 
 
-def source_file_name(uri: str) -> str:
-    """The WARC file's name as stored in `warc_file`: for a URL, its path's last segment (never the query
-    string of a presigned URL, nor userinfo)."""
-    if "://" in uri and not uri.startswith("file://"):
-        uri = urlsplit(uri).path
-    return uri.rstrip("/").rsplit("/", 1)[-1]
-
-
 def _credentials_of(uri: str) -> set[str]:
     """The credential strings in `uri` (userinfo, secret query values, raw and decoded) to scrub from
     messages that may quote them outside a URL."""
@@ -80,11 +72,8 @@ def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int =
     rows = body_bytes = 0
     start = time.perf_counter()
     writer = None
-    name = source_file_name(uri)
     try:
         for batch in _batches(uri, batch_records, tally, max_body_bytes):
-            if batch.height and batch["warc_file"][0] != name:
-                batch = batch.with_columns(warc_file=pl.lit(name, dtype=pl.Utf8))
             table = batch.to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")

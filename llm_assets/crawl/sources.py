@@ -65,6 +65,14 @@ def redact_text(text: str) -> str:
     return _URL_IN_TEXT.sub(one, text)
 
 
+def source_file_name(uri: str) -> str:
+    """The WARC file's name as stored in `warc_file`: for a URL, its path's last segment (never the query
+    string of a presigned URL, nor userinfo)."""
+    if _is_remote(uri):
+        uri = urlsplit(uri).path
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _has_glob(source: str) -> bool:
     """Whether a source is a pattern. In http(s) URLs `?` starts the query (presigned URLs), never a
     wildcard, and nothing after it is a pattern."""

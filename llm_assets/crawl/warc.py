@@ -39,7 +39,7 @@ import polars as pl
 from fastwarc.stream_io import ZstdReader
 from fastwarc.warc import ArchiveIterator, HeaderMap, WarcRecord, WarcRecordType
 
-from .sources import open_uri, redact_text, redact_url
+from .sources import open_uri, redact_text, redact_url, source_file_name
 
 log = logging.getLogger(__name__)
 
@@ -698,7 +698,7 @@ def iter_warc_batches(uri: str, batch_records: int = 2000, tally: Tally | None =
     and counted as repaired `truncated_body`. Everything else is counted in `tally`.
     """
     tally = tally if tally is not None else Tally()
-    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    name = source_file_name(uri)
     try:
         stream = _seekable(open_uri(uri))
         head = stream.read(8)
@@ -744,6 +744,6 @@ def read_warc(uri: str, max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES) -> 
     frames = list(iter_warc_batches(uri, tally=tally, max_body_bytes=max_body_bytes))
     records = pl.concat(frames) if frames else pl.DataFrame(schema=RAW_SCHEMA)
     if tally.skipped:
-        log.warning("%s: skipped %s", uri, dict(tally.skipped))
+        log.warning("%s: skipped %s", redact_url(uri), dict(tally.skipped))
     return WarcRead(records, dict(tally.skipped), dict(tally.repaired), dict(tally.non_response),
                     tally.bytes_read, tally.records_seen)
