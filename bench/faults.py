@@ -184,7 +184,7 @@ def build_env(home: Path, data_dir: Path) -> dict[str, str]:
 
 
 def run_until(home: Path, data_dir: Path, fault: Fault | None, log: Path, timeout: float = 900,
-              poll: float = 0.2) -> Outcome:
+              poll: float = 0.5) -> Outcome:
     """Start a build; SIGKILL it when `fault` is ready (None: let it finish)."""
     started = time.time()
     with open(log, "w") as out:
