@@ -140,6 +140,8 @@ def test_question_vs_cloze_pairs_the_synthetic_tasks_per_fact(smoke_crawl, folde
     text = card.render_model_card({"question_vs_cloze": table.to_dicts(),
                                    "generative": {"base/open": {"exact_match": 0.25, "contains": 0.5, "n": 4}}})
     assert "| base/open | 0.2500 | 0.5000 | 4 |" in text and "cloze acc" in text
+    shown = [line for line in text.splitlines() if line.startswith("| – | benchmark")]
+    assert len(shown) == per_fact.height + 3  # per fact for the whole task, over all facts for each task
 
 
 def test_scoreboard_puts_cloze_and_open_answers_beside_the_questions(tmp_path, smoke_crawl, folders):

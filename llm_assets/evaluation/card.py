@@ -126,11 +126,17 @@ def render_model_card(info: dict[str, Any]) -> str:
                              ([task, s.get("exact_match"), s.get("contains"), s.get("n")]
                               for task, s in sorted(info["generative"].items()))), ""]
     if info.get("question_vs_cloze"):
+        rows = info["question_vs_cloze"]
+        first: dict = {}
+        for row in rows:
+            first.setdefault(row.get("model"), row.get("task"))
+        # per fact for each model's first (whole) task; over all facts for its other tasks (the splits)
+        shown = [r for r in rows if r.get("fact") == "all" or r.get("task") == first[r.get("model")]]
         parts += ["What the model knows versus what it answers: the same facts and choices asked as a question "
-                  "and stated as a cloze (`{person} was born in` → the choices):", "",
+                  "and stated as a cloze (`{person} was born in` → the choices); gap = cloze − question:", "",
                   _table(["model", "benchmark", "fact", "question acc", "cloze acc", "gap", "n"],
                          ([r.get("model"), r.get("task"), r.get("fact"), r.get("question_acc"), r.get("cloze_acc"),
-                           r.get("gap"), r.get("n")] for r in info["question_vs_cloze"])), ""]
+                           r.get("gap"), r.get("n")] for r in shown)), ""]
     if info.get("scores_png"):
         parts += [f"![benchmark scores]({info['scores_png']})", ""]
     if info.get("perplexity"):
