@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
+from llm_assets.crawl import redact_url
 from llm_assets.evaluation.card import render_model_card
 from llm_assets.evaluation.cloze import cloze_pairs
 from llm_assets.evaluation.generative import is_open_question_file, load_open_suite
@@ -177,7 +178,7 @@ def data_sources(lake: LakeResource, sources: dict[str, str]) -> list[dict]:
         raw = lake.asset_dir("raw_crawl") / "kept" / f"{key}.parquet"
         records = pl.scan_parquet(raw).select(pl.len()).collect().item() if raw.exists() else None
         local = Path(uri)
-        rows.append({"uri": uri, "records": records, "bytes": local.stat().st_size if local.exists() else None})
+        rows.append({"uri": redact_url(uri), "records": records, "bytes": local.stat().st_size if local.exists() else None})
     return rows
 
 
