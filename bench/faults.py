@@ -112,13 +112,14 @@ class Watch:
         self._known_runs: set[str] = set()
 
     def steps_started(self) -> set[str]:
-        from dagster import DagsterEventType, RunsFilter
+        from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
-        records = self.instance.get_run_records(RunsFilter(tags={"llm_assets/launched_by": "cli-build"}),
-                                                limit=20)
+        # the runs this build has going (a killed build's runs stay STARTED until the next build fails them)
+        records = self.instance.get_run_records(RunsFilter(tags={"llm_assets/launched_by": "cli-build"},
+                                                           statuses=[DagsterRunStatus.STARTED]))
         steps = set()
         for record in records:
-            if (record.create_timestamp.timestamp() if record.create_timestamp else 0) < self.started - 1:
+            if record.create_timestamp.timestamp() < self.started - 1:
                 continue
             for entry in self.instance.all_logs(record.dagster_run.run_id, of_type=DagsterEventType.STEP_START):
                 steps.add(entry.step_key)

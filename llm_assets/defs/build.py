@@ -85,11 +85,13 @@ class PoolWait(threading.Thread):
                 print(f"{self.step_key} got a slot of pool {self.pool!r}", flush=True)
                 return
             if check_captured_interrupt():
-                storage.free_concurrency_slots_for_run(self.run_id)
                 run = instance.get_run_by_id(self.run_id)
                 if run is not None and not run.is_finished:
                     instance.report_run_failed(run, message=f"interrupted while {self.step_key} waited for "
                                                f"pool {self.pool!r}")
+                # last, as close to the exit as can be: the executor's loop may claim again until then (a claim
+                # left behind belongs to a failed run, which the next build or the daemon clears)
+                storage.free_concurrency_slots_for_run(self.run_id)
                 print(f"interrupted while {self.step_key} waited for pool {self.pool!r}: run "
                       f"{self.run_id[:8]} marked failed", file=sys.stderr, flush=True)
                 os._exit(130)

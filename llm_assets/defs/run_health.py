@@ -46,7 +46,7 @@ def run_process_gone(run) -> bool:
 def fail_orphaned_runs(instance: DagsterInstance, stream=sys.stdout) -> list[str]:
     """Mark failed the unfinished runs of `build` whose process is gone, and free their pool slots (a run
     killed while training would otherwise hold the `gpu` slot forever and block every later build); also
-    free slots still held by finished runs. Returns the run ids marked failed."""
+    free the slots and pending claims still held by finished runs. Returns the run ids marked failed."""
     failed = []
     for record in instance.get_run_records(RunsFilter(tags=RUN_TAGS, statuses=UNFINISHED)):
         run = record.dagster_run
@@ -60,8 +60,10 @@ def fail_orphaned_runs(instance: DagsterInstance, stream=sys.stdout) -> list[str
               "marked it failed and freed its pool slots", file=stream, flush=True)
     storage = instance.event_log_storage
     if storage.supports_global_concurrency_limits:
-        holders = {slot.run_id for pool in storage.get_concurrency_keys()
-                   for slot in storage.get_concurrency_info(pool).claimed_slots}
+        infos = [storage.get_concurrency_info(pool) for pool in storage.get_concurrency_keys()]
+        # a finished run may still hold a slot, or wait for one (and be handed the next free slot)
+        holders = {slot.run_id for info in infos for slot in info.claimed_slots} | {
+            step.run_id for info in infos for step in info.pending_steps}
         for run_id in holders:
             run = instance.get_run_by_id(run_id)
             if run is None or run.is_finished:
