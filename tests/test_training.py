@@ -159,3 +159,17 @@ def test_sft_mode_counts_only_masked_targets():
     del batch["loss_mask"]
     with pytest.raises(ValueError, match="loss_mask"):
         task._targets(batch)
+
+
+def test_mfu_never_exceeds_the_device():
+    """A peak measured while the cores were busy understates the device: a faster step raises it, so the
+    MFU it reports stays at most 100 %."""
+    from llm_assets.training.callbacks import ProgressReporter
+
+    lines: list[str] = []
+    reporter = ProgressReporter(lines.append, tokens_per_step=1000, flops_per_token=6_000_000, peak_flops=1e9)
+    reporter._raise_peak(3e9)
+    assert reporter.peak_flops == 3e9 and len(lines) == 1 and "busy" in lines[0]
+    reporter._raise_peak(2e9)  # slower steps leave the better estimate alone
+    reporter._raise_peak(4e9)
+    assert reporter.peak_flops == 4e9 and len(lines) == 1
