@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from llm_assets.training.resume import FINGERPRINT, reset_if_inputs_changed
 
 
@@ -42,3 +44,25 @@ def test_shard_fingerprint_covers_content_not_timing(tmp_path):
     manifest["tokens"]["train"] += 1
     (tmp_path / "old.json").write_text(json.dumps(manifest))
     assert json_content_digest(tmp_path / "old.json") != json_content_digest(first / MANIFEST)
+
+
+def test_rerun_of_a_finished_training_keeps_its_losses(tmp_path):
+    """A rerun with the same inputs finds last.ckpt at the last step: it trains nothing and must still report
+    the training's final loss and whole loss curve (the history travels in last.ckpt)."""
+    from llm_assets.training.pretrain import pretrain_config_from_dict, run_pretraining
+    from llm_assets.training.sample_data import write_sample_corpus
+
+    corpus = write_sample_corpus(tmp_path / "corpus", documents=120, vocab_size=300)
+    config = pretrain_config_from_dict({
+        "shards": str(corpus["shards"]), "tokenizer": str(corpus["tokenizer"]), "out": str(tmp_path / "run"),
+        "model": {"n_layer": 1, "n_head": 2, "n_kv_head": 1, "d_model": 32, "d_ff": 64, "context": 32},
+        "train": {"max_steps": 6, "micro_batch": 4, "lr": 3e-3, "warmup_steps": 1, "grad_accum": 1,
+                  "checkpoint_every": 3, "eval_every": 3, "eval_batches": 1},
+        "accelerator": "cpu", "peak_flops": 1e10, "log_every": 1})
+    first = run_pretraining(config, emit=lambda _: None)
+    lines = []
+    again = run_pretraining(config, emit=lines.append)
+    assert "resumed from last.ckpt at step 6/6" in lines
+    assert again["resumed_at_step"] == 6 and again["steps_this_run"] == 0 and again["steps"] == 6
+    assert again["train_loss"] == first["train_loss"] and again["val_loss"] == first["val_loss"]
+    assert again["tokens_per_s"] == pytest.approx(first["tokens_per_s"])

@@ -44,7 +44,9 @@ class LastCheckpoint(L.Callback):
 
 
 class ProgressReporter(L.Callback):
-    """Collects the loss of each optimizer step and emits `step loss lr tokens/s MFU` lines on rank zero."""
+    """Collects the loss of each optimizer step and emits `step loss lr tokens/s MFU` lines on rank zero.
+
+    Put it before `LastCheckpoint` in the trainer's callbacks, so a checkpoint's history includes its step."""
 
     def __init__(self, emit: Callable[[str], None], tokens_per_step: int, flops_per_token: int,
                  peak_flops: float | None, log_every: int = 1):
@@ -56,13 +58,39 @@ class ProgressReporter(L.Callback):
         self._last_step: int | None = None
         self._step_started = 0.0
         self.start_step = 0  # the optimizer step training (re)started at: > 0 after a resume from last.ckpt
+        self.restored = 0  # how many of `steps` an earlier run recorded (restored from last.ckpt)
         self._peak_raised = False
 
+    # the history travels in last.ckpt, so a resumed run reports the losses of the whole training (a rerun that
+    # finds training complete trains no step, and must still know its final loss)
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "validations": self.validations}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.steps = list(state_dict.get("steps", []))
+        self.validations = list(state_dict.get("validations", []))
+        self.restored = len(self.steps)
+
+    @property
+    def steps_this_run(self) -> list[dict]:
+        return self.steps[self.restored:]
+
+    def _resumed_at(self, trainer, step: int) -> None:
+        self.start_step = step
+        if trainer.is_global_zero:
+            self.emit(f"resumed from last.ckpt at step {step}/{trainer.max_steps}")
+
+    def on_fit_start(self, trainer, pl_module):
+        # this callback's state is restored by now (the trainer's step not yet); a run that finds training
+        # complete goes no further than this hook
+        if self.restored:
+            self._resumed_at(trainer, self.steps[-1]["step"])
+
     def on_train_start(self, trainer, pl_module):
-        self._last_step = self.start_step = trainer.global_step
+        if trainer.global_step and not self.restored:  # a last.ckpt written without this callback's state
+            self._resumed_at(trainer, trainer.global_step)
+        self._last_step = trainer.global_step
         self._step_started = time.perf_counter()
-        if trainer.global_step and trainer.is_global_zero:
-            self.emit(f"resumed from last.ckpt at step {trainer.global_step}/{trainer.max_steps}")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
@@ -114,8 +142,9 @@ class ProgressReporter(L.Callback):
             self.emit(f"validation step {trainer.global_step} loss {loss:.4f} perplexity {math.exp(min(loss, 50)):.2f}")
 
     def throughput(self) -> dict:
-        """Mean tokens/s and MFU over the recorded steps, leaving out the first (warm-up, compilation)."""
-        timed = self.steps[1:] or self.steps
+        """Mean tokens/s and MFU over this run's steps, leaving out the first (warm-up, compilation, restoring);
+        over the restored ones when this run trained none."""
+        timed = self.steps_this_run[1:] or self.steps_this_run or self.steps[1:] or self.steps
         seconds = sum(s["seconds"] for s in timed)
         tokens_per_s = self.tokens_per_step * len(timed) / seconds if seconds > 0 else math.nan
         mfu = tokens_per_s * self.flops_per_token / self.peak_flops if self.peak_flops else None

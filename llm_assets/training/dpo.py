@@ -268,7 +268,7 @@ def run_dpo(config: DPOConfig, emit: Callable[[str], None] = print, callbacks: S
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         default_root_dir=str(out), callbacks=[LastCheckpoint(out, config.checkpoint_every), *callbacks])
     reporter = ProgressReporter(emit, 0, 0, None, config.log_every)
-    trainer.callbacks.append(reporter)
+    trainer.callbacks.insert(0, reporter)  # before LastCheckpoint: a checkpoint holds its own step
     ckpt_path = out / LAST_CHECKPOINT
     resume_from = str(ckpt_path) if config.resume and ckpt_path.is_file() else None
     tokenizer_file = Path(config.sft) / TOKENIZER_FILE
@@ -292,12 +292,12 @@ def run_dpo(config: DPOConfig, emit: Callable[[str], None] = print, callbacks: S
         "reward_accuracy_last": float(np.mean(task.reward_accuracy[-10:])) if task.reward_accuracy else None,
         "pairs": len(sides["chosen"][0]),
         "steps": trainer.global_step,
-        "steps_this_run": len(history),
+        "steps_this_run": len(reporter.steps_this_run),
         "beta": config.beta,
         "loss_curve": str(plot_loss_curve(history, [], out / "loss_curve.png")),
         "path": str(out),
         "resumed_from": resume_from,
-        "history": history,
+        "history": reporter.steps_this_run,  # the whole training's steps are in the loss curve
     }
     tmp = out / ".metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2))

@@ -190,7 +190,7 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
     tokens_per_step = train.micro_batch * model_config.context * train.grad_accum * world
     reporter = ProgressReporter(emit, tokens_per_step, flops_per_token(model_config), peak * world,
                                 config.log_every)
-    trainer.callbacks.append(reporter)
+    trainer.callbacks.insert(0, reporter)  # before LastCheckpoint: a checkpoint holds its own step
 
     ckpt_path = out / LAST_CHECKPOINT
     resume_from = str(ckpt_path) if config.resume and ckpt_path.is_file() else None
@@ -226,7 +226,7 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
         "loss_finite_message": finite_message,
         "unigram_entropy": unigram_entropy(config.shards, "train", max_tokens=50_000_000),
         "steps": trainer.global_step,
-        "steps_this_run": len(steps),
+        "steps_this_run": len(reporter.steps_this_run),
         "tokens_seen": trainer.global_step * tokens_per_step,
         "tokens_per_s": throughput["tokens_per_s"],
         "steps_per_s": throughput["steps_per_s"],
@@ -240,7 +240,7 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
         "path": str(out),
         "resumed_from": resume_from,
         "resumed_at_step": reporter.start_step,
-        "history": steps,
+        "history": reporter.steps_this_run,  # the whole training's steps are in the loss curve
         "validations": reporter.validations,
     }
     tmp = out / ".metrics.json.tmp"

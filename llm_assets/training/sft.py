@@ -284,7 +284,7 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
     mean_length = float(np.mean([len(a) for a in input_ids]))
     tokens_per_step = int(mean_length * sizes.micro_batch * sizes.grad_accum * world)  # padding excluded, approx
     reporter = ProgressReporter(emit, tokens_per_step, 0, None, config.log_every)
-    trainer.callbacks.append(reporter)
+    trainer.callbacks.insert(0, reporter)  # before LastCheckpoint: a checkpoint holds its own step
 
     ckpt_path = out / LAST_CHECKPOINT
     resume_from = str(ckpt_path) if config.resume and ckpt_path.is_file() else None
@@ -321,7 +321,7 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
         "loss_finite_message": finite_message,
         "examples": len(input_ids),
         "steps": trainer.global_step,
-        "steps_this_run": len(history),
+        "steps_this_run": len(reporter.steps_this_run),
         "planned_steps": steps,
         "epochs": trainer.global_step * sizes.micro_batch * sizes.grad_accum * world / len(input_ids),
         "tokens_seen": tokens,
@@ -336,7 +336,7 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
         "path": str(out),
         "resumed_from": resume_from,
         "resumed_at_step": reporter.start_step,
-        "history": history,
+        "history": reporter.steps_this_run,  # the whole training's steps are in the loss curve
     }
     tmp = out / ".metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2))
