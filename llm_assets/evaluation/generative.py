@@ -25,7 +25,7 @@ import polars as pl
 import torch
 
 from llm_assets.evaluation.adapter import ScoringModel
-from llm_assets.evaluation.tasks import SPLITS, BenchmarkFormatError, Item, _fail, _text
+from llm_assets.evaluation.tasks import SPLITS, BenchmarkFormatError, Item, _fail, jsonl_objects
 from llm_assets.tokens.special import END_OF_TURN, render_chat
 
 log = logging.getLogger(__name__)
@@ -54,15 +54,7 @@ def load_open_questions(path: str | Path) -> list[Item]:
     """Items `{question, answers, doc_id, ...}` of an open-question JSONL file; bad records name file and line."""
     path = Path(path)
     items: list[Item] = []
-    for line_no, line in enumerate(_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise _fail(path, line_no, f"not valid JSON ({err.msg} at column {err.colno})") from None
-        if not isinstance(record, dict):
-            raise _fail(path, line_no, f"expected a JSON object, got {type(record).__name__}")
+    for line_no, record in jsonl_objects(path):
         question, answers = record.get("question"), record.get("answers")
         if not isinstance(question, str) or not question.strip():
             raise _fail(path, line_no, "an open question needs `question` as a non-empty string")

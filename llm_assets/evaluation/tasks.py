@@ -33,6 +33,7 @@ import io
 import json
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,11 +182,8 @@ def _text(path: Path) -> str:
                                 "benchmark files are UTF-8 JSONL or CSV") from None
 
 
-def load_jsonl(path: str | Path) -> list[Item]:
-    """Items of a JSONL benchmark file (one format, see module doc); blank lines are skipped."""
-    path = Path(path)
-    items: list[Item] = []
-    fmt = None
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """`(line number, object)` of each non-blank line of a UTF-8 JSONL file; a bad line names file and line."""
     for line_no, line in enumerate(_text(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -195,6 +193,15 @@ def load_jsonl(path: str | Path) -> list[Item]:
             raise _fail(path, line_no, f"not valid JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(record, dict):
             raise _fail(path, line_no, f"expected a JSON object, got {type(record).__name__}")
+        yield line_no, record
+
+
+def load_jsonl(path: str | Path) -> list[Item]:
+    """Items of a JSONL benchmark file (one format, see module doc); blank lines are skipped."""
+    path = Path(path)
+    items: list[Item] = []
+    fmt = None
+    for line_no, record in jsonl_objects(path):
         this = detect_format(record)
         if fmt is not None and this is not None and this != fmt:
             raise _fail(path, line_no, f"a {this} record in a file of {fmt} records; one format per file")
