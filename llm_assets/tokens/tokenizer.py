@@ -137,10 +137,9 @@ def measure_compression(tokenizer_path: str | os.PathLike, texts: Iterable[str])
             "characters": chars, "bytes": n_bytes, "documents": len(texts)}
 
 
-def mixture_texts(mixture_files: Iterable[str | os.PathLike], split: str = "train",
-                  batch_documents: int = 1024, max_characters: int | None = None) -> Iterator[str]:
-    """Texts of one split of the training mixture, streamed in record batches (for `train_tokenizer`)."""
-    total = 0
+def _text_and_split_batches(mixture_files: Iterable[str | os.PathLike], batch_documents: int
+                            ) -> Iterator[tuple[list, list]]:
+    """`(texts, splits)` of the mixture files in record batches; empty parts (maybe without columns) skipped."""
     for path in mixture_files:
         parquet = pq.ParquetFile(path)
         if parquet.metadata.num_rows == 0:  # an empty part may have been written without columns
@@ -149,30 +148,29 @@ def mixture_texts(mixture_files: Iterable[str | os.PathLike], split: str = "trai
         if missing:
             raise ValueError(f"mixture file {path}: missing column(s) {', '.join(missing)}")
         for batch in parquet.iter_batches(batch_size=batch_documents, columns=["text", "split"]):
-            texts, splits = batch.column("text").to_pylist(), batch.column("split").to_pylist()
-            for text, text_split in zip(texts, splits, strict=True):
-                if text and text_split == split:
-                    yield text
-                    total += len(text)
-                    if max_characters is not None and total >= max_characters:
-                        return
+            yield batch.column("text").to_pylist(), batch.column("split").to_pylist()
+
+
+def mixture_texts(mixture_files: Iterable[str | os.PathLike], split: str = "train",
+                  batch_documents: int = 1024, max_characters: int | None = None) -> Iterator[str]:
+    """Texts of one split of the training mixture, streamed in record batches (for `train_tokenizer`)."""
+    total = 0
+    for texts, splits in _text_and_split_batches(mixture_files, batch_documents):
+        for text, text_split in zip(texts, splits, strict=True):
+            if text and text_split == split:
+                yield text
+                total += len(text)
+                if max_characters is not None and total >= max_characters:
+                    return
 
 
 def split_counts(mixture_files: Iterable[str | os.PathLike]) -> dict[str, int]:
     """Documents with non-empty text per split of the training mixture (reads two columns only)."""
     counts: dict[str, int] = {}
-    for path in mixture_files:
-        parquet = pq.ParquetFile(path)
-        if parquet.metadata.num_rows == 0:  # an empty part may have been written without columns
-            continue
-        missing = [c for c in ("text", "split") if c not in parquet.schema_arrow.names]
-        if missing:
-            raise ValueError(f"mixture file {path}: missing column(s) {', '.join(missing)}")
-        for batch in parquet.iter_batches(batch_size=8192, columns=["text", "split"]):
-            texts, splits = batch.column("text").to_pylist(), batch.column("split").to_pylist()
-            for text, split in zip(texts, splits, strict=True):
-                if text:
-                    counts[split] = counts.get(split, 0) + 1
+    for texts, splits in _text_and_split_batches(mixture_files, 8192):
+        for text, split in zip(texts, splits, strict=True):
+            if text:
+                counts[split] = counts.get(split, 0) + 1
     return counts
 
 
