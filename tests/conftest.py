@@ -60,6 +60,18 @@ def run_build(home: Path, data_dir: Path, *args: str) -> subprocess.CompletedPro
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
 
 
+def assert_every_check_ran_and_blocking_passed(instance, graph) -> None:
+    """Every asset check of `graph` has an execution in `instance`, and every blocking one succeeded."""
+    check_keys = list(graph.asset_check_keys)
+    executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    missing = [k.to_user_string() for k in check_keys if k not in executions]
+    assert not missing, f"checks never ran: {missing}"
+    blocking = {k for k in check_keys if graph.get_check_spec(k).blocking}
+    failed = {k.to_user_string(): r.status.value for k, r in executions.items()
+              if k in blocking and r.status.value != "SUCCEEDED"}
+    assert not failed, failed
+
+
 @pytest.fixture(scope="session")
 def smoke_build(tmp_path_factory) -> Build:
     """`python -m llm_assets build --profile smoke` of the whole graph, in a temporary instance and lake."""

@@ -355,6 +355,57 @@ def serve_site(site: Site | FolderSite | None = None) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+class FileServer:
+    """One file on 127.0.0.1 (a free port), for GET and HEAD, as a context manager.
+
+    `answer(request)` returns the status and extra headers of a request; 200 sends the file, any other
+    status an empty body. Subclasses override it to hold, authenticate or refuse requests. `served`
+    counts the bodies sent.
+    """
+
+    def __init__(self, data: bytes, path: str = "/crawl.warc.gz"):
+        self.path, self.served = path, 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, body: bool) -> None:
+                status, headers = owner.answer(self)
+                ok = status == 200
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data) if ok else 0))
+                self.end_headers()
+                if ok and body:
+                    owner.served += 1
+                    self.wfile.write(data)
+
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                self._answer(body=True)
+
+            def do_HEAD(self):  # noqa: N802
+                self._answer(body=False)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="file-server", daemon=True)
+        self.base = f"http://127.0.0.1:{self.httpd.server_port}"
+
+    def answer(self, request: http.server.BaseHTTPRequestHandler) -> tuple[int, dict[str, str]]:
+        return 200, {}
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 # ---------------------------------------------------------------------------------------------- clients
 
 

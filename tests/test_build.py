@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run_build
+from conftest import assert_every_check_ran_and_blocking_passed, run_build
 from dagster import AssetKey, DagsterInstance
 
 from llm_assets.definitions import defs
@@ -33,14 +33,7 @@ def test_build_smoke_materializes_every_asset(smoke_build, monkeypatch):
             assert os.path.exists(str(meta["path"].value)), meta["path"]
         assert sorted(instance.get_dynamic_partitions("warc_files")) == [
             "crawl-00000", "crawl-00001", "crawl-00002"]
-        check_keys = list(graph.asset_check_keys)
-        executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
-        missing = [k.to_user_string() for k in check_keys if k not in executions]
-        assert not missing, f"checks never ran: {missing}"
-        blocking = {k for k in check_keys if graph.get_check_spec(k).blocking}
-        failed = {k.to_user_string(): r.status.value for k, r in executions.items()
-                  if k in blocking and r.status.value != "SUCCEEDED"}
-        assert not failed, failed
+        assert_every_check_ran_and_blocking_passed(instance, graph)
         raw = instance.get_latest_materialization_event(AssetKey("raw_crawl")).asset_materialization
         assert raw.metadata["dagster/row_count"].value > 0
         runs = instance.get_runs()

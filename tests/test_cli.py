@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import realweb
 from conftest import make_dagster_home
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,51 +167,27 @@ def test_debug_shows_the_traceback(tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
-class GatedWarcServer:
+class GatedWarcServer(realweb.FileServer):
     """Serves one WARC file on 127.0.0.1 only once `release()` is called: a run reading it is held inside
     its work (holding its lock) for as long as a test needs, without timing guesses."""
 
     def __init__(self, data: bytes):
-        import http.server
         import threading
 
+        super().__init__(data, "/held.warc.gz")
         self.gate = threading.Event()
-        gate = self.gate
+        self.url = self.base + self.path
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self, body: bool) -> None:
-                gate.wait()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
-
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                self._answer(body=True)
-
-            def do_HEAD(self):  # noqa: N802
-                self._answer(body=False)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/held.warc.gz"
+    def answer(self, request):
+        self.gate.wait()
+        return 200, {}
 
     def release(self) -> None:
         self.gate.set()
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
     def __exit__(self, *exc):
         self.release()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__exit__(*exc)
 
 
 def wait_for_lock(folder: Path, proc: subprocess.Popen) -> None:

@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 import pytest
 import realweb
-from conftest import REPO, make_dagster_home, run_build
+from conftest import REPO, assert_every_check_ran_and_blocking_passed, make_dagster_home, run_build
 
 from llm_assets.crawl.raw import crawl_to_parquet
 
@@ -276,14 +276,7 @@ def test_build_real_crawl_through_model_card(real_build, real_crawl, monkeypatch
             assert instance.get_latest_materialization_event(key) is not None, f"{key} was not materialized"
         partitions = set(instance.get_dynamic_partitions("warc_files"))
         assert partitions == {p.name.split(".warc")[0] for p in real_crawl.values()}
-        check_keys = list(graph.asset_check_keys)
-        executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
-        missing = [k.to_user_string() for k in check_keys if k not in executions]
-        assert not missing, f"checks never ran: {missing}"
-        blocking = {k for k in check_keys if graph.get_check_spec(k).blocking}
-        failed = {k.to_user_string(): r.status.value for k, r in executions.items()
-                  if k in blocking and r.status.value != "SUCCEEDED"}
-        assert not failed, failed
+        assert_every_check_ran_and_blocking_passed(instance, graph)
         shards = instance.get_latest_materialization_event(AssetKey("token_shards")).asset_materialization
         assert shards.metadata["tokens/train"].value > 0
     finally:

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.server
 import json
 import sqlite3
 import subprocess
 import sys
-import threading
 import zlib
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import realweb
 from conftest import REPO, make_dagster_home, run_build
 
 USER, PASSWORD = "crawler", "secret-pw-7f3a9"
@@ -27,54 +26,19 @@ SECRETS = (PASSWORD, "secret", "SIGc0ffee", "c0ffee5ecret/ab12", WRONG_SIGNATURE
            base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
 
 
-class SignedWarcServer:
+class SignedWarcServer(realweb.FileServer):
     """Serves one WARC file at `/crawl.warc.gz?X-Amz-Signature=...` to basic auth `USER:PASSWORD` only."""
 
-    def __init__(self, data: bytes):
-        expected_path = f"/crawl.warc.gz?X-Amz-Signature={SIGNATURE}&X-Amz-Expires=3600"
-        expected_auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        self.served = 0
-        server = self
+    EXPECTED_AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self, body: bool) -> None:
-                if self.headers.get("Authorization") != expected_auth:
-                    self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Basic realm="crawl"')
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                ok = self.path == expected_path
-                self.send_response(200 if ok else 403)
-                self.send_header("Content-Length", str(len(data) if ok else 0))
-                self.end_headers()
-                if ok and body:
-                    server.served += 1
-                    self.wfile.write(data)
-
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                self._answer(body=True)
-
-            def do_HEAD(self):  # noqa: N802
-                self._answer(body=False)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    def answer(self, request):
+        if request.headers.get("Authorization") != self.EXPECTED_AUTH:
+            return 401, {"WWW-Authenticate": 'Basic realm="crawl"'}
+        return (200 if request.path == f"{self.path}?X-Amz-Signature={SIGNATURE}&X-Amz-Expires=3600" else 403), {}
 
     def url(self, signature: str = SIGNATURE) -> str:
-        return (f"http://{USER}:{PASSWORD}@127.0.0.1:{self.httpd.server_port}/crawl.warc.gz"
+        return (f"http://{USER}:{PASSWORD}@127.0.0.1:{self.httpd.server_port}{self.path}"
                 f"?X-Amz-Signature={signature}&X-Amz-Expires=3600")
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def curate_cli(*args: str) -> subprocess.CompletedProcess:
