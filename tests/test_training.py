@@ -113,6 +113,30 @@ def test_pretraining_writes_checkpoint_folder_and_learns(corpus, tmp_path):
     assert metadata["path"] == {"raw_value": str(out), "type": "path"} and metadata["val_loss"] == saved["val_loss"]
 
 
+def test_max_epochs_cuts_the_steps_on_a_small_corpus(corpus, tmp_path):
+    """A corpus smaller than max_steps of tokens trains max_epochs passes, with a warmup that still fits."""
+    train_tokens = ShardWindows(corpus["shards"], "train", 32).tokens
+    lines = []
+    metrics = run_pretraining(config_for(corpus, tmp_path / "run", max_steps=10_000, warmup_steps=500,
+                                         max_epochs=0.5, eval_every=10_000), emit=lines.append)
+    expected = math.ceil(0.5 * train_tokens / (4 * 32))
+    assert expected < 10_000
+    assert metrics["steps"] == expected and metrics["steps_cut_by_epochs"].startswith("max_steps 10000 cut to")
+    assert metrics["epochs"] == pytest.approx(0.5, abs=4 * 32 / train_tokens)
+    assert any(f"{expected} steps of 128 tokens (max_steps 10000 cut" in line for line in lines)
+    assert metrics["val_loss"] is not None and math.isfinite(metrics["val_loss"])
+    # a budget that fits keeps its steps
+    kept = run_pretraining(config_for(corpus, tmp_path / "kept", max_epochs=1000.0), emit=lambda _: None)
+    assert kept["steps"] == 12 and kept["steps_cut_by_epochs"] is None
+
+
+def test_max_epochs_must_be_positive(corpus, tmp_path):
+    from llm_assets.profiles import apply_overrides, get_profile
+
+    with pytest.raises(ValueError, match=r"train\.max_epochs = 0 must be > 0"):
+        apply_overrides(get_profile("smoke"), {"train": {"max_epochs": 0}}, "config.json")
+
+
 class CrashAt(L.Callback):
     def __init__(self, step: int):
         self.step = step

@@ -147,6 +147,21 @@ def plot_loss_curve(steps: list[dict], validations: list[dict], path: Path) -> P
     return path
 
 
+def epoch_capped(train: TrainSize, train_tokens: int, tokens_per_step: int) -> tuple[TrainSize, str | None]:
+    """`train` with max_steps cut to `max_epochs` passes over `train_tokens`, and why; unchanged when not cut.
+
+    A cut run keeps its schedule's shape: warmup is at most a tenth of the steps left.
+    """
+    if train.max_epochs is None or train_tokens <= 0:
+        return train, None
+    steps = max(1, math.ceil(train.max_epochs * train_tokens / tokens_per_step))
+    if steps >= train.max_steps:
+        return train, None
+    capped = dataclasses.replace(train, max_steps=steps, warmup_steps=min(train.warmup_steps, max(1, steps // 10)))
+    return capped, (f"max_steps {train.max_steps} cut to {steps}: max_epochs {train.max_epochs:g} passes over "
+                    f"{train_tokens:,} training tokens")
+
+
 def build_trainer(config: PretrainConfig, callbacks: Sequence[L.Callback]) -> L.Trainer:
     train = config.train
     accelerator, precision = resolve_runtime(train)
@@ -179,15 +194,20 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
     model_config = ModelConfig.from_size(config.model, vocab_size=int(manifest["vocab_size"]))
     data = TokenWindowData(config.shards, model_config.context, train.micro_batch, train.max_steps,
                            train.grad_accum, train.eval_batches, train.seed)
+    trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks])
+    world = trainer.world_size
+    tokens_per_step = train.micro_batch * model_config.context * train.grad_accum * world
+    train, cut = epoch_capped(train, data.train_windows.tokens, tokens_per_step)
+    if cut:  # the step count is part of the trainer, the data stream and the schedule: rebuild them
+        config = dataclasses.replace(config, train=train)
+        data.max_steps = train.max_steps
+        trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks])
     optimizer = OptimizerConfig(lr=train.lr, warmup_steps=train.warmup_steps, max_steps=train.max_steps,
                                 min_lr_ratio=train.min_lr_ratio, weight_decay=train.weight_decay)
     task = LanguageModelTask(model_config, optimizer, mode="pretrain", compile=train.compile)
 
     accelerator, precision = resolve_runtime(train)
     peak = config.peak_flops or measure_matmul_peak("cuda" if accelerator in ("gpu", "cuda") else "cpu")
-    trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks])
-    world = trainer.world_size
-    tokens_per_step = train.micro_batch * model_config.context * train.grad_accum * world
     reporter = ProgressReporter(emit, tokens_per_step, flops_per_token(model_config), peak * world,
                                 config.log_every)
     trainer.callbacks.insert(0, reporter)  # before LastCheckpoint: a checkpoint holds its own step
@@ -198,7 +218,7 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
         write_config_and_tokenizer(model_config, config.tokenizer, out)
         emit(f"pretraining {task.model.num_parameters():,} parameters on {accelerator} x{world} ({precision}), "
              f"{train.max_steps} steps of {tokens_per_step:,} tokens"
-             + (f", resuming from {ckpt_path}" if resume_from else ""))
+             + (f" ({cut})" if cut else "") + (f", resuming from {ckpt_path}" if resume_from else ""))
     trainer.fit(task, datamodule=data, ckpt_path=resume_from)
     save_last_checkpoint(trainer, out)
 
@@ -228,6 +248,8 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
         "steps": trainer.global_step,
         "steps_this_run": len(reporter.steps_this_run),
         "tokens_seen": trainer.global_step * tokens_per_step,
+        "epochs": trainer.global_step * tokens_per_step / max(1, data.train_windows.tokens),
+        "steps_cut_by_epochs": cut,
         "tokens_per_s": throughput["tokens_per_s"],
         "steps_per_s": throughput["steps_per_s"],
         "mfu": throughput["mfu"],
