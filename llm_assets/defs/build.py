@@ -30,11 +30,11 @@ from llm_assets import profiles
 from llm_assets.training.lifeline import die_with_parent
 
 from . import all_assets, all_resources, build_definitions
+from .common import GPU_POOL
 from .partitions import warc_files
 from .resources import CRAWL_ENV, SEED_ENV, default_resources
 from .run_health import PID_TAG, RUN_TAGS, fail_orphaned_runs, process_tags
 
-GPU_POOL = "gpu"
 JOB_NAME = "__ephemeral_asset_job__"  # what dagster.materialize names its runs
 DEBUG_ENV = "LLM_ASSETS_DEBUG"
 

@@ -1,35 +1,22 @@
 """Curation assets: thin wrappers that read the lake, call one library function, write, and report."""
 
 import functools
-import json
 import tempfile
 from pathlib import Path
 
 import polars as pl
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from llm_assets.curation import dedup, extraction, filtration, groundtruth, mixture, pii, quality, report
 from llm_assets.lake import kept_path, part_files, prune_parts, read_part, scan_parts, write_part
+from llm_assets.synthetic.generate import LABELS_FILE
 
+from .common import check, kept_files, metadata_value, spec, stage_parts
 from .partitions import warc_files
 from .resources import CrawlSource, LakeResource
 
 GROUP = "curation"
 OWNERS = ["team:data"]
-
-
-def metadata_value(value):
-    if isinstance(value, bool | int | float | str):
-        return value
-    return MetadataValue.json(json.loads(json.dumps(value, default=str)))
 
 
 def reason_table(removed_by_reason: dict[str, int]) -> MetadataValue:
@@ -66,24 +53,6 @@ def read_kept(lake: LakeResource, stage: str, parts: list[str]) -> pl.DataFrame:
     return pl.read_parquet(kept_files(lake, stage, parts))
 
 
-def kept_files(lake: LakeResource, stage: str, parts: list[str]) -> list[Path]:
-    """The kept part files of `stage` for `parts`; a clear error when any is not materialized."""
-    files = [kept_path(lake.path, stage, p) for p in parts]
-    missing = [str(f) for f in files if not f.exists()]
-    if missing or not files:
-        raise FileNotFoundError(f"{stage} is not materialized for {len(missing) or 'any'} partition(s): "
-                                f"{missing[:3]}; materialize it first")
-    return files
-
-
-def stage_parts(lake: LakeResource, stage: str) -> list[str]:
-    """The parts a global stage wrote (one per crawl partition); an error when there are none."""
-    parts = [f.stem for f in part_files(lake.path, stage)]
-    if not parts:
-        raise FileNotFoundError(f"{stage} has no part files under {lake.asset_dir(stage)}; materialize it first")
-    return parts
-
-
 def run_global_stage(lake: LakeResource, stage: str, parts: list[str], step) -> dict:
     """Call `step(write)` with a writer of this stage's parts, drop part files of earlier runs that
     `parts` does not name, and return the stage metadata (plus the dict `step` may return)."""
@@ -97,23 +66,9 @@ def loader(lake: LakeResource, stage: str):
     return functools.partial(read_part, lake.path, stage)
 
 
-def check(name: str, passed: bool, blocking_severity: bool = True, description: str | None = None,
-          **meta) -> AssetCheckResult:
-    """A check result; `description` is the one sentence a user reads when it fails."""
-    return AssetCheckResult(
-        check_name=name, passed=bool(passed),
-        severity=AssetCheckSeverity.ERROR if blocking_severity else AssetCheckSeverity.WARN,
-        metadata={k: metadata_value(v) for k, v in meta.items()}, description=description,
-    )
-
-
 def settings(cfg) -> dict:
     """Metadata naming the set of curation values a stage ran with ("published", "synthetic-web", ...)."""
     return {"curation_settings": cfg.settings}
-
-
-def spec(asset_key: str, name: str, description: str, blocking: bool = False) -> AssetCheckSpec:
-    return AssetCheckSpec(name, asset=asset_key, blocking=blocking, description=description)
 
 
 @asset(
@@ -272,7 +227,7 @@ def training_mixture(lake: LakeResource, crawl: CrawlSource):
     meta["benchmark_files"] = metadata_value([str(p) for p in benchmarks])
     synthetic = crawl.synthetic_folder()
     if synthetic is not None:
-        scores = groundtruth.score_against_labels(lake.path, Path(synthetic) / "labels.parquet")
+        scores = groundtruth.score_against_labels(lake.path, Path(synthetic) / LABELS_FILE)
         meta["ground_truth"] = metadata_value(scores)
     yield MaterializeResult(metadata=meta)
     files = part_files(lake.path, "training_mixture")

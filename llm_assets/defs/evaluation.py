@@ -15,8 +15,10 @@ from llm_assets.evaluation.generative import is_open_question_file, load_open_su
 from llm_assets.evaluation.scoreboard import score_models
 from llm_assets.evaluation.tasks import QUESTION_TEMPLATE, load_fewshot, load_suite
 from llm_assets.lake import kept_path, part_files, removed_path, scan_parts
+from llm_assets.modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from llm_assets.synthetic.generate import BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE
 
-from .curation import check, metadata_value, spec
+from .common import check, metadata_value, spec
 from .resources import CrawlSource, LakeResource
 from .training import SKIPPED_FILE, checkpoint_ready
 
@@ -47,8 +49,8 @@ def benchmark_suite(context: AssetExecutionContext, lake: LakeResource, crawl: C
     if synthetic is not None:
         # the synthetic world's queries are bare questions: score them in lm-eval's "Question: …\nAnswer:"
         # form; its cloze statements as written; a crawl from before these files existed has neither
-        templates = {str(synthetic / "benchmark.jsonl"): QUESTION_TEMPLATE, str(synthetic / "cloze.jsonl"): "{query}"}
-        files += [synthetic / name for name in ("cloze.jsonl", "open_questions.jsonl") if (synthetic / name).is_file()]
+        templates = {str(synthetic / BENCHMARK_FILE): QUESTION_TEMPLATE, str(synthetic / CLOZE_FILE): "{query}"}
+        files += [synthetic / name for name in (CLOZE_FILE, OPEN_QUESTIONS_FILE) if (synthetic / name).is_file()]
     open_files = [f for f in files if is_open_question_file(f)]
     files = [f for f in files if f not in open_files]
     tasks = load_suite(files, templates=templates)
@@ -140,7 +142,7 @@ def benchmark_scores(context: AssetExecutionContext, lake: LakeResource, config:
 
 def skipped_reason(lake: LakeResource, key: str) -> str:
     marker = lake.asset_dir(key) / SKIPPED_FILE
-    return marker.read_text().strip() if marker.exists() else f"{key} has no model.safetensors"
+    return marker.read_text().strip() if marker.exists() else f"{key} has no {WEIGHTS_FILE}"
 
 
 def upstream_lineage(context: AssetExecutionContext, keys: list[str]) -> list[dict]:
@@ -211,7 +213,7 @@ def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
         "stages": stage_counts(lake, [k for k in LINEAGE[:7] if k != "quality_classifier"], list(sources)),
         "tokenizer": {k: v.value for k, v in tokenizer_meta.asset_materialization.metadata.items()
                       if isinstance(v.value, int | float | str) and k != "path"} if tokenizer_meta else {},
-        "model_config": json.loads((base / "config.json").read_text()),
+        "model_config": json.loads((base / CONFIG_FILE).read_text()),
         "training": {"curve_png": metrics.get("loss_curve"), "steps": metrics.get("steps"),
                      "final_train_loss": metrics.get("train_loss"), "final_val_loss": metrics.get("val_loss"),
                      "tokens_seen": metrics.get("tokens_seen"), "parameters": metrics.get("parameters")},

@@ -12,6 +12,8 @@ from dagster import ConfigurableResource
 
 from llm_assets import profiles
 from llm_assets.crawl import resolve_sources
+from llm_assets.synthetic import generate_crawl, is_synthetic_crawl
+from llm_assets.synthetic.generate import BENCHMARK_FILE, SFT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,6 @@ class CrawlSource(ConfigurableResource):
         return Path(self.data_root) / "synthetic_crawl" / f"{self.profile}-seed{self.seed}"
 
     def ensure_synthetic(self) -> Path:
-        from llm_assets.synthetic import generate_crawl, is_synthetic_crawl
-
         out = self.synthetic_dir()
         with _file_lock(out.parent / f".{out.name}.lock"):
             if not is_synthetic_crawl(out):
@@ -92,8 +92,6 @@ class CrawlSource(ConfigurableResource):
 
     def synthetic_folder(self) -> Path | None:
         """The synthetic crawl folder these sources are, if they are one (its sft/benchmark files apply)."""
-        from llm_assets.synthetic import is_synthetic_crawl
-
         sources = self.source_list()
         if not sources:
             return self.ensure_synthetic()
@@ -114,14 +112,14 @@ class CrawlSource(ConfigurableResource):
         found = [Path(p) for p in self.benchmark_files]
         synthetic = self.synthetic_folder()
         if synthetic is not None:
-            found.insert(0, synthetic / "benchmark.jsonl")
+            found.insert(0, synthetic / BENCHMARK_FILE)
         return found
 
     def sft_sources(self) -> list[Path]:
         found = [Path(p) for p in self.sft_files]
         synthetic = self.synthetic_folder()
         if synthetic is not None:
-            found.insert(0, synthetic / "sft.jsonl")
+            found.insert(0, synthetic / SFT_FILE)
         return found
 
 

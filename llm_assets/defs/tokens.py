@@ -2,11 +2,12 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from llm_assets.modeling.checkpoint import TOKENIZER_FILE
 from llm_assets.tokens import checks as token_checks
 from llm_assets.tokens.shards import write_shards
 from llm_assets.tokens.tokenizer import measure_compression, mixture_texts, split_counts, train_tokenizer
 
-from .curation import check, kept_files, metadata_value, spec, stage_parts
+from .common import check, kept_files, metadata_value, spec, stage_parts
 from .resources import LakeResource
 
 GROUP = "tokens"
@@ -18,7 +19,7 @@ def mixture_files(lake: LakeResource):
 
 
 def tokenizer_path(lake: LakeResource):
-    return lake.asset_dir("tokenizer") / "tokenizer.json"
+    return lake.asset_dir("tokenizer") / TOKENIZER_FILE
 
 
 @asset(
