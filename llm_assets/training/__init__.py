@@ -1,4 +1,4 @@
-"""Training programs (pretrain, sft, dpo) and their data, checks and callbacks."""
+"""Training programs (pretrain, sft) and their data, checks and callbacks."""
 
 from __future__ import annotations
 

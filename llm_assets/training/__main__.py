@@ -1,4 +1,4 @@
-"""`python -m llm_assets.training pretrain|sft|dpo --config FILE`: train standalone or under Dagster Pipes.
+"""`python -m llm_assets.training pretrain|sft --config FILE`: train standalone or under Dagster Pipes.
 
 Under Pipes (launched by the Dagster asset) progress lines go to `pipes.log.info` and the final metrics
 to `pipes.report_asset_materialization`; otherwise lines go to stdout and metrics to `metrics.json`.
@@ -19,7 +19,6 @@ from pathlib import Path
 from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
 from llm_assets.training import error_path
-from llm_assets.training.dpo import load_dpo_config, run_dpo
 from llm_assets.training.lifeline import die_with_parent
 from llm_assets.training.pretrain import load_pretrain_config, run_pretraining
 from llm_assets.training.sft import load_sft_config, run_sft
@@ -29,7 +28,6 @@ logger = logging.getLogger("llm_assets.training")
 # metrics reported as asset metadata (the rest stay in metrics.json)
 METADATA_KEYS = ("train_loss", "val_loss", "val_perplexity", "tokens_seen", "tokens_per_s", "mfu", "parameters",
                  "steps", "unigram_entropy", "world_size", "precision")
-DPO_METADATA_KEYS = ("train_loss", "preference_accuracy_before", "preference_accuracy_after", "pairs", "steps", "beta")
 SFT_METADATA_KEYS = ("train_loss", "assistant_loss_before", "assistant_loss_after", "examples", "steps", "epochs",
                      "tokens_seen", "assistant_tokens_seen", "tokens_per_s", "parameters", "world_size", "precision")
 
@@ -56,11 +54,6 @@ def pretrain_command(config_path: str) -> int:
 def sft_command(config_path: str) -> int:
     return train_command(lambda emit: run_sft(load_sft_config(config_path), emit=emit), SFT_METADATA_KEYS,
                          config_path, "sft")
-
-
-def dpo_command(config_path: str) -> int:
-    return train_command(lambda emit: run_dpo(load_dpo_config(config_path), emit=emit), DPO_METADATA_KEYS,
-                         config_path, "dpo")
 
 
 def train_command(train, metadata_keys: tuple[str, ...], config_path: str | None = None,
@@ -94,16 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     pretrain.add_argument("--config", required=True, help="JSON file: shards, tokenizer, out, model, train, ...")
     sft = commands.add_parser("sft", help="fine-tune the base checkpoint on chat examples (assistant tokens only)")
     sft.add_argument("--config", required=True, help="JSON file: examples, base, out, profile, sft, accelerator, ...")
-    dpo = commands.add_parser("dpo", help="preference-optimize the SFT checkpoint on (chosen, rejected) pairs")
-    dpo.add_argument("--config", required=True, help="JSON file: pairs, sft, out, beta, max_steps, lr, ...")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "pretrain":
         return pretrain_command(args.config)
     if args.command == "sft":
         return sft_command(args.config)
-    if args.command == "dpo":
-        return dpo_command(args.config)
     parser.error(f"unknown command {args.command}")
     return 2
 
