@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 def generate(work: Path, seeds: int, profile: str) -> tuple[list[str], list[str]]:
     """WARC paths and benchmark files of `seeds` default-size crawls (seed 0..seeds-1)."""
     from llm_assets.profiles import get_profile
-    from llm_assets.synthetic.generate import generate_crawl, is_synthetic_crawl
+    from llm_assets.synthetic.crawl_folder import generate_crawl, is_synthetic_crawl
 
     warcs, benches = [], []
     for seed in range(seeds):

@@ -12,7 +12,7 @@ from llm_assets.profiles import get_profile
 
 pytest.importorskip("llm_assets.curation.extraction")
 pytest.importorskip("llm_assets.curation.filtration")
-synthetic = pytest.importorskip("llm_assets.synthetic.generate")
+synthetic = pytest.importorskip("llm_assets.synthetic.crawl_folder")
 
 from llm_assets.curation.groundtruth import score_against_labels  # noqa: E402
 from llm_assets.curation.pipeline import STAGES, curate  # noqa: E402

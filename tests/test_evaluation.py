@@ -362,7 +362,7 @@ def test_contamination_finds_exactly_the_quiz_leaks_of_the_synthetic_crawl(tmp_p
 
     from llm_assets.crawl import read_warc
     from llm_assets.profiles import get_profile
-    from llm_assets.synthetic.generate import generate_crawl
+    from llm_assets.synthetic.crawl_folder import generate_crawl
 
     generate_crawl(tmp_path / "crawl", seed=3, size=get_profile("smoke").synthetic)
     texts = []

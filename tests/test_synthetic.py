@@ -14,7 +14,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from llm_assets.profiles import get_profile
 from llm_assets.synthetic import generate_crawl, is_synthetic_crawl
-from llm_assets.synthetic import pii as pii_gen
+from llm_assets.synthetic import pii_values as pii_gen
 from llm_assets.synthetic.pages import NOISE_RATES
 
 SMOKE = get_profile("smoke").synthetic

@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from llm_assets.curation import dedup, extraction, filtration, groundtruth, mixture, pii, quality, report
 from llm_assets.lake import kept_path, part_files, prune_parts, read_part, scan_parts, write_part
-from llm_assets.synthetic.generate import LABELS_FILE
+from llm_assets.synthetic.crawl_folder import LABELS_FILE
 
 from .common import check, kept_files, metadata_value, spec, stage_parts
 from .partitions import warc_files

@@ -16,7 +16,7 @@ from llm_assets.evaluation.scoreboard import score_models
 from llm_assets.evaluation.tasks import QUESTION_TEMPLATE, load_fewshot, load_suite
 from llm_assets.lake import kept_path, part_files, removed_path, scan_parts
 from llm_assets.modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-from llm_assets.synthetic.generate import BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE
+from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE
 
 from .common import check, metadata_value, spec
 from .resources import CrawlSource, LakeResource

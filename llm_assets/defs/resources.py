@@ -13,7 +13,7 @@ from dagster import ConfigurableResource
 from llm_assets import profiles
 from llm_assets.crawl import resolve_sources
 from llm_assets.synthetic import generate_crawl, is_synthetic_crawl
-from llm_assets.synthetic.generate import BENCHMARK_FILE, SFT_FILE
+from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, SFT_FILE
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from llm_assets.synthetic.pages import Page
+from llm_assets.synthetic.page import Page
 from llm_assets.synthetic.sites import server_for
 
 log = logging.getLogger(__name__)

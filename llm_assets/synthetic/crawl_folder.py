@@ -16,7 +16,7 @@ from llm_assets.lake import write_parquet
 from llm_assets.profiles import SyntheticSize
 from llm_assets.synthetic.pages import plan_crawl
 from llm_assets.synthetic.questions import benchmark_items, cloze_items, open_questions, sft_examples
-from llm_assets.synthetic.warc import crawl_start, write_warc_files
+from llm_assets.synthetic.warc_writer import crawl_start, write_warc_files
 from llm_assets.synthetic.world import build_world
 
 log = logging.getLogger(__name__)
