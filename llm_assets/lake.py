@@ -1,4 +1,4 @@
-"""The lake: Parquet files under a root folder, one folder per asset, written atomically.
+"""The lake: Parquet files under a root folder, one folder per asset, written atomically and checksummed.
 
 Every stage writes `<root>/<asset_key>/kept/<part>.parquet` for the rows it keeps and
 `<root>/<asset_key>/removed/<part>.parquet` for the rows it drops (each with `stage` and `reason`), so
@@ -8,6 +8,7 @@ Every stage writes `<root>/<asset_key>/kept/<part>.parquet` for the rows it keep
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import time
 import uuid
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 REMOVED_COLUMNS = ("warc_record_id", "url", "stage", "reason")
 
@@ -32,17 +34,31 @@ def removed_path(root: str | os.PathLike, asset_key: str, part: str = "all") -> 
     return asset_dir(root, asset_key) / "removed" / f"{part}.parquet"
 
 
-def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> Path:
-    """Write `frame` as zstd Parquet to a temporary name, then rename: a crash never leaves half a file."""
+def write_parquet(frame: pl.DataFrame, path: str | os.PathLike, metadata: dict[bytes, bytes] | None = None) -> Path:
+    """Write `frame` as zstd Parquet to a temporary name, then rename: a crash never leaves half a file.
+
+    `metadata` goes into the file's key-value metadata (read back with `pyarrow.parquet.read_schema`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        if metadata:
+            table = frame.to_arrow()
+            pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata}), tmp,
+                           compression="zstd")
+        else:
+            frame.write_parquet(tmp, compression="zstd", statistics=True)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, as hex: the checksum manifests and resume records compare."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # a global stage's access to the parts of a crawl: read one part's rows, write one part's kept and removed rows

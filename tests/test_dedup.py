@@ -14,11 +14,10 @@ from llm_assets.curation.dedup import (
     deduplicate_parts,
     minhash_signatures,
     near_duplicate_clusters,
-    normalized_text,
-    word_ngram_hashes,
     word_windows,
 )
 from llm_assets.profiles import CurationConfig
+from llm_assets.text import normalized_text, word_ngram_hashes
 
 CFG = CurationConfig()
 

@@ -14,6 +14,7 @@ import tokenizers
 import torch
 import torch.nn.functional as F
 
+from llm_assets import benchmarks
 from llm_assets.evaluation import (
     adapter,
     card,
@@ -98,15 +99,15 @@ def test_load_suite_reads_three_formats_and_splits_synthetic(tmp_path):
 def test_malformed_jsonl_names_file_and_line(tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
-    with pytest.raises(tasks.BenchmarkFormatError, match=message.replace(".", r"\.")):
-        tasks.load_items(path)
+    with pytest.raises(benchmarks.BenchmarkFormatError, match=message.replace(".", r"\.")):
+        benchmarks.load_items(path)
 
 
 def test_malformed_mmlu_csv_names_line(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("q,a,b,c,d,A\nq,a,b,c,d,E\n")
-    with pytest.raises(tasks.BenchmarkFormatError, match=r"m\.csv:2: answer"):
-        tasks.load_items(path)
+    with pytest.raises(benchmarks.BenchmarkFormatError, match=r"m\.csv:2: answer"):
+        benchmarks.load_items(path)
 
 
 # --- adapter -------------------------------------------------------------------------------------

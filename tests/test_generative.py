@@ -9,6 +9,7 @@ import pytest
 import tokenizers
 import torch
 
+from llm_assets import benchmarks
 from llm_assets.evaluation import adapter, card, cli, generative, tasks
 from llm_assets.evaluation.cloze import cloze_pairs, question_vs_cloze
 from llm_assets.evaluation.multiple_choice import evaluate_multiple_choice
@@ -60,7 +61,7 @@ def test_open_question_files_are_recognised_and_bad_records_name_their_line(tmp_
     suite = generative.load_open_suite([good])
     assert sorted(suite) == ["open", "open_heldout", "open_sft"] and suite["open"][1]["doc_id"] == 1
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"question": "q?", "answers": ["a"]}, {"question": "r?", "answers": []}])
-    with pytest.raises(tasks.BenchmarkFormatError, match=r"bad.jsonl:2: `answers` must be a non-empty list"):
+    with pytest.raises(benchmarks.BenchmarkFormatError, match=r"bad.jsonl:2: `answers` must be a non-empty list"):
         generative.load_open_questions(bad)
 
 

@@ -15,6 +15,7 @@ import os
 import pytest
 import torch
 
+from llm_assets import benchmarks
 from llm_assets.evaluation import cli, lm_eval_mirror, multiple_choice, tasks
 from llm_assets.evaluation.multiple_choice import PromptFormat
 
@@ -45,7 +46,7 @@ def test_mmlu_csv_is_lettered_with_subject_line_and_dev_shots_in_order(tmp_path)
     two = contexts([test], shots=2)["college_physics_test"][0]
     assert two == (head + "Q1\nA. a\nB. b\nC. c\nD. d\nAnswer: B\n\n" + "Q2\nA. e\nB. f\nC. g\nD. h\nAnswer: D\n\n"
                    + "What is g?\nA. 9.8\nB. 1\nC. 0\nD. 3\nAnswer:")
-    item = tasks.load_items(test)[0]
+    item = benchmarks.load_items(test)[0]
     assert multiple_choice.continuations(item) == ["A", "B", "C", "D"]  # scored as " A" … " D"
 
 
@@ -62,11 +63,11 @@ def test_arc_hellaswag_piqa_and_icl_contexts(tmp_path):
                                                     "gold": 1}])
     got = contexts([arc, hella, piqa, icl])
     assert got["ARC-Easy-Test"] == ["Question: Which is a gas?\nAnswer:"]
-    assert tasks.load_items(arc)[0]["gold"] == 1
+    assert benchmarks.load_items(arc)[0]["gold"] == 1
     # lm-eval: activity_label + ": " + ctx_a + " " + ctx_b.capitalize(), "[title]" -> ". ", "[...]" dropped,
     # double spaces made single
     assert got["hellaswag_val"] == ["Baking cookies: Mix flour.. A woman stirs a bowl. She"]
-    assert tasks.load_items(hella)[0]["choices"] == ["adds sugar slowly.", "sings."]
+    assert benchmarks.load_items(hella)[0]["choices"] == ["adds sugar slowly.", "sings."]
     assert got["piqa_valid"] == ["Question: Open a jar\nAnswer:"]
     # the ICL query is used as written, then the answer cue: never "Question: Question: …"
     assert got["arc_icl"] == ["Question: Which is a gas?\nAnswer:"]
@@ -103,26 +104,26 @@ def test_fewshot_files_beside_the_task_file(tmp_path):
 def test_empty_or_repeated_choices_are_refused_with_file_line_and_item(tmp_path, choices, message):
     path = write_jsonl(tmp_path / "bad.jsonl", [{"query": "q", "choices": ["a", "b"], "gold": 0},
                                                 {"query": "q", "choices": choices, "gold": 0}])
-    with pytest.raises(tasks.BenchmarkFormatError, match=rf"bad\.jsonl:2: {message}"):
-        tasks.load_items(path)
+    with pytest.raises(benchmarks.BenchmarkFormatError, match=rf"bad\.jsonl:2: {message}"):
+        benchmarks.load_items(path)
 
 
 def test_binary_file_names_the_file_and_line(tmp_path):
     path = tmp_path / "bench.jsonl"
     path.write_bytes(b'{"query": "q", "choices": ["a", "b"], "gold": 0}\n\x89PNG\r\n\x1a\n\x00\xff')
-    with pytest.raises(tasks.BenchmarkFormatError, match=r"bench\.jsonl:2: not UTF-8"):
-        tasks.load_items(path)
+    with pytest.raises(benchmarks.BenchmarkFormatError, match=r"bench\.jsonl:2: not UTF-8"):
+        benchmarks.load_items(path)
     csv_path = tmp_path / "x_test.csv"
     csv_path.write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(tasks.BenchmarkFormatError, match=r"x_test\.csv:1: not UTF-8"):
-        tasks.load_items(csv_path)
+    with pytest.raises(benchmarks.BenchmarkFormatError, match=r"x_test\.csv:1: not UTF-8"):
+        benchmarks.load_items(csv_path)
 
 
 def test_mixed_formats_in_one_file_are_refused(tmp_path):
     path = write_jsonl(tmp_path / "mix.jsonl", [{"query": "q", "choices": ["a", "b"], "gold": 0},
                                                 {"goal": "g", "sol1": "a", "sol2": "b", "label": 0}])
-    with pytest.raises(tasks.BenchmarkFormatError, match=r"mix\.jsonl:2: a piqa record in a file of icl"):
-        tasks.load_items(path)
+    with pytest.raises(benchmarks.BenchmarkFormatError, match=r"mix\.jsonl:2: a piqa record in a file of icl"):
+        benchmarks.load_items(path)
 
 
 @pytest.fixture(scope="module")

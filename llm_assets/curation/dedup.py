@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -23,76 +24,16 @@ from scipy.sparse.csgraph import connected_components
 
 from llm_assets.lake import PartLoader, PartWriter, removed_frame
 from llm_assets.profiles import CurationConfig
+from llm_assets.text import HASH_SEED, NGRAM_MULTIPLIERS, mix64, normalized_text, word_ngram_hashes
 
 log = logging.getLogger(__name__)
 
 STAGE = "deduplicated_documents"
-_SEED = 0x5EED
-# word n-grams are combined as sum(h[i+k] * multiplier[k]); odd multipliers make the sum order-sensitive
-_NGRAM_MULTIPLIERS = (np.random.default_rng(_SEED).integers(1, 2**63, size=64, dtype=np.uint64) * 2 + 1)
 _SCAN_BYTES = 1 << 20  # bytes of a long text searched for word boundaries at a time
 
 
-def normalized_text(text: pl.Expr) -> pl.Expr:
-    """Lower-case words separated by single spaces; punctuation and symbols dropped."""
-    return (
-        text.str.to_lowercase()
-        .str.replace_all(r"[^\p{L}\p{N}\s]+", " ")
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
-    )
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """A finalizer (splitmix64) so every output bit depends on every input bit."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def word_ngram_hashes(normalized: pl.Series, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """`(doc_index, ngram_hash)` for every word n-gram of every text, sorted by doc_index.
-
-    `normalized` holds texts from `normalized_text` (words separated by one space). A text shorter than
-    `n` words gives one n-gram made of all its words; an empty text gives none.
-    """
-    if n < 1 or n > len(_NGRAM_MULTIPLIERS):
-        raise ValueError(f"n-gram size must be 1..{len(_NGRAM_MULTIPLIERS)}, got {n}")
-    words = (
-        pl.DataFrame({"w": normalized.fill_null("")})
-        .with_row_index("doc")
-        .select("doc", pl.col("w").str.split(" "))
-        .explode("w")
-        .filter(pl.col("w").is_not_null() & (pl.col("w") != ""))
-    )
-    if words.height == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    doc = words["doc"].to_numpy().astype(np.int64)
-    word_hash = words["w"].hash(seed=_SEED).to_numpy().astype(np.uint64)
-    total = len(doc)
-    ngram = word_hash * _NGRAM_MULTIPLIERS[0]
-    # same_doc_at[k][i]: word i+k exists and belongs to the same document as word i
-    reaches_end = np.ones(total, dtype=bool)
-    for k in range(1, n):
-        same = np.zeros(total, dtype=bool)
-        same[: total - k] = doc[k:] == doc[: total - k]
-        term = np.zeros(total, dtype=np.uint64)
-        term[: total - k] = word_hash[k:] * _NGRAM_MULTIPLIERS[k]
-        ngram = ngram + np.where(same, term, np.uint64(0))
-        reaches_end = same
-    doc_start = np.ones(total, dtype=bool)
-    doc_start[1:] = doc[1:] != doc[:-1]
-    words_per_doc = np.bincount(doc)
-    short_doc = words_per_doc[doc] < n
-    valid = reaches_end if n > 1 else np.ones(total, dtype=bool)
-    valid = valid | (doc_start & short_doc)
-    return doc[valid], _mix64(ngram[valid])
-
-
 def _permutations(count: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(_SEED + 1)
+    rng = np.random.default_rng(HASH_SEED + 1)
     a = rng.integers(1, 2**63, size=count, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     b = rng.integers(0, 2**63, size=count, dtype=np.uint64)
     return a, b
@@ -193,10 +134,10 @@ def near_duplicate_clusters(signatures: np.ndarray, has_ngrams: np.ndarray,
                          f"{cfg.minhash_bands} bands x {cfg.minhash_rows} rows")
     eligible = np.flatnonzero(has_ngrams)
     rows_from, rows_to = [], []
-    band_mult = _NGRAM_MULTIPLIERS[: cfg.minhash_rows]
+    band_mult = NGRAM_MULTIPLIERS[: cfg.minhash_rows]
     for band in range(cfg.minhash_bands):
         block = signatures[eligible, band * cfg.minhash_rows:(band + 1) * cfg.minhash_rows]
-        bucket = _mix64((block.astype(np.uint64) * band_mult[None, :]).sum(axis=1, dtype=np.uint64))
+        bucket = mix64((block.astype(np.uint64) * band_mult[None, :]).sum(axis=1, dtype=np.uint64))
         order = np.argsort(bucket, kind="stable")
         same = bucket[order][1:] == bucket[order][:-1]
         rows_from.append(eligible[order[:-1][same]])
@@ -217,7 +158,7 @@ def _line_keys(docs: pl.DataFrame, with_lines: bool = False) -> pl.DataFrame:
         pl.col("text").str.split("\n").alias("_line"),
     ).explode("_line")
     stripped = pl.col("_line").fill_null("").str.strip_chars()
-    lines = lines.with_columns(pl.when(stripped != "").then(stripped.hash(seed=_SEED)).alias("_key"))
+    lines = lines.with_columns(pl.when(stripped != "").then(stripped.hash(seed=HASH_SEED)).alias("_key"))
     if with_lines:
         return lines.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_line_no"))
     return lines.drop("_line")
@@ -280,7 +221,7 @@ def _load(load: PartLoader, part: str) -> pl.DataFrame:
 
 
 def _page_hash(text: pl.Expr) -> pl.Expr:
-    return normalized_text(text).hash(seed=_SEED)
+    return normalized_text(text).hash(seed=HASH_SEED)
 
 
 def _first_of_group(index: pl.DataFrame, group: str) -> pl.DataFrame:
@@ -297,10 +238,27 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
     exact-duplicate survivors; (3) the decisions applied and written. Between passes only hashes, fetch
     times, ids and signatures are held, never text. Returns counts: input, kept, removed, per reason.
     """
-    counts: dict = {"input": 0, "kept": 0, "removed": 0, "removed_by_reason": {}}
     if not parts:
-        return counts
-    # pass 1: an index of every document and the (host, line, page) triples for the boilerplate rule
+        return {"input": 0, "kept": 0, "removed": 0, "removed_by_reason": {}}
+    first = _index_parts(parts, load, cfg)
+    # the signatures live only for the call that clusters them: pass 3 holds the decisions alone
+    decisions = _decide(first, *_sign_parts(parts, load, cfg, first), cfg)
+    return _apply_decisions(parts, load, write, first, decisions)
+
+
+@dataclass
+class _FirstPass:
+    """What pass 1 learns: every document's place in representative order, the exact duplicates found
+    before the boilerplate cut, the documents that survive them, and the hosts' boilerplate line keys."""
+
+    index: pl.DataFrame  # _part, _row, warc_record_id, fetch_time, host, _page, _ord, _rep
+    exact_before: pl.DataFrame  # _ord, _reason, _rep, _cluster
+    survivors: pl.DataFrame  # the rows of `index` that are their exact group's representative
+    keys: pl.DataFrame  # host, _key
+
+
+def _index_parts(parts: Sequence[str], load: PartLoader, cfg: CurationConfig) -> _FirstPass:
+    """Pass 1: an index of every document and the (host, line, page) triples for the boilerplate rule."""
     index_parts, line_parts = [], []
     for number, part in enumerate(parts):
         docs = _load(load, part).with_columns(_page_hash(pl.col("text")).alias("_page"))
@@ -323,15 +281,20 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
                                                      on=["host", "_page"], how="semi")
     del line_parts
     keys = boilerplate_keys(line_pages, cfg)
-    del line_pages
     log.info("dedup: %d documents, %d exact duplicates, %d boilerplate line keys", index.height,
              exact_before.height, keys.height)
+    return _FirstPass(index, exact_before, survivors, keys)
 
-    # pass 2: cut boilerplate; hash and sign what is left
+
+def _sign_parts(parts: Sequence[str], load: PartLoader, cfg: CurationConfig,
+                first: _FirstPass) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """Pass 2: cut boilerplate from the survivors; `(after, signatures, has_ngrams)`, where `after` holds
+    per survivor `_ord`, `_empty` (nothing left), `_exact` (hash of what is left) and `_sig` (its row in
+    `signatures`)."""
     after_parts, signature_parts, has_ngram_parts = [], [], []
     for number, part in enumerate(parts):
-        docs = _survivors_of_part(_load(load, part), survivors, number)
-        docs = cut_boilerplate(docs, keys).with_columns(
+        docs = _survivors_of_part(_load(load, part), first.survivors, number)
+        docs = cut_boilerplate(docs, first.keys).with_columns(
             (pl.col("text") == "").alias("_empty"), _page_hash(pl.col("text")).alias("_exact"))
         after_parts.append(docs.select("_ord", "_empty", "_exact"))
         signatures, has_ngrams = minhash_signatures(docs.select(normalized_text(pl.col("text")))["text"], cfg)
@@ -343,7 +306,12 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
     signatures = np.concatenate(signature_parts) if signature_parts else np.zeros(
         (0, cfg.minhash_bands * cfg.minhash_rows), np.uint32)
     has_ngrams = np.concatenate(has_ngram_parts) if has_ngram_parts else np.zeros(0, bool)
-    del after_parts, signature_parts, has_ngram_parts
+    return after, signatures, has_ngrams
+
+
+def _decide(first: _FirstPass, after: pl.DataFrame, signatures: np.ndarray, has_ngrams: np.ndarray,
+            cfg: CurationConfig) -> pl.DataFrame:
+    """Every removal: `_ord`, `_reason`, `_cluster` and `duplicate_of` (the representative's id)."""
     after = _first_of_group(after.sort("_ord"), "_exact")
     boilerplate_only = after.filter(pl.col("_empty")).select(
         "_ord", pl.lit("boilerplate_only").alias("_reason"), pl.lit(None, pl.UInt32).alias("_rep"),
@@ -355,25 +323,27 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
     unique = after.filter(pl.col("_ord") == pl.col("_rep")).drop("_rep")
     rows = unique["_sig"].to_numpy()
     clusters = near_duplicate_clusters(signatures[rows], has_ngrams[rows], cfg)
-    del signatures, has_ngrams
     unique = _first_of_group(unique.with_columns(pl.Series("_cluster", clusters, dtype=pl.Int64)), "_cluster")
     near = unique.filter(pl.col("_ord") != pl.col("_rep")).select(
         "_ord", pl.lit("near_duplicate").alias("_reason"), "_rep", "_cluster")
-    decisions = (pl.concat([exact_before, boilerplate_only, exact_after, near])
-                 .join(index.select(pl.col("_ord").alias("_rep"), pl.col("warc_record_id").alias("duplicate_of")),
-                       on="_rep", how="left").drop("_rep"))
     log.info("dedup: %d boilerplate-only, %d exact duplicates after the cut, %d near duplicates in %d clusters",
              boilerplate_only.height, exact_after.height, near.height, near["_cluster"].n_unique())
+    return (pl.concat([first.exact_before, boilerplate_only, exact_after, near])
+            .join(first.index.select(pl.col("_ord").alias("_rep"), pl.col("warc_record_id").alias("duplicate_of")),
+                  on="_rep", how="left").drop("_rep"))
 
-    # pass 3: apply the decisions part by part
-    counts["input"] = index.height
+
+def _apply_decisions(parts: Sequence[str], load: PartLoader, write: PartWriter, first: _FirstPass,
+                     decisions: pl.DataFrame) -> dict:
+    """Pass 3: write each part's kept rows (boilerplate cut) and removed rows; return the counts."""
+    counts: dict = {"input": first.index.height, "kept": 0, "removed": 0, "removed_by_reason": {}}
     for number, part in enumerate(parts):
         docs = _load(load, part)
         columns = [c for c in docs.columns if c != "_row"]
-        docs = (docs.join(index.filter(pl.col("_part") == number).select("_row", "_ord"), on="_row")
+        docs = (docs.join(first.index.filter(pl.col("_part") == number).select("_row", "_ord"), on="_row")
                 .join(decisions, on="_ord", how="left"))
-        before = docs.join(exact_before.select("_ord"), on="_ord", how="semi")
-        cut = cut_boilerplate(docs.join(survivors.select("_ord"), on="_ord", how="semi"), keys)
+        before = docs.join(first.exact_before.select("_ord"), on="_ord", how="semi")
+        cut = cut_boilerplate(docs.join(first.survivors.select("_ord"), on="_ord", how="semi"), first.keys)
         removed_after = cut.filter(pl.col("_reason").is_not_null())
         kept = cut.filter(pl.col("_reason").is_null()).sort("_ord").select(*columns, "boilerplate_lines_removed")
         removed = pl.concat([_duplicate_removed(frame) for frame in (before, removed_after)],

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from llm_assets.curation.dedup import normalized_text, word_ngram_hashes
+from llm_assets.benchmarks import load_items
 from llm_assets.curation.quality import stable_fraction
 from llm_assets.lake import PartLoader, PartWriter, removed_frame
 from llm_assets.profiles import CurationConfig
+from llm_assets.text import ngram_hits, ngram_table, normalized_text
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,7 @@ def site_column(hosts: pl.Series, cfg: CurationConfig,
 
 
 def read_benchmark_items(paths: Iterable[str | Path]) -> list[dict]:
-    """Items (`query`, `choices`) of benchmark files in any format `evaluation.tasks` reads."""
-    from llm_assets.evaluation.tasks import load_items
-
+    """Items (`query`, `choices`) of benchmark files in any format `llm_assets.benchmarks` reads."""
     return [{"query": item["query"], "choices": [str(c) for c in item["choices"]]}
             for path in paths for item in load_items(path)]
 
@@ -88,16 +87,7 @@ def benchmark_ngrams(items: list[dict], n: int) -> dict[int, np.ndarray]:
     if not texts:
         return {}
     normalized = pl.Series(texts).to_frame("t").select(normalized_text(pl.col("t")))["t"]
-    lengths = normalized.str.count_matches(" ").to_numpy() + 1
-    lengths[normalized.to_numpy() == ""] = 0
-    by_length: dict[int, np.ndarray] = {}
-    long_texts = normalized.filter(pl.Series(lengths >= n))
-    if len(long_texts):
-        by_length[n] = np.unique(word_ngram_hashes(long_texts, n)[1])
-    for k in np.unique(lengths[(lengths < n) & (lengths >= MIN_WHOLE_ITEM_WORDS)]):
-        whole = normalized.filter(pl.Series(lengths == k))
-        by_length[int(k)] = np.unique(word_ngram_hashes(whole, int(k))[1])
-    return by_length
+    return ngram_table(normalized, n, MIN_WHOLE_ITEM_WORDS)
 
 
 def contaminated_mask(texts: pl.Series, ngrams: dict[int, np.ndarray]) -> np.ndarray:
@@ -107,11 +97,16 @@ def contaminated_mask(texts: pl.Series, ngrams: dict[int, np.ndarray]) -> np.nda
         return mask
     for lo in range(0, len(texts), _DOCS_PER_CHUNK):
         chunk = texts.slice(lo, _DOCS_PER_CHUNK).to_frame("t").select(normalized_text(pl.col("t")))["t"]
-        for k, hashes in ngrams.items():
-            doc, doc_hashes = word_ngram_hashes(chunk, k)
-            hit = np.isin(doc_hashes, hashes, assume_unique=False)
-            mask[lo + np.unique(doc[hit])] = True
+        mask[lo + np.unique(ngram_hits(chunk, ngrams)[0])] = True
     return mask
+
+
+def contaminated_rows(files: Iterable[str | Path], benchmark_files: Iterable[str | Path], n: int) -> int:
+    """Rows of the mixture `files` that still share an n-gram with a benchmark item (0 when decontaminated)."""
+    ngrams = benchmark_ngrams(read_benchmark_items(benchmark_files), n)
+    if not ngrams:
+        return 0
+    return sum(int(contaminated_mask(pl.read_parquet(f, columns=["text"])["text"], ngrams).sum()) for f in files)
 
 
 def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list[Path] | tuple = (),

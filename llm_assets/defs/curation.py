@@ -10,6 +10,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from llm_assets.curation import dedup, extraction, filtration, groundtruth, mixture, pii, quality, report
 from llm_assets.lake import kept_path, part_files, prune_parts, read_part, scan_parts, write_part
 from llm_assets.synthetic.crawl_folder import LABELS_FILE
+from llm_assets.text import normalized_text
 
 from .common import check, kept_files, metadata_value, spec, stage_parts
 from .partitions import warc_files
@@ -138,7 +139,7 @@ def deduplicated_documents(lake: LakeResource, crawl: CrawlSource):
     meta = run_global_stage(lake, "deduplicated_documents", parts, step)
     yield MaterializeResult(metadata=meta)
     hashes = scan_parts(part_files(lake.path, "deduplicated_documents")).select(
-        dedup.normalized_text(pl.col("text")).hash().alias("h")).collect()["h"]
+        normalized_text(pl.col("text")).hash().alias("h")).collect()["h"]
     dupes = len(hashes) - hashes.n_unique()
     yield check("no_exact_duplicates", dupes == 0, duplicates=dupes)
 
@@ -245,9 +246,7 @@ def training_mixture(lake: LakeResource, crawl: CrawlSource):
                     "cannot be measured")
     both = rows.group_by("warc_record_id").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
     yield check("split_by_document", both.is_empty(), documents_on_both_sides=both.height)
-    ngrams = mixture.benchmark_ngrams(mixture.read_benchmark_items(benchmarks), cfg.decontamination_ngram)
-    leaked = sum(int(mixture.contaminated_mask(pl.read_parquet(f, columns=["text"])["text"], ngrams).sum())
-                 for f in files) if ngrams else 0
+    leaked = mixture.contaminated_rows(files, benchmarks, cfg.decontamination_ngram)
     yield check("decontaminated", leaked == 0, contaminated_rows=leaked)
 
 

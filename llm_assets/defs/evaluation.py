@@ -8,12 +8,13 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
+from llm_assets.benchmarks import QUESTION_TEMPLATE
 from llm_assets.crawl import redact_url
 from llm_assets.evaluation.card import render_model_card
 from llm_assets.evaluation.cloze import cloze_pairs
 from llm_assets.evaluation.generative import is_open_question_file, load_open_suite
 from llm_assets.evaluation.scoreboard import score_models
-from llm_assets.evaluation.tasks import QUESTION_TEMPLATE, load_fewshot, load_suite
+from llm_assets.evaluation.tasks import load_fewshot, load_suite
 from llm_assets.lake import kept_path, part_files, removed_path, scan_parts
 from llm_assets.modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE

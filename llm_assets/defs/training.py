@@ -16,6 +16,7 @@ from dagster import (
     asset,
 )
 
+from llm_assets.lake import file_sha256, write_parquet
 from llm_assets.modeling.chat import ends_turn_share
 from llm_assets.tokens.special import END_OF_TURN
 from llm_assets.training import error_path
@@ -23,14 +24,13 @@ from llm_assets.training.callbacks import LAST_CHECKPOINT
 from llm_assets.training.checks import loss_is_finite
 from llm_assets.training.data import require_trainable
 from llm_assets.training.lifeline import launcher_env
-from llm_assets.training.resume import file_digest, json_content_digest, reset_if_inputs_changed
+from llm_assets.training.resume import json_content_digest, reset_if_inputs_changed
 from llm_assets.training.sft import answer_accuracy, synthetic_answer_prefixes
 from llm_assets.training.sft_data import (
     EXAMPLE_SCHEMA,
     check_examples,
     load_conversations,
     render_examples,
-    write_examples,
 )
 
 from .curation import check, metadata_value, spec
@@ -186,7 +186,7 @@ def sft_examples(context: AssetExecutionContext, lake: LakeResource, crawl: Craw
     out = lake.asset_dir("sft_examples") / "examples.parquet"
     if not sources:
         context.log.warning(NO_SFT)
-        write_examples(pl.DataFrame(schema=EXAMPLE_SCHEMA), out, {})
+        write_parquet(pl.DataFrame(schema=EXAMPLE_SCHEMA), out)
         yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)), "dagster/row_count": 0,
                                           "skipped": NO_SFT})
         for name in ("within_context", "assistant_spans_non_empty", "no_heldout_overlap"):
@@ -237,8 +237,8 @@ def assistant_checkpoint(context: AssetExecutionContext, lake: LakeResource, cra
     config = {"profile": lake.profile, "examples": str(examples),
               "base": str(base), "out": str(out), **trainer.runtime()}
     reset_if_inputs_changed(out, {"config": config, "sizes": lake.profile_def().sft,
-                                  "examples": file_digest(config["examples"]),
-                                  "base": file_digest(base / "model.safetensors")})
+                                  "examples": file_sha256(config["examples"]),
+                                  "base": file_sha256(base / "model.safetensors")})
     yield from launch(context, launcher, "sft", config, lake.asset_dir("configs") / "sft.json")
     prompts = pl.read_parquet(lake.asset_dir("sft_examples") / "examples.parquet", columns=["text"]).head(8)
     questions = [t.split("\n", 1)[1].split(END_OF_TURN)[0] for t in prompts["text"].to_list()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from llm_assets.evaluation.tasks import Item
+from llm_assets.benchmarks import Item
 
 
 def is_cloze(items: list[Item]) -> bool:

@@ -4,8 +4,8 @@ An item's words are its query followed by its choices, lower-cased, split on wor
 one-character words dropped so option labels such as "A)" in a leaked quiz page do not break a match.
 Its n-grams are the runs of `n` consecutive words at least half of which come from the query, or the
 whole item when it has fewer than `n` words.
-Training Parquet files (a `text` column) are streamed in record batches; polars computes the n-grams of
-a whole batch at once and joins them against the benchmark's n-grams.
+Training Parquet files (a `text` column) are streamed in record batches; each batch's n-grams are looked
+up among the benchmark's (`llm_assets.text.ngram_hits`, by n-gram hash).
 
 An item is flagged when at least `min_overlap` of its n-grams occur in the training text (default one
 half): a leaked item repeats all of them, while two different questions about the same person share a
@@ -21,10 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from llm_assets.evaluation.tasks import Item
+from llm_assets.benchmarks import Item
+from llm_assets.text import ngram_hits, phrase_hashes
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ def item_ngrams(item: Item, n: int = 13) -> list[str]:
 
 
 def _benchmark_ngrams(tasks: dict[str, list[Item]], n: int) -> pl.DataFrame:
+    """One row per distinct n-gram of each item: task, item, ngram (its hash), length (its words)."""
     rows = {"task": [], "item": [], "ngram": [], "length": []}
     for task, items in tasks.items():
         for index, item in enumerate(items):
@@ -64,22 +67,16 @@ def _benchmark_ngrams(tasks: dict[str, list[Item]], n: int) -> pl.DataFrame:
                 rows["item"].append(index)
                 rows["ngram"].append(gram)
                 rows["length"].append(gram.count(" ") + 1)
-    return pl.DataFrame(rows, schema={"task": pl.Utf8, "item": pl.Int64, "ngram": pl.Utf8, "length": pl.Int64})
+    bench = pl.DataFrame(rows, schema={"task": pl.Utf8, "item": pl.Int64, "ngram": pl.Utf8, "length": pl.Int64})
+    return bench.with_columns(pl.Series("ngram", phrase_hashes(bench["ngram"]), dtype=pl.UInt64))
 
 
-def _text_ngrams(texts: pl.Series, first_doc: int, length: int, wanted: pl.Series) -> pl.DataFrame:
-    """(doc, ngram) for every `length`-word n-gram of `texts` that is in `wanted`."""
-    words = (pl.DataFrame({"doc": pl.int_range(first_doc, first_doc + len(texts), eager=True),
-                           "text": texts})
-             .select("doc", pl.col("text").fill_null("").str.to_lowercase().str.extract_all(WORD_PATTERN)
-                     .alias("word"))
-             .explode("word").drop_nulls("word"))
-    shifted = [pl.col("word").shift(-k).over("doc") for k in range(length)]
-    return (words.lazy()
-            .select("doc", pl.concat_str(shifted, separator=" ").alias("ngram"))
-            .filter(pl.col("ngram").is_in(wanted.implode()))
-            .unique()
-            .collect())
+def _text_ngrams(texts: pl.Series, first_doc: int, wanted: dict[int, np.ndarray]) -> pl.DataFrame:
+    """(doc, ngram) for every n-gram of `texts` whose hash is in `wanted` (hashes by n-gram length)."""
+    words = texts.fill_null("").str.to_lowercase().str.extract_all(WORD_PATTERN).list.join(" ")
+    doc, hashes = ngram_hits(words, wanted)
+    return pl.DataFrame({"doc": doc + first_doc, "ngram": hashes},
+                        schema={"doc": pl.Int64, "ngram": pl.UInt64}).unique()
 
 
 @dataclass
@@ -100,8 +97,8 @@ def find_contamination(tasks: dict[str, list[Item]], training_files: Iterable[st
     if not 0.0 <= min_overlap <= 1.0:
         raise ValueError(f"min_overlap must be a fraction in [0, 1], got {min_overlap}")
     bench = _benchmark_ngrams(tasks, n)
-    lengths = sorted(bench["length"].unique().to_list())
-    wanted_by_length = {length: bench.filter(pl.col("length") == length)["ngram"].unique() for length in lengths}
+    wanted = {length: np.unique(bench.filter(pl.col("length") == length)["ngram"].to_numpy())
+              for length in sorted(bench["length"].unique().to_list())}
     matches: list[pl.DataFrame] = []
     documents = 0
     started = time.monotonic()
@@ -113,14 +110,13 @@ def find_contamination(tasks: dict[str, list[Item]], training_files: Iterable[st
             raise ValueError(f"{file}: no {text_column!r} column (columns: {', '.join(handle.schema_arrow.names)})")
         for batch in handle.iter_batches(columns=[text_column], batch_size=batch_rows):
             texts = pl.from_arrow(batch.column(0)).cast(pl.Utf8)
-            for length in lengths:
-                found = _text_ngrams(texts, documents, length, wanted_by_length[length])
-                if not found.is_empty():
-                    matches.append(found)
+            found = _text_ngrams(texts, documents, wanted)
+            if not found.is_empty():
+                matches.append(found)
             documents += len(texts)
         log.info("contamination: scanned %s, %d documents so far (%.1fs)", file, documents,
                  time.monotonic() - started)
-    hits = (pl.concat(matches) if matches else pl.DataFrame(schema={"doc": pl.Int64, "ngram": pl.Utf8}))
+    hits = (pl.concat(matches) if matches else pl.DataFrame(schema={"doc": pl.Int64, "ngram": pl.UInt64}))
     per_item = (bench.join(hits, on="ngram", how="inner")
                 .group_by("task", "item")
                 .agg(pl.col("ngram").n_unique().alias("matched_ngrams"),

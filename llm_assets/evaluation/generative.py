@@ -24,8 +24,9 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from llm_assets.benchmarks import BenchmarkFormatError, Item, format_error, jsonl_objects
 from llm_assets.evaluation.adapter import ScoringModel
-from llm_assets.evaluation.tasks import SPLITS, BenchmarkFormatError, Item, _fail, jsonl_objects
+from llm_assets.evaluation.tasks import SPLITS
 from llm_assets.tokens.special import END_OF_TURN, render_chat
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,10 @@ def load_open_questions(path: str | Path) -> list[Item]:
     for line_no, record in jsonl_objects(path):
         question, answers = record.get("question"), record.get("answers")
         if not isinstance(question, str) or not question.strip():
-            raise _fail(path, line_no, "an open question needs `question` as a non-empty string")
+            raise format_error(path, line_no, "an open question needs `question` as a non-empty string")
         if (not isinstance(answers, list) or not answers
                 or not all(isinstance(a, str) and normalize(a) for a in answers)):
-            raise _fail(path, line_no, "`answers` must be a non-empty list of answer strings (each with a "
+            raise format_error(path, line_no, "`answers` must be a non-empty list of answer strings (each with a "
                                        "letter or digit)")
         items.append({**record, "doc_id": len(items)})
     if not items:

@@ -25,8 +25,9 @@ import numpy as np
 import polars as pl
 import torch
 
+from llm_assets.benchmarks import TEMPLATES, Item
 from llm_assets.evaluation.adapter import ScoringModel
-from llm_assets.evaluation.tasks import SAMPLERS, TEMPLATES, Item
+from llm_assets.evaluation.tasks import SAMPLERS
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from llm_assets.benchmarks import Item
 from llm_assets.evaluation.adapter import ScoringModel
 from llm_assets.evaluation.multiple_choice import PromptFormat, evaluate_multiple_choice
-from llm_assets.evaluation.tasks import Item
 
 log = logging.getLogger(__name__)
 

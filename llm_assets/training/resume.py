@@ -14,14 +14,6 @@ log = logging.getLogger(__name__)
 FINGERPRINT = "inputs.json"
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # timings and dates a writer may record next to content (old shard manifests stored "seconds"): a rerun of the
 # same data changes them, so they must not decide whether training resumes
 VOLATILE_KEYS = frozenset({"seconds", "training_seconds", "created", "started", "finished"})

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,7 +23,9 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from llm_assets.tokens.shards import file_sha256
+from llm_assets.benchmarks import load_items
+from llm_assets.lake import file_sha256, write_parquet
+from llm_assets.text import normalized_text
 from llm_assets.tokens.special import ASSISTANT, END_OF_TURN, ROLES, USER, assistant_spans, render_chat
 
 logger = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
         if number and number % 20000 == 0:
             logger.info("rendered %d of %d conversations", number, len(kept))
     frame = pl.DataFrame(rows, schema=EXAMPLE_SCHEMA)
-    write_examples(frame, out_path, {TOKENIZER_SHA_KEY: file_sha256(tokenizer_path).encode(),
+    write_parquet(frame, out_path, {TOKENIZER_SHA_KEY: file_sha256(tokenizer_path).encode(),
                                      CONTEXT_KEY: str(context).encode()})
     lengths = frame.select(pl.col("input_ids").list.len()).to_series()
     stats = {
@@ -185,21 +186,6 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
     return stats
 
 
-def write_examples(frame: pl.DataFrame, out_path: str | os.PathLike, metadata: dict[bytes, bytes]) -> Path:
-    """zstd Parquet with file-level metadata, through a temporary name so a crash leaves no half file."""
-    path = Path(out_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = frame.to_arrow()
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def examples_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata `render_examples` stored: `tokenizer_sha256` and `context` (empty for foreign files)."""
     raw = pq.read_schema(path).metadata or {}
@@ -209,12 +195,6 @@ def examples_metadata(path: str | os.PathLike) -> dict[str, str]:
     if CONTEXT_KEY in raw:
         out["context"] = raw[CONTEXT_KEY].decode()
     return out
-
-
-def normalized_text(expr: pl.Expr) -> pl.Expr:
-    """Lowercase words separated by single spaces, padded with a space on each side (whole-word matching)."""
-    words = expr.str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars()
-    return pl.concat_str([pl.lit(" "), words, pl.lit(" ")])
 
 
 def check_examples(path: str | os.PathLike, context: int,
@@ -227,14 +207,20 @@ def check_examples(path: str | os.PathLike, context: int,
       item is held out when its `split` is `heldout` or it has no `split` (a user's evaluation file).
     """
     frame = pl.read_parquet(path, columns=["text", "input_ids", "loss_mask"])
-    results = {}
-
     lengths = frame.select(pl.col("input_ids").list.len()).to_series()
     too_long = int((lengths > context).sum())
-    results["within_context"] = (too_long == 0, {"max_tokens": int(lengths.max() or 0), "context": context,
-                                                 "longer_than_context": too_long})
+    if benchmark_files is None or isinstance(benchmark_files, str | os.PathLike):
+        benchmark_files = [] if benchmark_files is None else [benchmark_files]
+    return {
+        "within_context": (too_long == 0, {"max_tokens": int(lengths.max() or 0), "context": context,
+                                           "longer_than_context": too_long}),
+        "assistant_spans_non_empty": _check_assistant_spans(frame),
+        "no_heldout_overlap": _check_heldout_overlap(frame, benchmark_files),
+    }
 
-    # runs of 1s in the mask are the assistant spans; each must hold content plus the closing <|end|>
+
+def _check_assistant_spans(frame: pl.DataFrame) -> tuple[bool, dict]:
+    """Every assistant turn is one run of 1s in the loss mask, holding content plus the closing `<|end|>`."""
     masks = frame["loss_mask"]
     flat = masks.explode().fill_null(0).to_numpy().astype(np.int8)
     row_lengths = masks.list.len().to_numpy().astype(np.int64)
@@ -254,24 +240,27 @@ def check_examples(path: str | os.PathLike, context: int,
     turns_per_row = frame.select(pl.col("text").str.count_matches(ASSISTANT, literal=True)).to_series().to_numpy()
     short_runs = int((run_lengths < 2).sum())
     mismatched = np.flatnonzero(runs_per_row != turns_per_row)
-    results["assistant_spans_non_empty"] = (
-        short_runs == 0 and len(mismatched) == 0,
-        {"assistant_spans": len(run_lengths), "spans_without_content": short_runs,
-         "examples_with_unmasked_turns": len(mismatched),
-         "sample": [frame["text"][int(i)][:200] for i in mismatched[:3]]},
-    )
+    return (short_runs == 0 and len(mismatched) == 0,
+            {"assistant_spans": len(run_lengths), "spans_without_content": short_runs,
+             "examples_with_unmasked_turns": len(mismatched),
+             "sample": [frame["text"][int(i)][:200] for i in mismatched[:3]]})
 
-    if benchmark_files is None or isinstance(benchmark_files, str | os.PathLike):
-        benchmark_files = [] if benchmark_files is None else [benchmark_files]
+
+def _whole_words(text: pl.Expr) -> pl.Expr:
+    """Normalized text padded with a space on each side, so a substring match is a whole-word match."""
+    return pl.concat_str([pl.lit(" "), normalized_text(text), pl.lit(" ")])
+
+
+def _check_heldout_overlap(frame: pl.DataFrame, benchmark_files: Sequence[str | os.PathLike]) -> tuple[bool, dict]:
+    """No user turn contains a held-out benchmark query whole (normalized words, in order)."""
     if not benchmark_files:
-        results["no_heldout_overlap"] = (True, {"skipped": "no benchmark file configured (LLM_ASSETS_BENCHMARKS)"})
-        return results
+        return True, {"skipped": "no benchmark file configured (LLM_ASSETS_BENCHMARKS)"}
     queries = [q for file in benchmark_files for q in heldout_queries(file)]
-    normalized_queries = pl.DataFrame({"q": queries}).select(normalized_text(pl.col("q"))).to_series()
+    normalized_queries = pl.DataFrame({"q": queries}).select(_whole_words(pl.col("q"))).to_series()
     patterns = [q for q in normalized_queries.unique().to_list() if q.strip()]
     user_turns = (frame.select(pl.col("text").str.extract_all(r"(?s)<\|user\|>\n.*?<\|end\|>").alias("turn"))
                   .explode("turn").drop_nulls()
-                  .select(normalized_text(pl.col("turn").str.strip_prefix(USER).str.strip_suffix(END_OF_TURN))
+                  .select(_whole_words(pl.col("turn").str.strip_prefix(USER).str.strip_suffix(END_OF_TURN))
                           .alias("turn")))
     if patterns and user_turns.height:
         hits = user_turns.filter(pl.col("turn").str.contains_any(patterns))
@@ -279,16 +268,13 @@ def check_examples(path: str | os.PathLike, context: int,
                    .drop_nulls().unique().to_series().to_list())
     else:
         hits, matched = user_turns.head(0), []
-    results["no_heldout_overlap"] = (hits.height == 0, {
+    return hits.height == 0, {
         "benchmark_files": [str(f) for f in benchmark_files], "heldout_queries": len(queries),
         "user_turns": user_turns.height, "overlapping_turns": hits.height,
-        "sample_queries": [m.strip() for m in matched[:5]]})
-    return results
+        "sample_queries": [m.strip() for m in matched[:5]]}
 
 
 def heldout_queries(benchmark_file: str | os.PathLike) -> list[str]:
     """The `query` of every held-out benchmark item: split `heldout`, or no split at all (the items of a
     user's evaluation file are all held out; the synthetic world's `sft` items are meant to be trained on)."""
-    from llm_assets.evaluation.tasks import load_items
-
     return [item["query"] for item in load_items(benchmark_file) if item.get("split", "heldout") == "heldout"]
