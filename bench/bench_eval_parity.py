@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' tiny tokenizer trainer
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -77,7 +78,8 @@ def compare(parity_tasks, theirs: dict, ours) -> list[dict]:
 
 def write_native_checkpoint(tmp_dir: Path, texts: list[str], args) -> Path:
     """A random model of ours (wide init, so choices differ clearly) with a locally trained tokenizer."""
-    from llm_assets.evaluation.tiny_model import train_byte_bpe
+    from tiny_model import train_byte_bpe
+
     from llm_assets.modeling.checkpoint import save_checkpoint_folder
     from llm_assets.modeling.model import DecoderLM, ModelConfig
 

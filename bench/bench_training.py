@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +24,9 @@ from llm_assets.training.data import RandomWindowBatches, ShardWindows
 from llm_assets.training.flops import flops_per_token, measure_matmul_peak
 from llm_assets.training.module import lr_factor
 from llm_assets.training.pretrain import pretrain_config_from_dict, run_pretraining
-from llm_assets.training.sample_data import write_sample_corpus
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' generated sample corpus
+from sample_data import write_sample_corpus  # noqa: E402
 
 MODEL = {"n_layer": 4, "n_head": 4, "n_kv_head": 2, "d_model": 128, "d_ff": 352, "context": 128}
 TRAIN = {"micro_batch": 16, "grad_accum": 1, "lr": 2e-3, "warmup_steps": 5, "min_lr_ratio": 0.1,

@@ -13,6 +13,7 @@ import pytest
 import tokenizers
 import torch
 import torch.nn.functional as F
+from tiny_model import write_tiny_hf_checkpoint
 
 from llm_assets import benchmarks
 from llm_assets.evaluation import (
@@ -26,7 +27,6 @@ from llm_assets.evaluation import (
     tasks,
 )
 from llm_assets.evaluation.multiple_choice import PromptFormat
-from llm_assets.evaluation.tiny_model import write_tiny_hf_checkpoint
 
 WORDS = ["river", "stone", "capital", "city", "founded", "museum", "bridge", "tower", "harbor", "island", "mountain", "valley", "forest", "painter", "poet", "engineer", "chemist", "novel", "symphony", "treaty", "empire", "railway", "library", "market", "festival", "winter"]
 

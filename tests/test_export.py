@@ -9,12 +9,13 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from sample_data import sample_texts  # noqa: E402
+
 from llm_assets.modeling.checkpoint import load_checkpoint, save_checkpoint_folder  # noqa: E402
 from llm_assets.modeling.export import export_hf  # noqa: E402
 from llm_assets.modeling.generate import generate, generate_ids  # noqa: E402
 from llm_assets.modeling.model import DecoderLM, ModelConfig  # noqa: E402
 from llm_assets.tokens.tokenizer import train_tokenizer  # noqa: E402
-from llm_assets.training.sample_data import sample_texts  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ import polars as pl
 import pytest
 import tokenizers
 import torch
+from tiny_model import write_tiny_hf_checkpoint
 
 from llm_assets import benchmarks
 from llm_assets.evaluation import adapter, card, cli, generative, tasks
 from llm_assets.evaluation.cloze import cloze_pairs, question_vs_cloze
 from llm_assets.evaluation.multiple_choice import evaluate_multiple_choice
-from llm_assets.evaluation.tiny_model import write_tiny_hf_checkpoint
 from llm_assets.modeling.generate import generate_ids
 from llm_assets.tokens.special import render_chat
 

@@ -129,7 +129,8 @@ def test_mixed_formats_in_one_file_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def parity(tmp_path_factory):
     """Every format's files and lm-eval YAMLs, and a tiny checkpoint of ours exported for Hugging Face."""
-    from llm_assets.evaluation.tiny_model import train_byte_bpe
+    from tiny_model import train_byte_bpe
+
     from llm_assets.modeling.checkpoint import save_checkpoint_folder
     from llm_assets.modeling.export import export_hf
     from llm_assets.modeling.model import DecoderLM, ModelConfig

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sample_data import sample_texts
 
 from llm_assets.modeling.checkpoint import load_checkpoint, save_checkpoint_folder
 from llm_assets.modeling.model import IGNORE_INDEX, DecoderLM, KVCache, ModelConfig
 from llm_assets.profiles import get_profile
 from llm_assets.tokens.tokenizer import train_tokenizer
-from llm_assets.training.sample_data import sample_texts
 
 
 def tiny_config(**changes) -> ModelConfig:

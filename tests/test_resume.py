@@ -25,9 +25,10 @@ def test_same_inputs_keep_last_ckpt_changed_inputs_drop_it(tmp_path):
 def test_shard_fingerprint_covers_content_not_timing(tmp_path):
     """Two tokenizations of the same mixture fingerprint alike (no wall-clock field decides a resume); one more
     document changes the fingerprint."""
+    from sample_data import write_sample_corpus
+
     from llm_assets.tokens.shards import MANIFEST
     from llm_assets.training.resume import json_content_digest
-    from llm_assets.training.sample_data import write_sample_corpus
 
     first = write_sample_corpus(tmp_path / "a", documents=60, vocab_size=300)["shards"]
     again = write_sample_corpus(tmp_path / "b", documents=60, vocab_size=300)["shards"]
@@ -49,8 +50,9 @@ def test_shard_fingerprint_covers_content_not_timing(tmp_path):
 def test_rerun_of_a_finished_training_keeps_its_losses(tmp_path):
     """A rerun with the same inputs finds last.ckpt at the last step: it trains nothing and must still report
     the training's final loss and whole loss curve (the history travels in last.ckpt)."""
+    from sample_data import write_sample_corpus
+
     from llm_assets.training.pretrain import pretrain_config_from_dict, run_pretraining
-    from llm_assets.training.sample_data import write_sample_corpus
 
     corpus = write_sample_corpus(tmp_path / "corpus", documents=120, vocab_size=300)
     config = pretrain_config_from_dict({

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from sample_data import write_sample_corpus
 
 from llm_assets.modeling.checkpoint import load_checkpoint
 from llm_assets.tokens.shards import load_manifest, read_tokens
@@ -20,7 +21,6 @@ from llm_assets.training.data import FixedWindowBatches, RandomWindowBatches, Sh
 from llm_assets.training.flops import flops_per_token, matmul_parameters, measure_matmul_peak
 from llm_assets.training.module import lr_factor
 from llm_assets.training.pretrain import pretrain_config_from_dict, run_pretraining
-from llm_assets.training.sample_data import write_sample_corpus
 
 
 @pytest.fixture(scope="module")

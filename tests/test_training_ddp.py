@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from llm_assets.training.sample_data import write_sample_corpus
+from sample_data import write_sample_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import pytest
 
 dagster = pytest.importorskip("dagster")
 
-from llm_assets.training.sample_data import write_sample_corpus  # noqa: E402
+from sample_data import write_sample_corpus  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
