@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from llm_assets.lake import file_sha256
 from llm_assets.tokens import checks, shards, special
 from llm_assets.tokens.tokenizer import measure_compression, mixture_texts, to_transformers, train_tokenizer
 
@@ -216,7 +217,7 @@ def test_shards_are_fixed_size_and_documents_straddle(trained, shard_folder):
     assert raw[:8] == b"LLMATOK1" and raw[32:64] == b"\0" * 32 and len(raw) == 64 + 2 * 1000
     assert isinstance(shards.read_tokens(folder / train[0]["file"]), np.memmap)
     on_disk = json.loads((folder / "manifest.json").read_text())
-    assert on_disk["tokenizer_sha256"] == shards.file_sha256(trained[0])
+    assert on_disk["tokenizer_sha256"] == file_sha256(trained[0])
     assert on_disk["format"] == "llmatok" and on_disk["dtype"] == "uint16" and on_disk["eot_id"] == 0
     assert not list(folder.glob(".*.tmp"))
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from llm_assets.lake import file_sha256
 from llm_assets.tokens.shards import (
     SPLITS,
     ShardError,
     documents_path,
-    file_sha256,
     load_manifest,
     load_tokenizer,
     read_header,

@@ -15,7 +15,6 @@ Format (little-endian), one folder per tokenization:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -23,17 +22,16 @@ import os
 import struct
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from llm_assets.lake import write_parquet
+from llm_assets.lake import file_sha256, write_parquet
+from llm_assets.tokens.fetch_order import DocumentBatch, iter_batches
 from llm_assets.tokens.special import ENDOFTEXT
 
 log = logging.getLogger(__name__)
@@ -46,7 +44,6 @@ DTYPE_BY_CODE: dict[int, np.dtype] = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
 CODE_BY_NAME = {"uint16": 2, "uint32": 4}
 SPLITS = ("train", "validation")
 MANIFEST = "manifest.json"
-REQUIRED_COLUMNS = ("text", "split", "warc_record_id")
 
 
 class ShardError(ValueError):
@@ -122,11 +119,6 @@ def read_index(path: str | os.PathLike) -> np.ndarray:
     if size % 8:
         raise ShardError(f"shard index {idx}: {size} bytes is not a whole number of uint64 offsets")
     return np.fromfile(idx, dtype="<u8")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify_shard(path: str | os.PathLike, expected_sha256: str | None = None) -> None:
@@ -244,116 +236,6 @@ class SplitWriter:
         log.info("wrote %s: %d tokens, %d documents start here", name, self._filled, len(offsets))
 
 
-@dataclass
-class _Batch:
-    split: str
-    texts: list[str]
-    meta: pl.DataFrame  # warc_record_id, copy, text_hash
-
-
-def _file_frames(files: list[Path], batch_documents: int) -> Iterator[Iterator[pl.DataFrame]]:
-    """Per file, its record batches as frames with `text`, `split`, `warc_record_id`, `copy` (and
-    `fetch_time` when the file has it), after checking the columns."""
-    for path in files:
-        parquet = pq.ParquetFile(path)
-        names = parquet.schema_arrow.names
-        missing = [c for c in REQUIRED_COLUMNS if c not in names]
-        if missing:
-            raise ValueError(f"mixture file {path}: missing column(s) {', '.join(missing)}; "
-                             f"it has {', '.join(names)}")
-        columns = [*REQUIRED_COLUMNS, *(c for c in ("copy", "fetch_time") if c in names)]
-
-        def frames(parquet=parquet, path=path, columns=columns) -> Iterator[pl.DataFrame]:
-            for record_batch in parquet.iter_batches(batch_size=batch_documents, columns=columns):
-                frame = pl.from_arrow(record_batch)
-                if frame.schema["text"] != pl.Utf8:
-                    raise ValueError(f"mixture file {path}: column text is {frame.schema['text']}, "
-                                     "expected a string")
-                frame = frame.with_columns(pl.col("split").cast(pl.Utf8))
-                yield frame if "copy" in frame.columns else frame.with_columns(pl.lit(0).alias("copy"))
-
-        yield frames()
-
-
-def _with_order_key(frame: pl.DataFrame) -> pl.DataFrame:
-    """`_key`: a string that sorts like (fetch time, nulls last; record id; copy)."""
-    micros = (pl.col("fetch_time").dt.epoch("us") + (1 << 62)).cast(pl.Utf8).str.zfill(20)
-    return frame.with_columns(pl.concat_str([
-        pl.when(pl.col("fetch_time").is_null()).then(pl.lit("~")).otherwise(micros),
-        pl.col("warc_record_id").fill_null(""),
-        pl.col("copy").cast(pl.Int64).cast(pl.Utf8).str.zfill(12),
-    ], separator="\x00").alias("_key"))
-
-
-def _in_fetch_order(files: list[Path], batch_documents: int) -> Iterator[pl.DataFrame]:
-    """The documents of all files merged by (fetch time, record id, copy).
-
-    The training mixture is written one part per WARC file, each part in that order; merging the parts
-    gives the same document order, hence the same shards, however the crawl was split into files. The
-    merge holds one small record batch per file. Files without a datetime `fetch_time` are read one
-    after the other.
-    """
-    schemas = [pq.read_schema(f) for f in files] if len(files) > 1 else []
-    ordered = bool(schemas) and all(
-        "fetch_time" in schema.names and isinstance(schema.field("fetch_time").type, pa.TimestampType)
-        for schema in schemas)
-    if not ordered:
-        for frames in _file_frames(files, batch_documents):
-            yield from frames
-        return
-    # a batch per file, smaller with many files so the merge holds about 64 K documents at most
-    per_file = max(64, min(batch_documents, 65_536 // len(files)))
-    sources = [iter(frames) for frames in _file_frames(files, per_file)]
-    buffers: list[pl.DataFrame | None] = [None] * len(sources)
-
-    def refill(i: int) -> None:
-        while buffers[i] is None or buffers[i].height == 0:
-            frame = next(sources[i], None)
-            if frame is None:
-                buffers[i] = None
-                return
-            buffers[i] = _with_order_key(frame)
-
-    for i in range(len(sources)):
-        refill(i)
-    out: list[pl.DataFrame] = []
-    waiting = 0
-    while live := [i for i, b in enumerate(buffers) if b is not None]:
-        # every row up to the smallest of the buffers' last keys can go: no file holds a smaller one later
-        bound = min(buffers[i]["_key"][-1] for i in live)
-        ready = []
-        for i in live:
-            ready.append(buffers[i].filter(pl.col("_key") <= bound))
-            buffers[i] = buffers[i].filter(pl.col("_key") > bound)
-            refill(i)
-        out.append(pl.concat(ready, how="diagonal_relaxed").sort("_key", maintain_order=True).drop("_key"))
-        waiting += out[-1].height
-        if waiting >= batch_documents:  # hand on full batches: encoding runs in parallel per batch
-            yield pl.concat(out)
-            out, waiting = [], 0
-    if out:
-        yield pl.concat(out)
-
-
-def _iter_batches(files: list[Path], batch_documents: int, skipped: dict[str, int]) -> Iterator[_Batch]:
-    """Per-split batches of documents, streamed from the mixture files in record batches."""
-    for frame in _in_fetch_order(files, batch_documents):
-        empty = frame["text"].is_null() | (frame["text"] == "")
-        unknown = ~frame["split"].is_in(SPLITS) | frame["split"].is_null()
-        for reason, mask in (("empty_text", empty), ("unknown_split", unknown & ~empty)):
-            count = int(mask.fill_null(True).sum())
-            if count:
-                skipped[reason] = skipped.get(reason, 0) + count
-        frame = frame.filter(~empty.fill_null(True) & ~unknown.fill_null(True))
-        for split in SPLITS:
-            part = frame.filter(pl.col("split") == split)
-            if part.height:
-                meta = part.select(
-                    pl.col("warc_record_id"), pl.col("copy").cast(pl.Int32),
-                    pl.col("text").hash(seed=0).alias("text_hash"))
-                yield _Batch(split, part["text"].to_list(), meta)
-
-
 def _encoder(tokenizer):
     # encode_batch_fast skips the character offsets we never use (tokenizers >= 0.21)
     return getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
@@ -415,14 +297,14 @@ def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, o
     started = time.perf_counter()
     n_docs = 0
 
-    def encode(batch: _Batch):
+    def encode(batch: DocumentBatch):
         return batch, encode_documents(tokenizer, batch.texts, eot_id, dtype)
 
     try:
         # one thread encodes the next batch (the Rust side releases the GIL) while this one writes
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = None
-            for n_batches, batch in enumerate(_iter_batches(files, batch_documents, skipped), start=1):
+            for n_batches, batch in enumerate(iter_batches(files, batch_documents, SPLITS, skipped), start=1):
                 future = pool.submit(encode, batch)
                 if pending is not None:
                     n_docs += _write_batch(*pending.result(), writers, documents)
@@ -463,7 +345,7 @@ _DOCUMENT_SCHEMA = {"warc_record_id": pl.Utf8, "copy": pl.Int32, "text_hash": pl
                     "shard": pl.Int32, "offset": pl.UInt64, "tokens": pl.Int64}
 
 
-def _write_batch(batch: _Batch, encoded: tuple[np.ndarray, np.ndarray], writers: dict[str, SplitWriter],
+def _write_batch(batch: DocumentBatch, encoded: tuple[np.ndarray, np.ndarray], writers: dict[str, SplitWriter],
                  documents: dict[str, list[pl.DataFrame]]) -> int:
     tokens, lengths = encoded
     writer = writers[batch.split]

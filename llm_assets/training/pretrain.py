@@ -18,10 +18,11 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from llm_assets.lake import file_sha256
 from llm_assets.modeling.checkpoint import save_checkpoint_folder, write_config_and_tokenizer
 from llm_assets.modeling.model import ModelConfig
 from llm_assets.profiles import ModelSize, TrainSize, get_profile
-from llm_assets.tokens.shards import file_sha256, load_manifest
+from llm_assets.tokens.shards import load_manifest
 from llm_assets.training.callbacks import (
     LAST_CHECKPOINT,
     LastCheckpoint,

@@ -30,6 +30,7 @@ import polars as pl
 import torch
 from torch.utils.data import Dataset
 
+from llm_assets.lake import file_sha256
 from llm_assets.modeling.checkpoint import (
     TOKENIZER_FILE,
     load_checkpoint,
@@ -38,7 +39,6 @@ from llm_assets.modeling.checkpoint import (
 )
 from llm_assets.modeling.model import IGNORE_INDEX, DecoderLM
 from llm_assets.profiles import SFTSize, get_profile
-from llm_assets.tokens.shards import file_sha256
 from llm_assets.tokens.special import PAD, render_chat
 from llm_assets.training.callbacks import (
     LAST_CHECKPOINT,
