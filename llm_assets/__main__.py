@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 from llm_assets import profiles
-
-DEBUG_ENV = "LLM_ASSETS_DEBUG"
+from llm_assets.cli import DEBUG_ENV, debug_requested
 
 
 def _cmd_build(args) -> int:
-    from llm_assets.defs.build import build
+    from llm_assets.cli.build import build
     from llm_assets.lake import lake_lock
 
     # one build per lake and profile: a second would overwrite and prune the first one's parts
@@ -44,6 +43,19 @@ def _cmd_synth_crawl(args) -> int:
     return 0
 
 
+def is_synthetic_crawl_files(uris: list[str]) -> bool:
+    """`uris` are the synthetic crawl: its folder, or files all in it (its tuned curation settings apply)."""
+    from llm_assets.synthetic import is_synthetic_crawl
+
+    folders = set()
+    for uri in uris:
+        if "://" in uri and not uri.startswith("file://"):
+            return False
+        path = Path(uri.removeprefix("file://"))
+        folders.add(path if path.is_dir() else path.parent)
+    return len(folders) == 1 and is_synthetic_crawl(folders.pop())
+
+
 def _cmd_curate(args) -> int:
     import json
 
@@ -52,7 +64,7 @@ def _cmd_curate(args) -> int:
 
     uris = list(resolve_sources(args.warc).values())
     summary = curate(uris, _out_folder(args.out), profiles.get_profile(args.profile), args.benchmark or [],
-                     reference_files=args.reference or [])
+                     reference_files=args.reference or [], synthetic=is_synthetic_crawl_files(uris))
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -247,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("llm_assets").setLevel(logging.INFO)
     args = parser().parse_args(argv)
-    debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes", "on")
+    debug = getattr(args, "debug", False) or debug_requested()
     if debug:
         os.environ[DEBUG_ENV] = "1"  # build's runs and the training programs show their tracebacks too
     try:

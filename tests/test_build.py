@@ -97,7 +97,7 @@ def materialize_downstream(root: Path, assets: list, crawl_file: Path):
 
 
 def failures(result) -> dict[str, str]:
-    from llm_assets.defs.build import user_error
+    from llm_assets.cli.summary import user_error
 
     return {f.step_key: user_error(f.step_failure_data.error) for f in result.get_step_failure_events()}
 
