@@ -1,8 +1,15 @@
-"""JSON-able metadata shared by every curation stage: what was kept, what was removed and why."""
+"""JSON-able metadata shared by every curation stage: what was kept, what was removed and why; the same
+counts over a whole lake for the model card."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import polars as pl
+
+from llm_assets.crawl import redact_url
+from llm_assets.lake import kept_path, removed_path, scan_parts
 
 
 def summarize(stage: str, kept: pl.DataFrame | pl.LazyFrame, removed: pl.DataFrame | pl.LazyFrame,
@@ -43,3 +50,33 @@ def summarize(stage: str, kept: pl.DataFrame | pl.LazyFrame, removed: pl.DataFra
     if "text" in kept_columns:
         summary["kept_characters"] = int(kept.select(pl.col("text").str.len_chars().sum()).collect().item())
     return summary
+
+
+def stage_counts(root: str | os.PathLike, stages: list[str], parts: list[str]) -> list[dict]:
+    """Kept and removed rows per stage over `parts` of the lake at `root`, with drop reasons; a stage with no
+    kept part (not materialized, or one that writes a model rather than parts) is left out."""
+    rows = []
+    for stage in stages:
+        # every curation stage, the global ones too, writes one part per crawl partition
+        kept = [f for f in (kept_path(root, stage, p) for p in parts) if f.exists()]
+        removed = [f for f in (removed_path(root, stage, p) for p in parts) if f.exists()]
+        if not kept:
+            continue
+        reasons = (scan_parts(removed).group_by("reason").len().collect() if removed
+                   else pl.DataFrame(schema={"reason": pl.Utf8, "len": pl.UInt32}))
+        rows.append({"stage": stage, "kept": pl.scan_parquet(kept).select(pl.len()).collect().item(),
+                     "removed": int(reasons["len"].sum()) if removed else None,
+                     "reasons": dict(reasons.iter_rows())})
+    return rows
+
+
+def source_counts(root: str | os.PathLike, sources: dict[str, str]) -> list[dict]:
+    """Per crawl source (`{partition: uri}`): its redacted URI, the records raw_crawl kept, and its size when
+    it is a local file."""
+    rows = []
+    for key, uri in sources.items():
+        raw = kept_path(root, "raw_crawl", key)
+        records = pl.scan_parquet(raw).select(pl.len()).collect().item() if raw.exists() else None
+        local = Path(uri)
+        rows.append({"uri": redact_url(uri), "records": records, "bytes": local.stat().st_size if local.exists() else None})
+    return rows

@@ -3,19 +3,19 @@
 import base64
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
 from llm_assets.benchmarks import QUESTION_TEMPLATE
-from llm_assets.crawl import redact_url
-from llm_assets.evaluation.card import render_model_card
+from llm_assets.curation import report
+from llm_assets.curation.pipeline import STAGES
+from llm_assets.evaluation.card import evaluation_sections, lineage_order, render_model_card, training_section
 from llm_assets.evaluation.cloze import cloze_pairs
 from llm_assets.evaluation.generative import is_open_question_file, load_open_suite
 from llm_assets.evaluation.scoreboard import score_models
 from llm_assets.evaluation.tasks import load_fewshot, load_suite
-from llm_assets.lake import kept_path, part_files, removed_path, scan_parts
+from llm_assets.lake import part_files
 from llm_assets.modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE
 
@@ -146,7 +146,17 @@ def skipped_reason(lake: LakeResource, key: str) -> str:
     return marker.read_text().strip() if marker.exists() else f"{key} has no {WEIGHTS_FILE}"
 
 
+def upstream_assets(context: AssetExecutionContext) -> list[str]:
+    """The assets upstream of this one, read from the asset graph of its job (the whole graph, with assets
+    outside the job as external), farthest first."""
+    graph = context.job_def.asset_layer.asset_graph
+    parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
+               for key in graph.get_all_asset_keys()}
+    return lineage_order(parents, context.asset_key.to_user_string())
+
+
 def upstream_lineage(context: AssetExecutionContext, keys: list[str]) -> list[dict]:
+    """Code version, run id and time of the latest materialization of each of `keys` that has one."""
     rows = []
     for key in keys:
         event = context.instance.get_latest_materialization_event(AssetKey(key))
@@ -158,36 +168,13 @@ def upstream_lineage(context: AssetExecutionContext, keys: list[str]) -> list[di
     return rows
 
 
-def stage_counts(lake: LakeResource, stages: list[str], parts: list[str]) -> list[dict]:
-    """Kept and removed rows per curation stage over the current crawl's partitions, with drop reasons."""
-    rows = []
-    for stage in stages:
-        # every curation stage, the global ones too, writes one part per crawl partition
-        kept = [f for f in (kept_path(lake.path, stage, p) for p in parts) if f.exists()]
-        removed = [f for f in (removed_path(lake.path, stage, p) for p in parts) if f.exists()]
-        if not kept:
-            continue
-        reasons = (scan_parts(removed).group_by("reason").len().collect() if removed
-                   else pl.DataFrame(schema={"reason": pl.Utf8, "len": pl.UInt32}))
-        rows.append({"stage": stage, "kept": pl.scan_parquet(kept).select(pl.len()).collect().item(),
-                     "removed": int(reasons["len"].sum()) if removed else None,
-                     "reasons": dict(reasons.iter_rows())})
-    return rows
-
-
-def data_sources(lake: LakeResource, sources: dict[str, str]) -> list[dict]:
-    rows = []
-    for key, uri in sources.items():
-        raw = lake.asset_dir("raw_crawl") / "kept" / f"{key}.parquet"
-        records = pl.scan_parquet(raw).select(pl.len()).collect().item() if raw.exists() else None
-        local = Path(uri)
-        rows.append({"uri": redact_url(uri), "records": records, "bytes": local.stat().st_size if local.exists() else None})
-    return rows
-
-
-LINEAGE = ["raw_crawl", "extracted_documents", "filtered_documents", "deduplicated_documents",
-           "quality_classifier", "quality_documents", "training_mixture", "tokenizer", "token_shards",
-           "base_checkpoint", "sft_examples", "assistant_checkpoint", "benchmark_suite", "benchmark_scores"]
+def tokenizer_figures(context: AssetExecutionContext) -> dict:
+    """The scalar metadata of the tokenizer's latest materialization (its path left out)."""
+    event = context.instance.get_latest_materialization_event(AssetKey("tokenizer"))
+    if event is None:
+        return {}
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()
+            if isinstance(v.value, int | float | str) and k != "path"}
 
 
 @asset(
@@ -202,34 +189,22 @@ def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
     scores_dir = lake.asset_dir("benchmark_scores")
     results = json.loads((scores_dir / "results.json").read_text())
     base = lake.asset_dir("base_checkpoint")
-    metrics = json.loads((base / "metrics.json").read_text())
-    tokenizer_meta = context.instance.get_latest_materialization_event(AssetKey("tokenizer"))
     sources = crawl.resolve()
-    lineage = upstream_lineage(context, LINEAGE)
+    upstream = upstream_assets(context)
+    lineage = upstream_lineage(context, upstream)
     info = {
         "model_name": f"llm_assets-{lake.profile}",
         "run_id": context.run.run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_sources": data_sources(lake, sources),
-        "stages": stage_counts(lake, [k for k in LINEAGE[:7] if k != "quality_classifier"], list(sources)),
-        "tokenizer": {k: v.value for k, v in tokenizer_meta.asset_materialization.metadata.items()
-                      if isinstance(v.value, int | float | str) and k != "path"} if tokenizer_meta else {},
+        "data_sources": report.source_counts(lake.path, sources),
+        "stages": report.stage_counts(lake.path, list(STAGES), list(sources)),
+        "tokenizer": tokenizer_figures(context),
         "model_config": json.loads((base / CONFIG_FILE).read_text()),
-        "training": {"curve_png": metrics.get("loss_curve"), "steps": metrics.get("steps"),
-                     "final_train_loss": metrics.get("train_loss"), "final_val_loss": metrics.get("val_loss"),
-                     "tokens_seen": metrics.get("tokens_seen"), "parameters": metrics.get("parameters")},
-        "scores": {f"{model}/{task}": s for model, entry in results["models"].items()
-                   for task, s in entry["scores"].items()},
-        "generative": {f"{model}/{task}": s for model, entry in results["models"].items()
-                       for task, s in entry.get("generative", {}).items()},
-        "question_vs_cloze": results.get("question_vs_cloze"),
+        "training": training_section(json.loads((base / "metrics.json").read_text())),
+        **evaluation_sections(results),
         "scores_png": str(scores_dir / "scores.png") if (scores_dir / "scores.png").exists() else None,
         "notes": [f"{key}: {skipped_reason(lake, key)}" for key in CHECKPOINTS.values()
                   if not checkpoint_ready(lake.asset_dir(key))] + results.get("notes", []),
-        "perplexity": results["models"].get("base", {}).get("perplexity"),
-        "sensitivity": {f"{model}/{task}": s for model, entry in results["models"].items()
-                        for task, s in entry.get("sensitivity", {}).items()},
-        "contamination": results.get("contamination"),
         "lineage": lineage,
     }
     out = lake.asset_dir("model_card") / "MODEL_CARD.md"
@@ -237,5 +212,5 @@ def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
     card = render_model_card(info)
     out.write_text(card)
     yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)), "card": MetadataValue.md(card)})
-    missing = [k for k in LINEAGE if k not in {row["asset"] for row in lineage}]
+    missing = [k for k in upstream if k not in {row["asset"] for row in lineage}]
     yield check("complete", not missing, blocking_severity=False, missing=missing)

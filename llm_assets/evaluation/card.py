@@ -30,10 +30,52 @@ optional; a missing section renders as "not recorded" so a partial run still get
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 NOT_RECORDED = "_not recorded_"
+
+
+def lineage_order(parents: Mapping[str, Collection[str]], asset: str) -> list[str]:
+    """Every asset upstream of `asset` in the graph `parents` (asset -> the assets it reads), farthest first:
+    each one after all it reads, ties by name; the card's lineage lists them in this order."""
+    ancestors: set[str] = set()
+    frontier = [asset]
+    while frontier:
+        for parent in parents.get(frontier.pop(), ()):
+            if parent not in ancestors and parent != asset:
+                ancestors.add(parent)
+                frontier.append(parent)
+    readers = {a: [c for c in (*ancestors, asset) if a in parents.get(c, ())] for a in ancestors}
+
+    @functools.cache
+    def steps_to_asset(node: str) -> int:  # the longest path from `node` down to `asset`
+        return 0 if node == asset else 1 + max(steps_to_asset(reader) for reader in readers[node])
+
+    return sorted(ancestors, key=lambda a: (-steps_to_asset(a), a))
+
+
+def training_section(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The card's training figures from a checkpoint's `metrics.json`."""
+    return {"curve_png": metrics.get("loss_curve"), "steps": metrics.get("steps"),
+            "final_train_loss": metrics.get("train_loss"), "final_val_loss": metrics.get("val_loss"),
+            "tokens_seen": metrics.get("tokens_seen"), "parameters": metrics.get("parameters")}
+
+
+def evaluation_sections(results: dict[str, Any]) -> dict[str, Any]:
+    """The card's scores, open answers, question-vs-cloze, perplexity, sensitivity and contamination from
+    `scoreboard.score_models`' `results.json`; tasks are named `model/task`."""
+    models = results["models"]
+
+    def per_task(section: str) -> dict:
+        return {f"{model}/{task}": s for model, entry in models.items() for task, s in entry.get(section, {}).items()}
+
+    return {"scores": {f"{model}/{task}": s for model, entry in models.items()
+                       for task, s in entry["scores"].items()},
+            "generative": per_task("generative"), "question_vs_cloze": results.get("question_vs_cloze"),
+            "perplexity": models.get("base", {}).get("perplexity"), "sensitivity": per_task("sensitivity"),
+            "contamination": results.get("contamination")}
 
 
 def _fmt(value: Any) -> str:
