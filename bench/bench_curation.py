@@ -57,7 +57,7 @@ def run_child(args: list[str]) -> tuple[dict, float]:
 def child_ours(warcs: list[str], benches: list[str], lake: str, profile: str) -> dict:
     from llm_assets.curation.pipeline import curate
 
-    return curate(warcs, lake, profile, benches)
+    return curate(warcs, lake, profile, benches, synthetic=True)  # the synthetic crawls generate() wrote
 
 
 def child_datatrove(warcs: list[str], work: str) -> dict:

@@ -277,3 +277,18 @@ def test_curate_checks_benchmark_and_reference_files_before_curating(tmp_path, s
     assert str(no_reference) in line
     # checked before any stage ran: nothing was written
     assert not [p for p in out.rglob("*.parquet")]
+
+
+def test_curate_takes_the_synthetic_settings_only_for_the_synthetic_crawl_folder(tmp_path):
+    from llm_assets.__main__ import is_synthetic_crawl_files
+    from llm_assets.synthetic import MARKER_FILE
+
+    crawl = tmp_path / "crawl"
+    crawl.mkdir()
+    (crawl / MARKER_FILE).write_text("{}")
+    files = [str(crawl / "crawl-00000.warc.gz"), str(crawl / "crawl-00001.warc.gz")]
+    assert is_synthetic_crawl_files(files) and is_synthetic_crawl_files([str(crawl)])
+    assert is_synthetic_crawl_files([f"file://{files[0]}"])
+    assert not is_synthetic_crawl_files([*files, str(tmp_path / "elsewhere.warc.gz")])
+    assert not is_synthetic_crawl_files([str(tmp_path / "crawl-00000.warc.gz")])
+    assert not is_synthetic_crawl_files(["https://example.org/crawl/crawl-00000.warc.gz"])

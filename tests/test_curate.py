@@ -15,7 +15,7 @@ pytest.importorskip("llm_assets.curation.filtration")
 synthetic = pytest.importorskip("llm_assets.synthetic.crawl_folder")
 
 from llm_assets.curation.groundtruth import score_against_labels  # noqa: E402
-from llm_assets.curation.pipeline import STAGES, curate  # noqa: E402
+from llm_assets.curation.pipeline import STAGE_INPUTS, STAGES, curate  # noqa: E402
 from llm_assets.lake import kept_path, part_files, removed_path  # noqa: E402
 
 
@@ -25,14 +25,14 @@ def curated(tmp_path_factory):
     lake = tmp_path_factory.mktemp("lake")
     synthetic.generate_crawl(crawl, seed=0, size=get_profile("smoke").synthetic, profile_name="smoke")
     summaries = curate(sorted(str(p) for p in crawl.glob("crawl-*.warc.gz")), lake, "smoke",
-                       [crawl / "benchmark.jsonl"])
+                       [crawl / "benchmark.jsonl"], synthetic=True)
     return crawl, lake, summaries
 
 
 def test_every_stage_written(curated):
     crawl, lake, summaries = curated
     assert set(STAGES) <= set(summaries)
-    # the crawl is detected as the synthetic one: its tuned settings and reference host apply
+    # the crawl is the synthetic one: its tuned settings and reference host apply
     assert summaries["curation_settings"] == "synthetic-web"
     assert not summaries["quality_classifier"]["skipped"]
     parts = [p.stem for p in part_files(lake, "raw_crawl")]
@@ -196,3 +196,16 @@ def test_dagster_assets_on_a_crawl_without_text_pages(tmp_path):
     assert gate.description.startswith("training_mixture has 0 train documents: nothing to train the tokenizer on")
     assert all(c.severity.value == "WARN" for c in failed.values()), failed
     assert run["metadata"]["training_mixture"][0]["dagster/row_count"] == 0
+
+
+def test_the_assets_and_curate_share_one_stage_table():
+    """The curation assets take their inputs from `STAGE_INPUTS`, and its order is the asset graph's."""
+    from dagster import AssetKey
+
+    from llm_assets.defs import build_definitions
+
+    graph = build_definitions().resolve_asset_graph()
+    for stage, inputs in STAGE_INPUTS.items():
+        assert {k.to_user_string() for k in graph.get(AssetKey(stage)).parent_keys} == set(inputs), stage
+    order = [k.to_user_string() for k in graph.toposorted_asset_keys if k.to_user_string() in STAGE_INPUTS]
+    assert order == list(STAGES)

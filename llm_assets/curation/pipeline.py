@@ -31,8 +31,20 @@ from llm_assets.profiles import CurationConfig, Profile, curation_for, get_profi
 
 log = logging.getLogger(__name__)
 
-STAGES = ("raw_crawl", "extracted_documents", "filtered_documents", "deduplicated_documents",
-          "quality_classifier", "quality_documents", "training_mixture")
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "raw_crawl": (),
+    "extracted_documents": ("raw_crawl",),
+    "filtered_documents": ("extracted_documents",),
+    "deduplicated_documents": ("filtered_documents",),
+    "quality_classifier": ("deduplicated_documents",),
+    "quality_documents": ("deduplicated_documents", "quality_classifier"),
+    "training_mixture": ("quality_documents",),
+}
+"""Every curation stage and the stages it reads, in data-flow order: the Dagster assets take their `deps`
+from it, and `curate` runs the stages in this order."""
+STAGES = tuple(STAGE_INPUTS)
+PER_FILE_STAGES = STAGES[:3]  # one WARC file at a time (a Dagster partition each)
+GLOBAL_STAGES = STAGES[3:]  # decisions that span every file
 
 
 class _StageTally:
@@ -73,7 +85,7 @@ def curate_file(part: str, uri: str, out_dir: str | os.PathLike, cfg: CurationCo
     from llm_assets.curation.filtration import filter_documents
 
     out = Path(out_dir)
-    tallies = {stage: _StageTally() for stage in STAGES[:3]}
+    tallies = {stage: _StageTally() for stage in PER_FILE_STAGES}
     t0 = time.perf_counter()
     stats = crawl_to_parquet(uri, kept_path(out, "raw_crawl", part), max_body_bytes=cfg.max_body_bytes)
     raw = pl.read_parquet(kept_path(out, "raw_crawl", part))
@@ -102,23 +114,6 @@ def _finish(tally: _StageTally, rows_in: int, started: float, written: dict | No
     tally.seconds = time.perf_counter() - started
 
 
-def synthetic_crawl_folder(warc_paths: list[str | os.PathLike]) -> Path | None:
-    """The synthetic crawl folder `warc_paths` come from (the folder itself, or files all in it), else None."""
-    from llm_assets.synthetic import is_synthetic_crawl
-
-    folders = set()
-    for raw in warc_paths:
-        text = str(raw)
-        if "://" in text and not text.startswith("file://"):
-            return None
-        path = Path(text.removeprefix("file://"))
-        folders.add(path if path.is_dir() else path.parent)
-    if len(folders) != 1:
-        return None
-    folder = folders.pop()
-    return folder if is_synthetic_crawl(folder) else None
-
-
 def check_inputs(benchmark_files: list[str | os.PathLike] | tuple, cfg: CurationConfig) -> dict:
     """Read every benchmark and reference file once before any curation runs, so a missing, unreadable or
     malformed one fails in seconds, naming the file, instead of after the whole crawl was curated.
@@ -142,16 +137,16 @@ def check_inputs(benchmark_files: list[str | os.PathLike] | tuple, cfg: Curation
 
 def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Profile | None = None,
            benchmark_files: list[str | os.PathLike] | tuple = (), workers: int = 1,
-           reference_files: list[str | os.PathLike] | tuple = (), synthetic: bool | None = None) -> dict:
+           reference_files: list[str | os.PathLike] | tuple = (), synthetic: bool = False) -> dict:
     """Run every curation stage over `warc_paths` into the lake at `out_dir`; return per-stage summaries.
 
     `profile` is a profile name or object (default: `$LLM_ASSETS_PROFILE`, else `default`);
     `benchmark_files` are JSONL files (`query`, `choices`) to decontaminate against; `reference_files`
     add to `CurationConfig.reference_files` (the quality model's reference text). `synthetic` says
     whether the crawl is the synthetic one (its tuned settings then apply, see `profiles.SYNTHETIC_WEB`);
-    None detects it from the paths. `workers` > 1 runs the per-file stages in that many spawned processes
-    (each loads its own models, so it only pays off with many files and free cores; callers need an
-    `if __name__ == "__main__":` guard).
+    the caller knows, this package does not look into crawls for it. `workers` > 1 runs the per-file stages
+    in that many spawned processes (each loads its own models, so it only pays off with many files and
+    free cores; callers need an `if __name__ == "__main__":` guard).
 
     The run holds `lake_lock(out_dir)`: a second run into the same folder is refused (`LakeBusyError`)
     instead of overwriting and pruning this one's parts. Benchmark and reference files are read first
@@ -161,20 +156,19 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
         return _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_files, synthetic)
 
 
-def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_files, synthetic) -> dict:
+def _curation_config(profile: str | Profile | None, synthetic: bool, reference_files) -> CurationConfig:
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    if synthetic is None:
-        synthetic = synthetic_crawl_folder(list(warc_paths)) is not None
     cfg = curation_for(prof, synthetic)
     if reference_files:
         cfg = dataclasses.replace(cfg, reference_files=(*cfg.reference_files, *map(str, reference_files)))
-    log.info("curate: %s curation settings", cfg.settings)
-    out = Path(out_dir)
-    sources = resolve_sources(list(warc_paths))
-    inputs = check_inputs(benchmark_files, cfg)
-    tallies = {stage: _StageTally() for stage in STAGES}
+    return cfg
+
+
+def _curate_files(sources: dict[str, str], out: Path, cfg: CurationConfig, workers: int,
+                  tallies: dict[str, _StageTally]) -> dict:
+    """The per-file stages of every source, in `workers` processes; adds to `tallies`, returns the
+    raw_crawl figures."""
     raw_stats: dict = {"files": len(sources), "bytes_read": 0, "skipped": Counter()}
-    started = time.perf_counter()
 
     def collect(result: dict) -> None:
         for stage, counts in result["stages"].items():
@@ -182,62 +176,89 @@ def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_fi
         raw_stats["bytes_read"] += result["bytes_read"]
         raw_stats["skipped"].update(result["skipped"])
 
-    workers = max(1, min(workers, len(sources)))
     if workers == 1:
         for number, (part, uri) in enumerate(sources.items(), 1):
             log.info("curate: file %d/%d %s", number, len(sources), redact_url(uri))
             collect(curate_file(part, uri, out, cfg))
-    else:
-        # spawn, not fork: the parent holds polars and model threads that a fork would copy half-locked
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(curate_file, part, uri, str(out), cfg): uri for part, uri in sources.items()}
-            for number, future in enumerate(as_completed(futures), 1):
-                collect(future.result())
-                log.info("curate: file %d/%d done %s", number, len(sources), redact_url(futures[future]))
+        return raw_stats
+    # spawn, not fork: the parent holds polars and model threads that a fork would copy half-locked
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(curate_file, part, uri, str(out), cfg): uri for part, uri in sources.items()}
+        for number, future in enumerate(as_completed(futures), 1):
+            collect(future.result())
+            log.info("curate: file %d/%d done %s", number, len(sources), redact_url(futures[future]))
+    return raw_stats
+
+
+class _GlobalStages:
+    """The global stages over the lake at `out`, one part's text in memory at a time, outputs kept per input
+    part. `run(stage)` runs one and returns its extra figures; `written` holds what each part's last write
+    kept and removed."""
+
+    def __init__(self, out: Path, parts: list[str], cfg: CurationConfig, benchmark_files) -> None:
+        self.out, self.parts, self.cfg = out, parts, cfg
+        self.benchmark_files = [Path(p) for p in benchmark_files]
+        self.written: dict[str, dict[str, tuple]] = {stage: {} for stage in GLOBAL_STAGES}
+
+    def run(self, stage: str) -> dict:
+        steps = {"deduplicated_documents": self._deduplicate, "quality_classifier": self._train_classifier,
+                 "quality_documents": self._filter_quality, "training_mixture": self._mix}
+        return steps[stage]() or {}
+
+    def _load(self, stage: str):
+        return functools.partial(read_part, self.out, stage)
+
+    def _write(self, stage: str):
+        def writer(part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
+            write_part(self.out, stage, part, kept, removed)
+            reasons = (dict(removed["reason"].value_counts().iter_rows())
+                       if removed.height and "reason" in removed.columns else {})
+            self.written[stage][part] = (kept.height, removed.height, reasons)
+        return writer
+
+    def _deduplicate(self) -> None:
+        dedup.deduplicate_parts(self.parts, self._load("filtered_documents"), self._write("deduplicated_documents"),
+                                self.cfg)
+
+    def _train_classifier(self) -> dict:
+        return quality.train_quality_classifier(
+            scan_parts([kept_path(self.out, "deduplicated_documents", p) for p in self.parts]),
+            self.out / "quality_classifier", self.cfg)
+
+    def _filter_quality(self) -> None:
+        with tempfile.TemporaryDirectory(dir=self.out, prefix=".quality-") as scratch:
+            quality.filter_quality_parts(self.parts, self._load("deduplicated_documents"),
+                                         self._write("quality_documents"),
+                                         quality.trained_model(self.out / "quality_classifier"), self.cfg, scratch)
+
+    def _mix(self) -> dict:
+        return mixture.build_mixture_parts(self.parts, self._load("quality_documents"),
+                                           self._write("training_mixture"), self.cfg, self.benchmark_files)
+
+
+def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_files, synthetic) -> dict:
+    cfg = _curation_config(profile, synthetic, reference_files)
+    log.info("curate: %s curation settings", cfg.settings)
+    out = Path(out_dir)
+    sources = resolve_sources(list(warc_paths))
+    inputs = check_inputs(benchmark_files, cfg)
+    tallies = {stage: _StageTally() for stage in STAGES}
+    started = time.perf_counter()
+    workers = max(1, min(workers, len(sources)))
+    raw_stats = _curate_files(sources, out, cfg, workers, tallies)
     # the per-file stages ran in parallel: their summed seconds overstate the wall time they took
     files_wall = time.perf_counter() - started
 
-    # global stages: one part's text in memory at a time, outputs kept per input part
     parts = list(sources)
-
-    def load(stage: str):
-        return functools.partial(read_part, out, stage)
-
-    written: dict[str, dict[str, tuple]] = {stage: {} for stage in STAGES}
-
-    def write(stage: str):
-        def writer(part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
-            write_part(out, stage, part, kept, removed)
-            reasons = (dict(removed["reason"].value_counts().iter_rows())
-                       if removed.height and "reason" in removed.columns else {})
-            written[stage][part] = (kept.height, removed.height, reasons)
-        return writer
-
-    def finish(stage: str, input_stage: str, started: float) -> None:
-        _finish(tallies[stage], tallies[input_stage].kept, started, written[stage])
-
-    t0 = time.perf_counter()
-    dedup.deduplicate_parts(parts, load("filtered_documents"), write("deduplicated_documents"), cfg)
-    finish("deduplicated_documents", "filtered_documents", t0)
-
-    t0 = time.perf_counter()
-    model_dir = out / "quality_classifier"
-    metrics = quality.train_quality_classifier(
-        scan_parts([kept_path(out, "deduplicated_documents", p) for p in parts]), model_dir, cfg)
-    finish("quality_classifier", "deduplicated_documents", t0)
-
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=out, prefix=".quality-") as scratch:
-        quality.filter_quality_parts(parts, load("deduplicated_documents"), write("quality_documents"),
-                                     quality.trained_model(model_dir), cfg, scratch)
-    finish("quality_documents", "deduplicated_documents", t0)
-
-    t0 = time.perf_counter()
-    split_counts = mixture.build_mixture_parts(parts, load("quality_documents"), write("training_mixture"), cfg,
-                                               [Path(p) for p in benchmark_files])
-    finish("training_mixture", "quality_documents", t0)
-    for stage in STAGES[3:]:
+    global_stages = _GlobalStages(out, parts, cfg, benchmark_files)
+    figures = {}
+    for stage in GLOBAL_STAGES:
+        t0 = time.perf_counter()
+        figures[stage] = global_stages.run(stage)
+        # a stage's input count is what its first input stage kept
+        _finish(tallies[stage], tallies[STAGE_INPUTS[stage][0]].kept, t0, global_stages.written[stage])
+    for stage in GLOBAL_STAGES:
         prune_parts(out, stage, parts)
 
     summaries: dict = {"curation_settings": cfg.settings, "inputs": inputs}
@@ -245,7 +266,12 @@ def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_fi
     summaries["raw_crawl"].update(files=raw_stats["files"], bytes_read=raw_stats["bytes_read"],
                                   skipped=dict(raw_stats["skipped"]))
     summaries["per_file_stages"] = {"workers": workers, "wall_seconds": round(files_wall, 3)}
-    summaries["quality_classifier"] = {**summaries["quality_classifier"], **metrics}
+    summaries["quality_classifier"] = {**summaries["quality_classifier"], **figures["quality_classifier"]}
+    return _add_mixture_and_totals(summaries, out, parts, figures["training_mixture"], started)
+
+
+def _add_mixture_and_totals(summaries: dict, out: Path, parts: list[str], split_counts: dict, started: float) -> dict:
+    """Add the mixture's splits and sites and the whole run's time to `summaries`."""
     mixed = scan_parts([kept_path(out, "training_mixture", p) for p in parts]).select("split", "site").collect()
     splits = dict(mixed.group_by("split").len().iter_rows()) if mixed.height else {}
     summaries["training_mixture"].update(**split_counts, splits=splits, sites=dict(

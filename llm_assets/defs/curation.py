@@ -8,6 +8,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from llm_assets.curation import dedup, extraction, filtration, groundtruth, mixture, pii, quality, report
+from llm_assets.curation.pipeline import STAGE_INPUTS
 from llm_assets.lake import kept_path, part_files, prune_parts, read_part, scan_parts, write_part
 from llm_assets.synthetic.crawl_folder import LABELS_FILE
 from llm_assets.text import normalized_text
@@ -73,8 +74,8 @@ def settings(cfg) -> dict:
 
 
 @asset(
-    partitions_def=warc_files, deps=["raw_crawl"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
-    code_version="extracted_documents-1",
+    partitions_def=warc_files, deps=STAGE_INPUTS["extracted_documents"], group_name=GROUP, owners=OWNERS,
+    kinds={"parquet"}, code_version="extracted_documents-1",
     description="Main-content text and title of each HTML page, with language and score; non-HTML, "
     "error statuses, empty pages and extraction failures removed with reasons.",
     # a warning, not a gate: a real crawl has WARC files of only images, scripts and redirects; the crawl-wide
@@ -99,7 +100,7 @@ def extracted_documents(context: AssetExecutionContext, lake: LakeResource, craw
 
 
 @asset(
-    partitions_def=warc_files, deps=["extracted_documents"], group_name=GROUP, owners=OWNERS,
+    partitions_def=warc_files, deps=STAGE_INPUTS["filtered_documents"], group_name=GROUP, owners=OWNERS,
     kinds={"parquet", "presidio"}, code_version="filtered_documents-1",
     description="Documents after the URL blocklist, NSFW words, toxicity model, and PII redaction "
     "(presidio, typed placeholders).",
@@ -120,7 +121,7 @@ def filtered_documents(context: AssetExecutionContext, lake: LakeResource, crawl
 
 
 @asset(
-    deps=["filtered_documents"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
+    deps=STAGE_INPUTS["deduplicated_documents"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
     code_version="deduplicated_documents-1",
     description="Global deduplication over every crawl partition: exact (normalized text hash), near "
     "(MinHash LSH over word n-grams, bands x rows), and lines repeated across a site's pages.",
@@ -145,7 +146,7 @@ def deduplicated_documents(lake: LakeResource, crawl: CrawlSource):
 
 
 @asset(
-    deps=["deduplicated_documents"], group_name=GROUP, owners=OWNERS, kinds={"scikitlearn"},
+    deps=STAGE_INPUTS["quality_classifier"], group_name=GROUP, owners=OWNERS, kinds={"scikitlearn"},
     code_version="quality_classifier-1",
     description="A linear quality model on hashed word n-grams: reference pages (encyclopedia, "
     "'similar to Wikipedia') against random crawl text; validation precision/recall in metadata.",
@@ -177,7 +178,7 @@ def quality_classifier(lake: LakeResource, crawl: CrawlSource):
 
 
 @asset(
-    deps=["deduplicated_documents", "quality_classifier"], group_name=GROUP, owners=OWNERS,
+    deps=STAGE_INPUTS["quality_documents"], group_name=GROUP, owners=OWNERS,
     kinds={"parquet"}, code_version="quality_documents-1",
     description="Gopher quality and repetition, C4 and FineWeb heuristics, then the quality model's "
     "score against a threshold.",
@@ -207,7 +208,7 @@ def quality_documents(lake: LakeResource, crawl: CrawlSource):
 
 
 @asset(
-    deps=["quality_documents"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
+    deps=STAGE_INPUTS["training_mixture"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
     code_version="training_mixture-1",
     description="Decontaminated (13-gram overlap with benchmarks), source-weighted, split into train "
     "and validation by document. With the synthetic crawl, scored against its ground truth.",
