@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 
 from llm_assets.modeling.model import DecoderLM, ModelConfig
+from llm_assets.training.config import PretrainConfig, config_from_dict
 from llm_assets.training.data import RandomWindowBatches, ShardWindows
 from llm_assets.training.flops import flops_per_token, measure_matmul_peak
 from llm_assets.training.module import lr_factor
-from llm_assets.training.pretrain import pretrain_config_from_dict, run_pretraining
+from llm_assets.training.pretrain import run_pretraining
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' generated sample corpus
 from sample_data import write_sample_corpus  # noqa: E402
@@ -65,11 +66,11 @@ def plain_loop(shards: Path, vocab_size: int, steps: int) -> float:
 
 
 def lightning_job(corpus: dict, out: Path, steps: int) -> dict:
-    config = pretrain_config_from_dict({
+    config = config_from_dict(PretrainConfig, {
         "shards": str(corpus["shards"]), "tokenizer": str(corpus["tokenizer"]), "out": str(out),
         "model": MODEL, "peak_flops": 1.0, "resume": False, "log_every": 10**9,
         "train": {**TRAIN, "max_steps": steps, "checkpoint_every": 10**9, "eval_every": 0, "eval_batches": 1,
-                  "accelerator": "cpu", "precision": "32-true"}})
+                  "accelerator": "cpu", "precision": "32-true"}}, "bench config")
     return run_pretraining(config, emit=lambda _: None)
 
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import types
-import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from llm_assets.config_checks import replace_fields, section_problems
 
 PROFILE_ENV = "LLM_ASSETS_PROFILE"
 CONFIG_ENV = "LLM_ASSETS_CONFIG"
@@ -98,6 +96,13 @@ class CurationConfig:
     # LLM_ASSETS_CONFIG replaced; set by this module, shown in every curation stage's metadata
     settings: str = "published"
 
+    def problems(self) -> list[str]:
+        """Problems between fields: a MinHash chunk must hold at least one shingle."""
+        if self.minhash_chunk_words < self.minhash_ngram:
+            return [f"minhash_chunk_words = {self.minhash_chunk_words} must be at least minhash_ngram "
+                    f"({self.minhash_ngram})"]
+        return []
+
 
 @dataclass(frozen=True)
 class TokenizerSize:
@@ -116,9 +121,36 @@ class ModelSize:
     context: int
     tie_embeddings: bool = True
 
+    def problems(self) -> list[str]:
+        """What makes this shape unbuildable: heads must split d_model evenly, in even (rotary) head dims."""
+        problems = []
+        if self.d_model % self.n_head:
+            problems.append(f"d_model = {self.d_model} must be a multiple of n_head ({self.n_head})")
+        elif (self.d_model // self.n_head) % 2:
+            problems.append(f"d_model / n_head = {self.d_model // self.n_head} must be even (rotary)")
+        if self.n_head % self.n_kv_head:
+            problems.append(f"n_head = {self.n_head} must be a multiple of n_kv_head ({self.n_kv_head})")
+        return problems
 
-@dataclass(frozen=True)
-class TrainSize:
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """Where a training program runs, in Lightning's terms; the same for every program of a profile."""
+
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+
+
+RUNTIME_FIELDS = tuple(f.name for f in dataclasses.fields(Runtime))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSize(Runtime):
+    """Pretraining's sizes and schedule; its runtime fields also say where fine-tuning runs."""
+
     max_steps: int
     micro_batch: int
     grad_accum: int
@@ -135,11 +167,6 @@ class TrainSize:
     checkpoint_every: int = 200
     eval_every: int = 200
     eval_batches: int = 8
-    precision: str = "32-true"
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
     compile: bool = False
     seed: int = 1337
 
@@ -239,150 +266,6 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-# ----------------------------------------------------------------------------- validation
-# Types come from each section's annotations; these are the ranges and choices on top of them. An int field
-# not listed must be > 0, a float field not listed >= 0 (both finite).
-
-Rule = tuple[Callable[[object], bool], str]
-_POSITIVE: Rule = (lambda v: v > 0, "> 0")
-_NON_NEGATIVE: Rule = (lambda v: v >= 0, ">= 0")
-_SHARE: Rule = (lambda v: 0 <= v <= 1, "in [0, 1]")
-_NGRAM: Rule = (lambda v: 1 <= v <= 64, "in 1..64")  # the n-gram hashes combine at most 64 words
-
-
-def _one_of(*choices: str) -> Rule:
-    return (lambda v: v in choices), "one of " + ", ".join(repr(c) for c in choices)
-
-
-# Lightning's precision and accelerator names
-PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",
-              "transformer-engine", "transformer-engine-float16")
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
-
-RULES: dict[str, dict[str, Rule]] = {
-    "SyntheticSize": {"sft_fraction": _SHARE},
-    "CurationConfig": {
-        "extractor": _one_of("resiliparse", "trafilatura"),
-        "extraction_timeout_s": _POSITIVE,
-        "min_language_score": _SHARE,
-        "languages": (lambda v: len(v) > 0 and all(2 <= len(c) <= 3 and c.isalpha() for c in v),
-                      "a non-empty list of ISO 639 codes such as [\"en\", \"de\"]"),
-        "pii_action": _one_of("redact", "drop"),
-        "pii_score_threshold": _SHARE,
-        "toxicity_threshold": _SHARE,
-        "toxic_line_share": _SHARE,
-        "nsfw_word_share": _SHARE,
-        "minhash_ngram": _NGRAM,
-        "minhash_rows": _NGRAM,
-        "quality_threshold": _SHARE,
-        "quality_max_drop_share": _SHARE,
-        "source_weights": (lambda v: all(w >= 0 for w in v.values()), "an object of site: weight >= 0"),
-        "validation_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
-        "decontamination_ngram": _NGRAM,
-        "boilerplate_min_share": _SHARE,
-    },
-    "TrainSize": {
-        "lr": _POSITIVE, "warmup_steps": _NON_NEGATIVE, "max_epochs": _POSITIVE, "min_lr_ratio": _SHARE,
-        "precision": _one_of(*PRECISIONS),
-        "accelerator": _one_of(*ACCELERATORS), "seed": _NON_NEGATIVE,
-        "devices": (lambda v: (v >= 1 or v == -1) if isinstance(v, int) else v.strip() != "",
-                    "a count >= 1, -1 (all), or a string such as \"auto\" or \"0,1\""),
-        "strategy": (lambda v: v.strip() != "", "a strategy name such as \"auto\" or \"ddp\""),
-    },
-    "SFTSize": {"lr": _POSITIVE, "warmup_steps": _NON_NEGATIVE, "min_lr_ratio": _SHARE, "seed": _NON_NEGATIVE},
-    "EvalSize": {"shots": _NON_NEGATIVE},
-}
-
-
-def _cross_field_problems(section) -> list[str]:
-    """Problems that involve two fields of one section."""
-    name = type(section).__name__
-    if name == "CurationConfig" and section.minhash_chunk_words < section.minhash_ngram:
-        return [f"minhash_chunk_words = {section.minhash_chunk_words} must be at least minhash_ngram "
-                f"({section.minhash_ngram})"]
-    if name == "ModelSize":
-        problems = []
-        if section.d_model % section.n_head:
-            problems.append(f"d_model = {section.d_model} must be a multiple of n_head ({section.n_head})")
-        elif (section.d_model // section.n_head) % 2:
-            problems.append(f"d_model / n_head = {section.d_model // section.n_head} must be even (rotary)")
-        if section.n_head % section.n_kv_head:
-            problems.append(f"n_head = {section.n_head} must be a multiple of n_kv_head ({section.n_kv_head})")
-        return problems
-    return []
-
-
-def _type_name(hint) -> str:
-    if typing.get_origin(hint) in (types.UnionType, typing.Union):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    if typing.get_origin(hint) is tuple:
-        return f"a list of {_type_name(typing.get_args(hint)[0]).removeprefix('a ').removeprefix('an ')}s"
-    if typing.get_origin(hint) is dict:
-        key, value = typing.get_args(hint)
-        noun = _type_name(value).removeprefix("a ").removeprefix("an ")
-        return "an object of string keys" + ("" if value is object else f" and {noun} values")
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            type(None): "null"}.get(hint, str(hint))
-
-
-_WRONG = object()
-
-
-def _typed(value, hint):
-    """`value` as the annotation `hint` wants it (a JSON list becomes a tuple, an int a float), else _WRONG."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        for arg in args:
-            if (typed := _typed(value, arg)) is not _WRONG:
-                return typed
-        return _WRONG
-    if hint is object:
-        return value
-    if hint is type(None):
-        return None if value is None else _WRONG
-    if hint is bool:
-        return value if isinstance(value, bool) else _WRONG
-    if hint is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _WRONG
-    if hint is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        return float(value) if ok else _WRONG
-    if hint is str:
-        return value if isinstance(value, str) else _WRONG
-    if origin is tuple and isinstance(value, list | tuple):
-        items = [_typed(v, args[0]) for v in value]
-        return _WRONG if any(i is _WRONG for i in items) else tuple(items)
-    if origin is dict and isinstance(value, dict):
-        items = {_typed(k, args[0]): _typed(v, args[1]) for k, v in value.items()}
-        return _WRONG if _WRONG in items or any(v is _WRONG for v in items.values()) else items
-    return _WRONG
-
-
-def _checked_value(cls, name: str, value) -> tuple[object, str | None]:
-    """`(value as the field's type, None)`, or `(None, what is wrong)` for field `name` of section `cls`."""
-    hint = typing.get_type_hints(cls)[name]
-    typed = _typed(value, hint)
-    if typed is _WRONG:
-        return None, f"must be {_type_name(hint)}"
-    rule = RULES.get(cls.__name__, {}).get(name)
-    if rule is None and typed is not None and not isinstance(typed, bool):
-        rule = _POSITIVE if isinstance(typed, int) else _NON_NEGATIVE if isinstance(typed, float) else None
-    if rule is not None and typed is not None and not rule[0](typed):
-        return None, f"must be {rule[1]}"
-    return typed, None
-
-
-def section_problems(section) -> list[str]:
-    """Every problem of one section's values (type, range, choice, and between fields), as `field = value ...`."""
-    problems = []
-    for f in dataclasses.fields(section):
-        value = getattr(section, f.name)
-        _, problem = _checked_value(type(section), f.name, value)
-        if problem:
-            problems.append(f"{f.name} = {json.dumps(value, default=repr)} {problem}")
-    return problems + ([] if problems else _cross_field_problems(section))
-
-
 def validate_profile(profile: Profile, where: str = "profile") -> Profile:
     """`profile` if every section's values are allowed, else a ValueError naming `where` and each problem."""
     problems = [f"{f.name}.{p}" for f in dataclasses.fields(profile) if f.name not in ("name", "overrides")
@@ -392,30 +275,15 @@ def validate_profile(profile: Profile, where: str = "profile") -> Profile:
     return profile
 
 
-def _replace_fields(current, section: str, values: dict, where: str):
-    """`current` (one section's dataclass) with `values` replaced by field name, checked."""
-    if not isinstance(values, dict):
-        raise ValueError(f"{where}: section {section!r} must be an object of field: value")
-    known = {f.name: f for f in dataclasses.fields(current)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {unknown} in section {section!r}; "
-                         f"fields are {', '.join(known)}")
-    if section == "curation" and "settings" in values:
+def _replace_section(current, section: str, values: dict, where: str):
+    """`current` with `values` replaced and checked; curation's `settings` says which fields were replaced."""
+    if section == "curation" and isinstance(values, dict) and "settings" in values:
         raise ValueError(f"{where}: curation.settings is set from the kind of crawl (synthetic or not), "
                          "not by configuration; set the fields themselves")
-    typed, problems = {}, []
-    for name, value in values.items():
-        typed[name], problem = _checked_value(type(current), name, value)
-        if problem:
-            problems.append(f"{section}.{name} = {json.dumps(value)} {problem}")
-    if problems:
-        raise ValueError(f"{where}: {'; '.join(problems)}")
-    if section == "curation" and typed:
-        typed["settings"] = f"{current.settings} + overrides: {', '.join(sorted(typed))}"
-    replaced = dataclasses.replace(current, **typed)
-    if problems := _cross_field_problems(replaced):
-        raise ValueError(f"{where}: " + "; ".join(f"{section}.{p}" for p in problems))
+    replaced = replace_fields(current, section, values, where)
+    if section == "curation" and values:
+        replaced = dataclasses.replace(
+            replaced, settings=f"{current.settings} + overrides: {', '.join(sorted(values))}")
     return replaced
 
 
@@ -430,7 +298,7 @@ def apply_overrides(profile: Profile, overrides: dict, where: str) -> Profile:
         if current is None or not dataclasses.is_dataclass(current):
             sections = [f.name for f in dataclasses.fields(Profile) if f.name not in ("name", "overrides")]
             raise ValueError(f"{where}: unknown section {section!r}; sections are {', '.join(sections)}")
-        changes[section] = _replace_fields(current, section, values, where)
+        changes[section] = _replace_section(current, section, values, where)
         kept.setdefault(section, {}).update(values)
     return dataclasses.replace(profile, **changes, overrides=kept)
 
@@ -442,7 +310,7 @@ def curation_for(profile: Profile, synthetic: bool) -> CurationConfig:
         return profile.curation
     cfg = dataclasses.replace(profile.curation, **SYNTHETIC_WEB)
     user = profile.overrides.get("curation", {})
-    return _replace_fields(cfg, "curation", user, CONFIG_ENV) if user else cfg
+    return _replace_section(cfg, "curation", user, CONFIG_ENV) if user else cfg
 
 
 def get_profile(name: str | None = None) -> Profile:

@@ -14,7 +14,8 @@ from llm_assets.modeling.checkpoint import load_checkpoint, save_checkpoint_fold
 from llm_assets.modeling.model import DecoderLM, ModelConfig
 from llm_assets.tokens.special import render_chat
 from llm_assets.tokens.tokenizer import train_tokenizer
-from llm_assets.training.sft import run_sft, sft_config_from_dict
+from llm_assets.training.config import SFTConfig, config_from_dict
+from llm_assets.training.sft import run_sft
 from llm_assets.training.sft_data import load_conversations, render_examples
 
 FACTS = {"Lan He": "Lima", "Ananya Sharma": "Arequipa", "Bruno Silva": "Mombasa", "Mei Chen": "Oslo"}
@@ -33,7 +34,7 @@ def assistant(tmp_path_factory):
     save_checkpoint_folder(DecoderLM(config), config, folder / "tok.json", folder / "base")
     render_examples(load_conversations([folder / "facts.jsonl"]), folder / "base" / "tokenizer.json", 64,
                     folder / "facts.parquet")
-    run_sft(sft_config_from_dict({
+    run_sft(config_from_dict(SFTConfig, {
         "examples": str(folder / "facts.parquet"), "base": str(folder / "base"), "out": str(folder / "sft"),
         "accelerator": "cpu", "sft": {"max_steps": 60, "micro_batch": 4, "lr": 1e-2, "warmup_steps": 2,
                                       "epochs_of_templates": 1000, "eval_examples": 4}}), emit=lambda _: None)

@@ -52,15 +52,16 @@ def test_rerun_of_a_finished_training_keeps_its_losses(tmp_path):
     the training's final loss and whole loss curve (the history travels in last.ckpt)."""
     from sample_data import write_sample_corpus
 
-    from llm_assets.training.pretrain import pretrain_config_from_dict, run_pretraining
+    from llm_assets.training.config import PretrainConfig, config_from_dict
+    from llm_assets.training.pretrain import run_pretraining
 
     corpus = write_sample_corpus(tmp_path / "corpus", documents=120, vocab_size=300)
-    config = pretrain_config_from_dict({
+    config = config_from_dict(PretrainConfig, {
         "shards": str(corpus["shards"]), "tokenizer": str(corpus["tokenizer"]), "out": str(tmp_path / "run"),
         "model": {"n_layer": 1, "n_head": 2, "n_kv_head": 1, "d_model": 32, "d_ff": 64, "context": 32},
         "train": {"max_steps": 6, "micro_batch": 4, "lr": 3e-3, "warmup_steps": 1, "grad_accum": 1,
                   "checkpoint_every": 3, "eval_every": 3, "eval_batches": 1},
-        "accelerator": "cpu", "peak_flops": 1e10, "log_every": 1})
+        "accelerator": "cpu", "peak_flops": 1e10, "log_every": 1}, "test config")
     first = run_pretraining(config, emit=lambda _: None)
     lines = []
     again = run_pretraining(config, emit=lines.append)

@@ -13,19 +13,15 @@ import torch
 from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
+from llm_assets.evaluation.multiple_choice import answer_accuracy
 from llm_assets.modeling.checkpoint import load_checkpoint, save_checkpoint_folder
 from llm_assets.modeling.export import export_hf
 from llm_assets.modeling.model import DecoderLM, ModelConfig
 from llm_assets.tokens.special import END_OF_TURN, render_chat
 from llm_assets.tokens.tokenizer import train_tokenizer
 from llm_assets.training.__main__ import main as training_main
-from llm_assets.training.sft import (
-    ExampleBatches,
-    answer_accuracy,
-    planned_steps,
-    run_sft,
-    sft_config_from_dict,
-)
+from llm_assets.training.config import SFTConfig, config_from_dict
+from llm_assets.training.sft import ExampleBatches, planned_steps, run_sft
 from llm_assets.training.sft_data import check_examples, load_conversations, render_examples
 
 CONTEXT = 128
@@ -195,8 +191,8 @@ def sft_config(examples_path, base, out, **sizes):
     values = {"max_steps": 12, "micro_batch": 8, "lr": 3e-3, "warmup_steps": 2, "checkpoint_every": 4,
               "eval_examples": 64, "epochs_of_templates": 10}
     values.update(sizes)
-    return sft_config_from_dict({"examples": str(examples_path), "base": str(base), "out": str(out),
-                                 "sft": values, "accelerator": "cpu", "log_every": 4})
+    return config_from_dict(SFTConfig, {"examples": str(examples_path), "base": str(base), "out": str(out),
+                                        "sft": values, "accelerator": "cpu", "log_every": 4}, "test config")
 
 
 class CrashAt(L.Callback):
@@ -308,3 +304,19 @@ def test_a_user_benchmark_without_splits_is_all_held_out(tmp_path, tiny_base):
     assert not passed and details["heldout_queries"] == 1 and details["overlapping_turns"] == 1
     passed, details = check_examples(tmp_path / "ex.parquet", CONTEXT, [])["no_heldout_overlap"]
     assert passed and "LLM_ASSETS_BENCHMARKS" in details["skipped"]
+
+
+def test_answer_context_of_a_base_model_and_of_an_assistant():
+    from llm_assets.evaluation.multiple_choice import answer_context
+
+    def start(item):
+        return f"{item['person']} was born in" if item["fact"] == "birth_city" else ""
+
+    item = {"query": "Where was Lan He born?", "fact": "birth_city", "person": "Lan He"}
+    chat = render_chat([{"role": "user", "content": item["query"]}], add_generation_prompt=True)
+    assert answer_context(item, "chat", start) == (chat + "Lan He was born in", " ")
+    assert answer_context({**item, "fact": "field"}, "chat", start) == (chat, "")
+    assert answer_context(item, "chat") == (chat, "")
+    assert answer_context(item, "base") == ("Question: Where was Lan He born?\nAnswer:", " ")
+    with pytest.raises(ValueError, match="use 'chat' or 'base'"):
+        answer_context(item, "cloze")

@@ -17,10 +17,11 @@ from llm_assets.modeling.checkpoint import load_checkpoint
 from llm_assets.tokens.shards import load_manifest, read_tokens
 from llm_assets.training.__main__ import materialization_metadata
 from llm_assets.training.checks import loss_is_finite, unigram_entropy
+from llm_assets.training.config import PretrainConfig, config_from_dict
 from llm_assets.training.data import FixedWindowBatches, RandomWindowBatches, ShardWindows
 from llm_assets.training.flops import flops_per_token, matmul_parameters, measure_matmul_peak
 from llm_assets.training.module import lr_factor
-from llm_assets.training.pretrain import pretrain_config_from_dict, run_pretraining
+from llm_assets.training.pretrain import run_pretraining
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +33,10 @@ def config_for(corpus, out, **train):
     values = {"max_steps": 12, "micro_batch": 4, "grad_accum": 1, "lr": 3e-3, "warmup_steps": 3,
               "checkpoint_every": 4, "eval_every": 6, "eval_batches": 2, "accelerator": "cpu"}
     values.update(train)
-    return pretrain_config_from_dict({
+    return config_from_dict(PretrainConfig, {
         "shards": str(corpus["shards"]), "tokenizer": str(corpus["tokenizer"]), "out": str(out),
         "model": {"n_layer": 2, "n_head": 4, "n_kv_head": 2, "d_model": 32, "d_ff": 64, "context": 32},
-        "train": values, "peak_flops": 1e10, "log_every": 4})
+        "train": values, "peak_flops": 1e10, "log_every": 4}, "test config")
 
 
 def test_lr_schedule_warms_up_then_decays_to_floor():
@@ -197,3 +198,29 @@ def test_mfu_never_exceeds_the_device():
     reporter._raise_peak(2e9)  # slower steps leave the better estimate alone
     reporter._raise_peak(4e9)
     assert reporter.peak_flops == 4e9 and len(lines) == 1
+
+
+def test_program_configs_share_one_checked_loader(tmp_path):
+    """Both programs' JSON configs: the profile's sizes, top-level runtime keys, every field checked by name."""
+    from llm_assets.defs.training import TrainerResource
+    from llm_assets.profiles import RUNTIME_FIELDS
+    from llm_assets.training.config import SFTConfig, load_config
+
+    paths = {"examples": "e.parquet", "base": "base", "out": "out"}
+    sft = config_from_dict(SFTConfig, {**paths, "profile": "smoke", "devices": 2, "sft": {"max_steps": 3}}, "sft.json")
+    assert sft.runtime.devices == 2 and sft.runtime.precision == "32-true" and sft.sft.max_steps == 3
+    pretrain = config_from_dict(PretrainConfig, {"shards": "s", "tokenizer": "t.json", "out": "o", "profile": "smoke",
+                                                 "accelerator": "cpu"}, "pretrain.json")
+    assert pretrain.runtime.accelerator == "cpu" and pretrain.model.context == 128
+    for values, message in [({**paths, "sft": {"max_step": 3}}, r"sft.json: unknown field\(s\) \['max_step'\]"),
+                            ({**paths, "sft": {"max_steps": 3}}, r"needs field\(s\) \['micro_batch', 'lr'\]"),
+                            ({**paths, "profile": "smoke", "precision": "fp8"}, "runtime.precision = \"fp8\""),
+                            ({**paths, "profile": "smoke", "epochs": 1}, r"unknown key\(s\) \['epochs'\]"),
+                            ({"examples": "e", "base": "b"}, "'out' is required")]:
+        with pytest.raises(ValueError, match=message):
+            config_from_dict(SFTConfig, values, "sft.json")
+    (tmp_path / "sft.json").write_text("{not json")
+    with pytest.raises(ValueError, match="sft config .*sft.json: not valid JSON"):
+        load_config(SFTConfig, tmp_path / "sft.json")
+    # the Dagster resource sets the same runtime fields the programs read
+    assert tuple(TrainerResource.model_fields) == RUNTIME_FIELDS

@@ -1,5 +1,8 @@
 """Multiple-choice scoring with lm-eval-harness semantics, batched, sharing forward passes across choices.
 
+Benchmarks (`evaluate_multiple_choice`) and the knowledge questions asked of a base model and of its
+assistant (`answer_accuracy`: a base prompt or a chat reply) are scored alike.
+
 For every choice the score is the summed log-probability of the continuation (target delimiter + choice)
 given the context. `acc` takes the argmax of the sums; `acc_norm` the argmax after dividing each sum by the
 choice's length in characters (the choice text without the delimiter, as lm-eval does).
@@ -16,7 +19,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,10 @@ import numpy as np
 import polars as pl
 import torch
 
-from llm_assets.benchmarks import TEMPLATES, Item
-from llm_assets.evaluation.adapter import ScoringModel
+from llm_assets.benchmarks import QUESTION_TEMPLATE, TEMPLATES, Item, load_items
+from llm_assets.evaluation.adapter import ScoringModel, load_scoring_model
 from llm_assets.evaluation.tasks import SAMPLERS
+from llm_assets.tokens.special import render_chat
 
 log = logging.getLogger(__name__)
 
@@ -351,3 +355,54 @@ def write_log_samples(items: pl.DataFrame, path: str | Path) -> Path:
                                      "pred_norm": row["pred_norm"], "gold": row["gold"]}) + "\n")
     os.replace(tmp, path)
     return path
+
+
+# ------------------------------------------------------------------- knowledge answers: base prompt or chat reply
+
+def answer_context(item: Item, mode: str, answer_start: Callable[[Item], str] | None = None) -> tuple[str, str]:
+    """(context, delimiter before the choice): `Question: …\\nAnswer:` for a base model (mode "base"), or the
+    chat prompt (mode "chat"), followed there by `answer_start(item)`, the words a reply puts before the answer."""
+    if mode == "base":
+        return QUESTION_TEMPLATE.format(query=item["query"]), " "
+    if mode != "chat":
+        raise ValueError(f"answer_accuracy: mode {mode!r}; use 'chat' or 'base'")
+    context = render_chat([{"role": "user", "content": item["query"]}], add_generation_prompt=True)
+    prefix = answer_start(item) if answer_start is not None else ""
+    return (context + prefix, " ") if prefix else (context, "")
+
+
+def answer_accuracy(checkpoint: str | os.PathLike | ScoringModel, benchmark: Sequence[Item] | str | os.PathLike,
+                    mode: str = "chat", batch_size: int = 64, device: str | None = None,
+                    answer_start: Callable[[Item], str] | None = None) -> dict:
+    """Knowledge accuracy of a base model or an assistant: the choice with the highest log-likelihood after
+    `answer_context`, scored like every benchmark here. Returns `accuracy` and `accuracy_norm` (per character)
+    per split (`sft`, `heldout`, ...; "all" for items without one), item counts, `overall` and `chance`."""
+    items = load_items(benchmark) if isinstance(benchmark, str | os.PathLike) else list(benchmark)
+    for position, item in enumerate(items):
+        if not isinstance(item.get("query"), str) or not isinstance(item.get("choices"), list) or not item["choices"]:
+            raise ValueError(f"benchmark item {position}: needs a 'query' string and a non-empty 'choices' list")
+        if not isinstance(item.get("gold"), int) or not 0 <= item["gold"] < len(item["choices"]):
+            raise ValueError(f"benchmark item {position}: 'gold' must index into 'choices' "
+                             f"({len(item['choices'])} choices)")
+    model = checkpoint if isinstance(checkpoint, ScoringModel) else load_scoring_model(
+        checkpoint, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    pairs, offsets = [], []
+    for item in items:
+        context, delimiter = answer_context(item, mode, answer_start)
+        offsets.append(len(pairs))
+        pairs.extend((context, delimiter + str(choice)) for choice in item["choices"])
+    log.info("scoring %d choices of %d items with %s in %s mode", len(pairs), len(items), model.name, mode)
+    lls = [ll for ll, _ in loglikelihoods(model, pairs, batch_size)]
+    scored = item_rows("answers", [{**item, "split": str(item.get("split", "all"))} for item in items],
+                       [lls[o:o + len(item["choices"])] for item, o in zip(items, offsets, strict=True)])
+    rows = pl.DataFrame([{k: row[k] for k in ("split", "acc", "acc_norm")} for row in scored],
+                        schema={"split": pl.Utf8, "acc": pl.Float64, "acc_norm": pl.Float64})
+    per_split = rows.group_by("split").agg(pl.col("acc").mean(), pl.col("acc_norm").mean(), pl.len()).sort("split")
+    return {
+        "mode": mode, "checkpoint": model.name if isinstance(checkpoint, ScoringModel) else str(checkpoint),
+        "accuracy": dict(zip(per_split["split"], per_split["acc"], strict=True)),
+        "accuracy_norm": dict(zip(per_split["split"], per_split["acc_norm"], strict=True)),
+        "items": dict(zip(per_split["split"], per_split["len"], strict=True)),
+        "overall": float(rows["acc"].mean()) if rows.height else None,
+        "chance": float(np.mean([1 / len(item["choices"]) for item in items])) if items else None,
+    }

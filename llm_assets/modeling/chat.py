@@ -172,6 +172,11 @@ def answer_once(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], pro
                                 temperature, top_k, top_p, seed, system_messages, notice))
 
 
+def first_message_content(text: str) -> str:
+    """The content of the first message of a conversation rendered by `render_chat` (an SFT example's question)."""
+    return text.split("\n", 1)[1].split(END_OF_TURN)[0]
+
+
 def ends_turn_share(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], prompts: list[str],
                     max_new_tokens: int = 64, device: str = "cpu") -> tuple[float, list[dict]]:
     """Share of `prompts` whose greedy reply closes its turn with `<|end|>` within `max_new_tokens`."""

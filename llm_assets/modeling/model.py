@@ -15,41 +15,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llm_assets.profiles import ModelSize
+
 IGNORE_INDEX = -100  # targets with this value do not count in the loss (padding, masked prompt tokens)
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig(ModelSize):
+    """A profile's model shape plus what the tokenizer and the architecture fix: one checkpoint's `config.json`."""
+
     vocab_size: int
-    n_layer: int
-    n_head: int
-    n_kv_head: int
-    d_model: int
-    d_ff: int
-    context: int
-    tie_embeddings: bool = True
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
     init_std: float = 0.02
 
     def __post_init__(self):
-        if self.d_model % self.n_head:
-            raise ValueError(f"ModelConfig: d_model {self.d_model} is not a multiple of n_head {self.n_head}")
-        if self.n_head % self.n_kv_head:
-            raise ValueError(f"ModelConfig: n_head {self.n_head} is not a multiple of n_kv_head {self.n_kv_head}")
-        if (self.d_model // self.n_head) % 2:
-            raise ValueError(f"ModelConfig: head dim {self.d_model // self.n_head} must be even for rotary")
+        if problems := self.problems():
+            raise ValueError(f"ModelConfig: {'; '.join(problems)}")
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_head
 
     @classmethod
-    def from_size(cls, size, vocab_size: int) -> ModelConfig:
-        """From a `profiles.ModelSize` (or any object/dict with its fields) and the tokenizer's vocab size."""
-        values = size if isinstance(size, dict) else asdict(size)
-        known = {f.name for f in fields(cls)}
-        return cls(vocab_size=vocab_size, **{k: v for k, v in values.items() if k in known and k != "vocab_size"})
+    def from_size(cls, size: ModelSize, vocab_size: int) -> ModelConfig:
+        """A profile's model shape with the tokenizer's vocabulary size."""
+        return cls(vocab_size=vocab_size, **{f.name: getattr(size, f.name) for f in fields(ModelSize)})
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:

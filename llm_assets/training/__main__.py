@@ -19,9 +19,10 @@ from pathlib import Path
 from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
 from llm_assets.training import error_path
+from llm_assets.training.config import PretrainConfig, SFTConfig, load_config
 from llm_assets.training.lifeline import die_with_parent
-from llm_assets.training.pretrain import load_pretrain_config, run_pretraining
-from llm_assets.training.sft import load_sft_config, run_sft
+from llm_assets.training.pretrain import run_pretraining
+from llm_assets.training.sft import run_sft
 
 logger = logging.getLogger("llm_assets.training")
 
@@ -47,12 +48,12 @@ def materialization_metadata(metrics: dict, keys: tuple[str, ...] = METADATA_KEY
 
 
 def pretrain_command(config_path: str) -> int:
-    return train_command(lambda emit: run_pretraining(load_pretrain_config(config_path), emit=emit), METADATA_KEYS,
-                         config_path, "pretrain")
+    return train_command(lambda emit: run_pretraining(load_config(PretrainConfig, config_path), emit=emit),
+                         METADATA_KEYS, config_path, "pretrain")
 
 
 def sft_command(config_path: str) -> int:
-    return train_command(lambda emit: run_sft(load_sft_config(config_path), emit=emit), SFT_METADATA_KEYS,
+    return train_command(lambda emit: run_sft(load_config(SFTConfig, config_path), emit=emit), SFT_METADATA_KEYS,
                          config_path, "sft")
 
 

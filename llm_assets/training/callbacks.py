@@ -15,6 +15,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last.ckpt"
+METRICS_FILE = "metrics.json"  # what a training run reports, written last
+LOSS_CURVE_FILE = "loss_curve.png"
 
 
 def save_last_checkpoint(trainer: L.Trainer, out_dir: str | os.PathLike) -> Path:

@@ -7,21 +7,17 @@ The out folder is the checkpoint folder: `last.ckpt` (resume), `model.safetensor
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-import torch
 
 from llm_assets.lake import file_sha256
 from llm_assets.modeling.checkpoint import save_checkpoint_folder, write_config_and_tokenizer
 from llm_assets.modeling.model import ModelConfig
-from llm_assets.profiles import ModelSize, TrainSize, get_profile
+from llm_assets.profiles import TrainSize
 from llm_assets.tokens.shards import load_manifest
 from llm_assets.training.callbacks import (
     LAST_CHECKPOINT,
@@ -30,90 +26,13 @@ from llm_assets.training.callbacks import (
     save_last_checkpoint,
 )
 from llm_assets.training.checks import loss_is_finite, unigram_entropy
+from llm_assets.training.config import PretrainConfig, resolve_runtime
 from llm_assets.training.data import TokenWindowData
 from llm_assets.training.flops import flops_per_token, measure_matmul_peak
 from llm_assets.training.module import LanguageModelTask, OptimizerConfig
+from llm_assets.training.report import final_train_loss, plot_loss_curve, write_metrics
 
 logger = logging.getLogger(__name__)
-
-RUNTIME_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision")
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    shards: str
-    tokenizer: str
-    out: str
-    model: ModelSize
-    train: TrainSize
-    peak_flops: float | None = None  # per device; measured with a matmul benchmark when absent
-    resume: bool = True
-    log_every: int = 10
-
-
-def _sizes(cls, base, overrides: dict, where: str):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(f"{where}: unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(known)}")
-    if base is None:
-        missing = [f.name for f in dataclasses.fields(cls)
-                   if f.default is dataclasses.MISSING and f.name not in overrides]
-        if missing:
-            raise ValueError(f"{where}: {cls.__name__} fields {missing} missing (or give a \"profile\")")
-        return cls(**overrides)
-    return dataclasses.replace(base, **overrides)
-
-
-def pretrain_config_from_dict(values: dict, where: str = "pretrain config") -> PretrainConfig:
-    """Build a `PretrainConfig` from JSON-like values; `profile` supplies defaults for `model`/`train`.
-
-    Top-level accelerator/devices/num_nodes/strategy/precision override the `train` section.
-    """
-    values = dict(values)
-    for key in ("shards", "tokenizer", "out"):
-        if not values.get(key):
-            raise ValueError(f"{where}: {key!r} is required (shards folder, tokenizer.json path, out folder)")
-    profile = get_profile(values.pop("profile")) if values.get("profile") else None
-    train_overrides = dict(values.pop("train", {}) or {})
-    for key in RUNTIME_KEYS:
-        if key in values:
-            train_overrides[key] = values.pop(key)
-    model = _sizes(ModelSize, profile.model if profile else None, values.pop("model", {}) or {}, f"{where} model")
-    train = _sizes(TrainSize, profile.train if profile else None, train_overrides, f"{where} train")
-    known = {f.name for f in dataclasses.fields(PretrainConfig)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-    return PretrainConfig(model=model, train=train, **values)
-
-
-def read_json_config(path: str | os.PathLike, kind: str) -> dict:
-    """A training program's JSON config file, with errors that name the file."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{kind} config {path} not found") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{kind} config {path}: not valid JSON ({err})") from None
-
-
-def load_pretrain_config(path: str | os.PathLike) -> PretrainConfig:
-    return pretrain_config_from_dict(read_json_config(path, "pretrain"), where=str(path))
-
-
-def resolve_runtime(train: TrainSize) -> tuple[str, str]:
-    """(accelerator, precision) with "auto" resolved: bf16-mixed on a GPU that supports it, 32-true on CPU."""
-    accelerator = train.accelerator
-    if accelerator == "auto":
-        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    precision = train.precision
-    if precision == "auto":
-        on_gpu = accelerator in ("gpu", "cuda") and torch.cuda.is_available()
-        precision = "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
-    return accelerator, precision
-
 
 def _check_tokenizer(config: PretrainConfig, manifest: dict) -> None:
     tokenizer = Path(config.tokenizer)
@@ -123,29 +42,6 @@ def _check_tokenizer(config: PretrainConfig, manifest: dict) -> None:
     if expected and file_sha256(tokenizer) != expected:
         raise ValueError(f"tokenizer {tokenizer} is not the one that wrote the shards in {config.shards} "
                          f"(sha256 differs from the manifest); re-run token_shards or point at its tokenizer")
-
-
-def plot_loss_curve(steps: list[dict], validations: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if steps:
-        ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], label="train", linewidth=1)
-    if validations:
-        ax.plot([v["step"] for v in validations], [v["loss"] for v in validations], "o-", label="validation")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (nats/token)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
 
 
 def epoch_capped(train: TrainSize, train_tokens: int, tokens_per_step: int) -> tuple[TrainSize, str | None]:
@@ -179,6 +75,23 @@ def build_trainer(config: PretrainConfig, callbacks: Sequence[L.Callback]) -> L.
     )
 
 
+def _data_and_trainer(config: PretrainConfig, model_config: ModelConfig, out: Path,
+                      callbacks: Sequence[L.Callback]) -> tuple[PretrainConfig, TokenWindowData, L.Trainer, int, str | None]:
+    """(config, data, trainer, tokens per step, why max_steps was cut), with max_steps cut to max_epochs: the step
+    count is part of the trainer, the data stream and the schedule, so a cut rebuilds them."""
+    train = config.train
+    data = TokenWindowData(config.shards, model_config.context, train.micro_batch, train.max_steps,
+                           train.grad_accum, train.eval_batches, train.seed)
+    trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks])
+    tokens_per_step = train.micro_batch * model_config.context * train.grad_accum * trainer.world_size
+    train, cut = epoch_capped(train, data.train_windows.tokens, tokens_per_step)
+    if cut:
+        config = dataclasses.replace(config, train=train)
+        data.max_steps = train.max_steps
+        trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks])
+    return config, data, trainer, tokens_per_step, cut
+
+
 def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
                     callbacks: Sequence[L.Callback] = ()) -> dict:
     """Train (or resume) and write the checkpoint folder; return the metrics (also in `metrics.json`).
@@ -190,19 +103,10 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
     out.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(config.shards)
     _check_tokenizer(config, manifest)
-    train = config.train
-    L.seed_everything(train.seed, workers=True, verbose=False)
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
     model_config = ModelConfig.from_size(config.model, vocab_size=int(manifest["vocab_size"]))
-    data = TokenWindowData(config.shards, model_config.context, train.micro_batch, train.max_steps,
-                           train.grad_accum, train.eval_batches, train.seed)
-    trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks])
-    world = trainer.world_size
-    tokens_per_step = train.micro_batch * model_config.context * train.grad_accum * world
-    train, cut = epoch_capped(train, data.train_windows.tokens, tokens_per_step)
-    if cut:  # the step count is part of the trainer, the data stream and the schedule: rebuild them
-        config = dataclasses.replace(config, train=train)
-        data.max_steps = train.max_steps
-        trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks])
+    config, data, trainer, tokens_per_step, cut = _data_and_trainer(config, model_config, out, callbacks)
+    train, world = config.train, trainer.world_size
     optimizer = OptimizerConfig(lr=train.lr, warmup_steps=train.warmup_steps, max_steps=train.max_steps,
                                 min_lr_ratio=train.min_lr_ratio, weight_decay=train.weight_decay)
     task = LanguageModelTask(model_config, optimizer, mode="pretrain", compile=train.compile)
@@ -230,16 +134,26 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
     if not trainer.is_global_zero:
         return {}
 
-    steps = reporter.steps
-    tail = steps[-max(1, len(steps) // 10):] if steps else []
-    train_loss = sum(s["loss"] for s in tail) / len(tail) if tail else None
-    throughput = reporter.throughput()
-    finite, finite_message = loss_is_finite(train_loss, *([val_loss] if val_loss is not None else []))
     save_checkpoint_folder(task.model, model_config, config.tokenizer, out,
                            extra={"trained_steps": trainer.global_step, "tokens_seen": trainer.global_step *
                                   tokens_per_step})
-    curve = plot_loss_curve(steps, reporter.validations, out / "loss_curve.png")
-    metrics = {
+    metrics = {**_pretrain_metrics(config, trainer, reporter, val_loss, tokens_per_step, data.train_windows.tokens),
+               "steps_cut_by_epochs": cut, "flops_per_token": flops_per_token(model_config), "peak_flops": peak * world,
+               "parameters": task.model.num_parameters(), "precision": precision, "resumed_from": resume_from}
+    write_metrics(out, metrics)
+    emit(f"done: train loss {metrics['train_loss']} val loss {val_loss} tokens/s {metrics['tokens_per_s']:,.0f}"
+         + (f" MFU {metrics['mfu']:.2%}" if metrics["mfu"] is not None else "") + f" -> {out}")
+    return metrics
+
+
+def _pretrain_metrics(config: PretrainConfig, trainer: L.Trainer, reporter: ProgressReporter, val_loss: float | None,
+                      tokens_per_step: int, train_tokens: int) -> dict:
+    """The run's losses, throughput and progress, with the loss curve drawn."""
+    train_loss = final_train_loss(reporter.steps)
+    throughput = reporter.throughput()
+    finite, finite_message = loss_is_finite(train_loss, *([val_loss] if val_loss is not None else []))
+    out = Path(config.out)
+    return {
         "train_loss": train_loss,
         "val_loss": val_loss,
         "val_perplexity": math.exp(val_loss) if val_loss is not None and val_loss < 50 else None,
@@ -249,26 +163,14 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
         "steps": trainer.global_step,
         "steps_this_run": len(reporter.steps_this_run),
         "tokens_seen": trainer.global_step * tokens_per_step,
-        "epochs": trainer.global_step * tokens_per_step / max(1, data.train_windows.tokens),
-        "steps_cut_by_epochs": cut,
+        "epochs": trainer.global_step * tokens_per_step / max(1, train_tokens),
         "tokens_per_s": throughput["tokens_per_s"],
         "steps_per_s": throughput["steps_per_s"],
         "mfu": throughput["mfu"],
-        "flops_per_token": flops_per_token(model_config),
-        "peak_flops": peak * world,
-        "parameters": task.model.num_parameters(),
-        "world_size": world,
-        "precision": precision,
-        "loss_curve": str(curve),
+        "world_size": trainer.world_size,
+        "loss_curve": str(plot_loss_curve(reporter.steps, reporter.validations, out)),
         "path": str(out),
-        "resumed_from": resume_from,
         "resumed_at_step": reporter.start_step,
         "history": reporter.steps_this_run,  # the whole training's steps are in the loss curve
         "validations": reporter.validations,
     }
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / "metrics.json")
-    emit(f"done: train loss {train_loss} val loss {val_loss} tokens/s {throughput['tokens_per_s']:,.0f}"
-         + (f" MFU {throughput['mfu']:.2%}" if throughput["mfu"] is not None else "") + f" -> {out}")
-    return metrics

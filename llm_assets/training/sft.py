@@ -5,23 +5,14 @@ checkpoint's weights, pads each micro-batch to its longest example with `<|pad|>
 the loss on assistant tokens only. The out folder is a checkpoint folder like the base one (`last.ckpt`,
 `model.safetensors`, `config.json`, `tokenizer.json`, `metrics.json`, `loss_curve.png`); a run that
 finds `last.ckpt` there resumes from it.
-
-`answer_accuracy` scores four-choice knowledge questions as a chat answer or as a plain continuation;
-`python -m llm_assets.training.sft accuracy --base DIR --assistant DIR --benchmark FILE` compares two
-checkpoints.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import logging
 import math
 import os
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -31,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from llm_assets.lake import file_sha256
+from llm_assets.modeling.chat import ends_turn_share, first_message_content
 from llm_assets.modeling.checkpoint import (
     TOKENIZER_FILE,
     load_checkpoint,
@@ -38,8 +30,8 @@ from llm_assets.modeling.checkpoint import (
     write_config_and_tokenizer,
 )
 from llm_assets.modeling.model import IGNORE_INDEX, DecoderLM
-from llm_assets.profiles import SFTSize, get_profile
-from llm_assets.tokens.special import PAD, render_chat
+from llm_assets.profiles import SFTSize
+from llm_assets.tokens.special import PAD
 from llm_assets.training.callbacks import (
     LAST_CHECKPOINT,
     LastCheckpoint,
@@ -47,63 +39,13 @@ from llm_assets.training.callbacks import (
     save_last_checkpoint,
 )
 from llm_assets.training.checks import loss_is_finite
+from llm_assets.training.config import SFTConfig, resolve_runtime
 from llm_assets.training.data import ResumableWindowLoader, ResumeSampler
 from llm_assets.training.module import LanguageModelTask, OptimizerConfig
-from llm_assets.training.pretrain import RUNTIME_KEYS, plot_loss_curve, read_json_config, resolve_runtime
+from llm_assets.training.report import final_train_loss, plot_loss_curve, write_metrics
 from llm_assets.training.sft_data import examples_metadata
 
 logger = logging.getLogger(__name__)
-
-BASE_TEMPLATE = "Question: {query}\nAnswer:"
-
-
-@dataclass(frozen=True)
-class SFTConfig:
-    examples: str  # Parquet written by `sft_data.render_examples`
-    base: str  # checkpoint folder of the pretrained model
-    out: str
-    sft: SFTSize
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    resume: bool = True
-    log_every: int = 10
-
-
-def sft_config_from_dict(values: dict, where: str = "sft config") -> SFTConfig:
-    """An `SFTConfig` from JSON-like values; `profile` supplies the `sft` sizes and the runtime defaults
-    (accelerator, precision, ... of its pretraining section); top-level runtime keys override them."""
-    values = dict(values)
-    for key in ("examples", "base", "out"):
-        if not values.get(key):
-            raise ValueError(f"{where}: {key!r} is required (examples Parquet, base checkpoint folder, out folder)")
-    profile = get_profile(values.pop("profile")) if values.get("profile") else None
-    overrides = dict(values.pop("sft", {}) or {})
-    known = {f.name for f in dataclasses.fields(SFTSize)}
-    if set(overrides) - known:
-        raise ValueError(f"{where}: unknown SFTSize fields {sorted(set(overrides) - known)}; known: {sorted(known)}")
-    if profile is not None:
-        sizes = dataclasses.replace(profile.sft, **overrides)
-        runtime = {key: getattr(profile.train, key) for key in RUNTIME_KEYS}
-    else:
-        missing = [f.name for f in dataclasses.fields(SFTSize)
-                   if f.default is dataclasses.MISSING and f.name not in overrides]
-        if missing:
-            raise ValueError(f"{where}: SFTSize fields {missing} missing (or give a \"profile\")")
-        sizes, runtime = SFTSize(**overrides), {}
-    runtime.update({key: values.pop(key) for key in RUNTIME_KEYS if key in values})
-    known_top = {f.name for f in dataclasses.fields(SFTConfig)} - {"sft", *RUNTIME_KEYS}
-    unknown = set(values) - known_top
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-    return SFTConfig(sft=sizes, **runtime, **values)
-
-
-def load_sft_config(path: str | os.PathLike) -> SFTConfig:
-    return sft_config_from_dict(read_json_config(path, "sft"), where=str(path))
-
 
 class ExampleBatches(Dataset):
     """Item g = micro-batch g of this rank: examples drawn from a stream of per-epoch shuffles.
@@ -248,6 +190,22 @@ def planned_steps(sizes: SFTSize, examples: int) -> int:
     return max(1, min(sizes.max_steps, epochs_cap)) if epochs_cap else sizes.max_steps
 
 
+def _sft_trainer(config: SFTConfig, steps: int, callbacks: Sequence[L.Callback]) -> tuple[L.Trainer, str, str]:
+    """(trainer, accelerator, precision) for `steps` optimizer steps; no validation loop (losses are measured
+    on held-back examples before and after)."""
+    sizes, runtime = config.sft, config.runtime
+    accelerator, precision = resolve_runtime(runtime)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=runtime.devices, num_nodes=runtime.num_nodes, strategy=runtime.strategy,
+        precision=precision, max_steps=steps, accumulate_grad_batches=sizes.grad_accum,
+        gradient_clip_val=sizes.grad_clip or None, gradient_clip_algorithm="norm", limit_val_batches=0,
+        num_sanity_val_steps=0, use_distributed_sampler=False, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=config.out,
+        callbacks=[LastCheckpoint(Path(config.out), sizes.checkpoint_every), *callbacks],
+    )
+    return trainer, accelerator, precision
+
+
 def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: Sequence[L.Callback] = ()) -> dict:
     """Fine-tune (or resume) and write the assistant checkpoint folder; return the metrics (also in
     `metrics.json`). Under DDP only global rank zero writes files and returns full metrics."""
@@ -271,15 +229,7 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
     task = LanguageModelTask(model_config, optimizer, mode="sft")
     task.init_from(base_model)
     data = ExampleData(input_ids, loss_masks, sizes.micro_batch, sizes.grad_accum, steps, sizes.seed, pad_id)
-    accelerator, precision = resolve_runtime(config)
-    trainer = L.Trainer(
-        accelerator=accelerator, devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy,
-        precision=precision, max_steps=steps, accumulate_grad_batches=sizes.grad_accum,
-        gradient_clip_val=sizes.grad_clip or None, gradient_clip_algorithm="norm", limit_val_batches=0,
-        num_sanity_val_steps=0, use_distributed_sampler=False, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(out),
-        callbacks=[LastCheckpoint(out, sizes.checkpoint_every), *callbacks],
-    )
+    trainer, accelerator, precision = _sft_trainer(config, steps, callbacks)
     world = trainer.world_size
     mean_length = float(np.mean([len(a) for a in input_ids]))
     tokens_per_step = int(mean_length * sizes.micro_batch * sizes.grad_accum * world)  # padding excluded, approx
@@ -302,205 +252,65 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
         return {}
 
     loss_after = assistant_token_loss(task.model, eval_ids, eval_masks, pad_id)
-    history = reporter.steps
-    tail = history[-max(1, len(history) // 10):] if history else []
-    train_loss = sum(s["loss"] for s in tail) / len(tail) if tail else None
     tokens, assistant_tokens = data.dataset().tokens_through(trainer.global_step * sizes.grad_accum) \
         if world == 1 else (trainer.global_step * tokens_per_step, None)
-    finite, finite_message = loss_is_finite(*(x for x in (train_loss, loss_after) if x is not None))
     save_checkpoint_folder(task.model, model_config, Path(config.base) / TOKENIZER_FILE, out,
                            extra={"stage": "sft", "base": str(config.base), "trained_steps": trainer.global_step,
                                   "tokens_seen": tokens})
-    curve = plot_loss_curve(history, [], out / "loss_curve.png")
+    metrics = _sft_metrics(config, trainer, reporter, (loss_before, loss_after), len(input_ids), steps,
+                           (tokens, assistant_tokens))
+    metrics.update(parameters=task.model.num_parameters(), precision=precision, resumed_from=resume_from)
+    write_metrics(out, metrics)
+    emit(f"done: train loss {metrics['train_loss']} assistant-token loss {loss_before} -> {loss_after} after "
+         f"{trainer.global_step} steps -> {out}")
+    return metrics
+
+
+def _sft_metrics(config: SFTConfig, trainer: L.Trainer, reporter: ProgressReporter,
+                 assistant_losses: tuple[float | None, float | None], examples: int, planned: int,
+                 seen: tuple[int, int | None]) -> dict:
+    """The run's losses (assistant tokens before and after), progress and throughput, with the loss curve drawn."""
+    sizes, out = config.sft, Path(config.out)
+    train_loss, (loss_before, loss_after) = final_train_loss(reporter.steps), assistant_losses
+    finite, finite_message = loss_is_finite(*(x for x in (train_loss, loss_after) if x is not None))
     throughput = reporter.throughput()
-    metrics = {
+    return {
         "train_loss": train_loss,
         "assistant_loss_before": loss_before,
         "assistant_loss_after": loss_after,
         "loss_finite": finite,
         "loss_finite_message": finite_message,
-        "examples": len(input_ids),
+        "examples": examples,
         "steps": trainer.global_step,
         "steps_this_run": len(reporter.steps_this_run),
-        "planned_steps": steps,
-        "epochs": trainer.global_step * sizes.micro_batch * sizes.grad_accum * world / len(input_ids),
-        "tokens_seen": tokens,
-        "assistant_tokens_seen": assistant_tokens,
+        "planned_steps": planned,
+        "epochs": trainer.global_step * sizes.micro_batch * sizes.grad_accum * trainer.world_size / examples,
+        "tokens_seen": seen[0],
+        "assistant_tokens_seen": seen[1],
         "tokens_per_s": throughput["tokens_per_s"],
         "steps_per_s": throughput["steps_per_s"],
-        "parameters": task.model.num_parameters(),
-        "world_size": world,
-        "precision": precision,
+        "world_size": trainer.world_size,
         "base": str(config.base),
-        "loss_curve": str(curve),
+        "loss_curve": str(plot_loss_curve(reporter.steps, [], out)),
         "path": str(out),
-        "resumed_from": resume_from,
         "resumed_at_step": reporter.start_step,
         "history": reporter.steps_this_run,  # the whole training's steps are in the loss curve
     }
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / "metrics.json")
-    emit(f"done: train loss {train_loss} assistant-token loss {loss_before} -> {loss_after} after "
-         f"{trainer.global_step} steps -> {out}")
-    return metrics
 
 
-# ---------------------------------------------------------------------------------------------- accuracy
-
-def read_benchmark(path: str | os.PathLike) -> list[dict]:
-    """Benchmark items (`query`, `choices`, `gold`, `split`, ...) of a file in any format evaluation reads."""
-    from llm_assets.evaluation.tasks import load_items
-
-    return load_items(path)
-
-
-def _check_item(item: dict, where: str) -> None:
-    if not isinstance(item.get("query"), str) or not isinstance(item.get("choices"), list) or not item["choices"]:
-        raise ValueError(f"{where}: benchmark item needs a 'query' string and a non-empty 'choices' list")
-    if not isinstance(item.get("gold"), int) or not 0 <= item["gold"] < len(item["choices"]):
-        raise ValueError(f"{where}: 'gold' must index into 'choices' ({len(item['choices'])} choices)")
-
-
-def answer_context(query: str, mode: str) -> tuple[str, str]:
-    """(context, delimiter before the choice): the chat prompt, or `Question: ...\\nAnswer:` for a base model."""
-    if mode == "chat":
-        return render_chat([{"role": "user", "content": query}], add_generation_prompt=True), ""
-    if mode == "base":
-        return BASE_TEMPLATE.format(query=query), " "
-    raise ValueError(f"answer_accuracy: mode {mode!r}; use 'chat' or 'base'")
-
-
-@torch.no_grad()
-def choice_logprobs(model: DecoderLM, sequences: Sequence[tuple[list[int], list[int]]], pad_id: int,
-                    batch_size: int = 64) -> np.ndarray:
-    """Summed log-probability of each continuation given its context: one float per (context, continuation)."""
-    device = next(model.parameters()).device
-    scores = np.zeros(len(sequences), dtype=np.float64)
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]) - len(sequences[i][1]))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        rows = [sequences[i][0] + sequences[i][1] for i in chunk]
-        width = max(len(r) for r in rows) - 1
-        idx = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        for b, row in enumerate(rows):
-            idx[b, :len(row) - 1] = torch.tensor(row[:-1])
-        logprobs = torch.log_softmax(model(idx.to(device))[0].float(), dim=-1).cpu()  # (B, T, V)
-        for b, i in enumerate(chunk):
-            context, continuation = sequences[i]
-            positions = torch.arange(len(context) - 1, len(context) - 1 + len(continuation))
-            scores[i] = float(logprobs[b, positions, torch.tensor(continuation)].sum())
-    return scores
-
-
-def synthetic_answer_prefixes() -> dict[str, str]:
-    """Per fact, the start of the synthetic SFT answer before the value (e.g. `{n} was born in`)."""
-    from llm_assets.synthetic.questions import SFT_ANSWERS
-
-    return {fact: template.split("{v}")[0].rstrip() for fact, template in SFT_ANSWERS.items()
-            if template.split("{v}")[0].strip()}
-
-
-def answer_accuracy(checkpoint: str | os.PathLike, benchmark_items: Sequence[dict] | str | os.PathLike,
-                    mode: str = "chat", batch_size: int = 64, device: str | None = None,
-                    answer_prefixes: dict[str, str] | None = None) -> dict:
-    """Four-choice knowledge accuracy: the choice with the highest log-likelihood as the answer.
-
-    mode "chat": each choice is scored as the assistant's reply to the question in the chat format;
-    mode "base": as the continuation of `Question: {query}\\nAnswer:`. Returns `accuracy` (and
-    `accuracy_norm`, per-character normalised) per split (`sft`, `heldout`, ...) and overall, with counts.
-    `answer_prefixes` (chat mode): per item `fact`, text the reply starts with before the choice, formatted
-    with `n` = the item's `person` (see `synthetic_answer_prefixes`); items of other facts get none.
-    """
-    items = read_benchmark(benchmark_items) if isinstance(benchmark_items, str | os.PathLike) \
-        else list(benchmark_items)
-    for position, item in enumerate(items):
-        _check_item(item, f"benchmark item {position}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tokenizer = load_checkpoint(checkpoint, device=device)
-    pad_id = tokenizer.token_to_id(PAD)
-    pad_id = 0 if pad_id is None else pad_id
-    sequences, owners = [], []
-    for position, item in enumerate(items):
-        context, delimiter = answer_context(item["query"], mode)
-        prefix = (answer_prefixes or {}).get(item.get("fact")) if mode == "chat" else None
-        if prefix:
-            context, delimiter = context + prefix.format(n=item.get("person", "")), " "
-        context_ids = tokenizer.encode(context, add_special_tokens=False).ids
-        for choice in item["choices"]:
-            choice_ids = tokenizer.encode(delimiter + str(choice), add_special_tokens=False).ids
-            if not choice_ids:
-                raise ValueError(f"benchmark item {position}: choice {choice!r} encodes to no tokens")
-            sequences.append((context_ids, choice_ids))
-            owners.append(position)
-    logger.info("scoring %d choices of %d items with %s in %s mode", len(sequences), len(items), checkpoint, mode)
-    scores = choice_logprobs(model, sequences, pad_id, batch_size)
-    frame = pl.DataFrame({
-        "item": owners, "score": scores,
-        "choice": [c for item in items for c in range(len(item["choices"]))],
-        "chars": [len(str(c)) for item in items for c in item["choices"]],
-    })
-    picked = (frame.with_columns((pl.col("score") / pl.col("chars").clip(lower_bound=1)).alias("norm"))
-              .group_by("item").agg(pl.col("choice").sort_by("score").last().alias("pick"),
-                                    pl.col("choice").sort_by("norm").last().alias("pick_norm"))
-              .sort("item"))
-    results = pl.DataFrame({"split": [str(item.get("split", "all")) for item in items],
-                            "gold": [item["gold"] for item in items],
-                            "pick": picked["pick"], "pick_norm": picked["pick_norm"]}).with_columns(
-        (pl.col("pick") == pl.col("gold")).alias("correct"),
-        (pl.col("pick_norm") == pl.col("gold")).alias("correct_norm"))
-    per_split = results.group_by("split").agg(pl.col("correct").mean().alias("accuracy"),
-                                              pl.col("correct_norm").mean().alias("accuracy_norm"),
-                                              pl.len().alias("items")).sort("split")
-    return {
-        "mode": mode,
-        "checkpoint": str(checkpoint),
-        "accuracy": {row["split"]: row["accuracy"] for row in per_split.iter_rows(named=True)},
-        "accuracy_norm": {row["split"]: row["accuracy_norm"] for row in per_split.iter_rows(named=True)},
-        "items": {row["split"]: row["items"] for row in per_split.iter_rows(named=True)},
-        "overall": float(results["correct"].mean()) if results.height else None,
-        "chance": float(np.mean([1 / len(item["choices"]) for item in items])) if items else None,
-    }
-
-
-def compare_accuracy(base: str | os.PathLike, assistant: str | os.PathLike, benchmark_file: str | os.PathLike
-                     ) -> list[dict]:
-    """Accuracy rows for the base model (base prompt) and the assistant (chat prompt, bare and with the
-    synthetic answer prefix), and the swapped modes."""
-    items = read_benchmark(benchmark_file)
-    prefixes = synthetic_answer_prefixes()
-    runs = [("base", base, "base", None), ("assistant", assistant, "chat", None),
-            ("assistant", assistant, "chat+prefix", prefixes), ("base", base, "chat", None),
-            ("assistant", assistant, "base", None)]
-    rows = []
-    for name, folder, mode, answer_prefixes in runs:
-        result = answer_accuracy(folder, items, mode=mode.split("+")[0], answer_prefixes=answer_prefixes)
-        for split, accuracy in result["accuracy"].items():
-            rows.append({"model": name, "mode": mode, "split": split, "items": result["items"][split],
-                         "accuracy": accuracy, "accuracy_norm": result["accuracy_norm"][split]})
-    return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llm_assets.training.sft",
-                                     description="knowledge accuracy of a base and an assistant checkpoint")
-    commands = parser.add_subparsers(dest="command", required=True)
-    accuracy = commands.add_parser("accuracy", help="four-choice accuracy per split, base vs assistant")
-    accuracy.add_argument("--base", required=True, help="base checkpoint folder")
-    accuracy.add_argument("--assistant", required=True, help="fine-tuned checkpoint folder")
-    accuracy.add_argument("--benchmark", required=True, help="benchmark.jsonl of the synthetic crawl")
-    accuracy.add_argument("--json", help="also write the rows to this JSON file")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    rows = compare_accuracy(args.base, args.assistant, args.benchmark)
-    print(f"{'model':<10} {'prompt':<11} {'split':<8} {'items':>6} {'acc':>7} {'acc_norm':>9}")
-    for row in rows:
-        print(f"{row['model']:<10} {row['mode']:<11} {row['split']:<8} {row['items']:>6} {row['accuracy']:>7.3f} "
-              f"{row['accuracy_norm']:>9.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def ends_turn_check(checkpoint: str | os.PathLike, example_texts: Sequence[str], metrics: dict,
+                    needed_share: float = 0.75) -> tuple[bool, bool, dict]:
+    """(passed, blocking, details) of "greedy replies close their turn with <|end|>", asked the questions of
+    rendered examples. Replies that do not close their turn block only when fine-tuning learned nothing on the
+    assistant tokens (a template or mask fault); a lower loss means it learned, too briefly: a warning."""
+    questions = [first_message_content(text) for text in example_texts]
+    share, rows = ends_turn_share(checkpoint, questions, max_new_tokens=48)
+    before, after = metrics.get("assistant_loss_before"), metrics.get("assistant_loss_after")
+    learning = before is not None and after is not None and after < before
+    details = {"ends_turn_share": share, "assistant_loss_before": before, "assistant_loss_after": after,
+               "samples": rows[:3]}
+    if share < needed_share and learning:
+        details["detail"] = (f"fine-tuning lowered the assistant-token loss from {before:.3f} to {after:.3f}, but "
+                             f"only {share:.0%} of greedy replies close their turn: train longer (sft.max_steps in "
+                             "LLM_ASSETS_CONFIG)")
+    return share >= needed_share, not learning, details
