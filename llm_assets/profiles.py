@@ -1,7 +1,8 @@
 """Sizes for every stage, per profile: `smoke` (tests, minutes), `default` (laptop demo), `gpu`.
 
 Nothing but sizes changes between profiles. Pick one with `--profile` or `LLM_ASSETS_PROFILE`.
-Each section belongs to one library; add a knob to the section that uses it.
+Each section belongs to one library; add a knob to the section that uses it. `LLM_ASSETS_CONFIG` replaces
+fields by name, each checked by `config_checks` (type, range, choice) with the file and field in any error.
 """
 
 from __future__ import annotations
