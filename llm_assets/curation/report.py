@@ -80,3 +80,12 @@ def source_counts(root: str | os.PathLike, sources: dict[str, str]) -> list[dict
         local = Path(uri)
         rows.append({"uri": redact_url(uri), "records": records, "bytes": local.stat().st_size if local.exists() else None})
     return rows
+
+
+def split_documents(files: list[Path]) -> dict[str, int]:
+    """Documents per split of the training mixture in `files`, and `on_both_sides`: documents with rows in
+    more than one split (a leak of validation text into training)."""
+    rows = scan_parts(files).select("warc_record_id", "split").collect()
+    docs = dict(rows.unique(["warc_record_id", "split"]).group_by("split").len().iter_rows())
+    both = rows.group_by("warc_record_id").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
+    return {"train": docs.get("train", 0), "validation": docs.get("validation", 0), "on_both_sides": both.height}

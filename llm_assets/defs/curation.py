@@ -233,9 +233,8 @@ def training_mixture(lake: LakeResource, crawl: CrawlSource):
         meta["ground_truth"] = metadata_value(scores)
     yield MaterializeResult(metadata=meta)
     files = part_files(lake.path, "training_mixture")
-    rows = scan_parts(files).select("warc_record_id", "split").collect()
-    docs = dict(rows.unique(["warc_record_id", "split"]).group_by("split").len().iter_rows())
-    train, validation = docs.get("train", 0), docs.get("validation", 0)
+    documents = report.split_documents(files)
+    train, validation = documents["train"], documents["validation"]
     if not train:
         yield check("splits_nonempty", False, train_documents=train, validation_documents=validation,
                     description=f"training_mixture has 0 train documents: nothing to train the tokenizer on "
@@ -245,8 +244,7 @@ def training_mixture(lake: LakeResource, crawl: CrawlSource):
                     validation_documents=validation, description=None if validation else
                     f"training_mixture has {train} train documents and 0 validation documents: validation loss "
                     "cannot be measured")
-    both = rows.group_by("warc_record_id").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
-    yield check("split_by_document", both.is_empty(), documents_on_both_sides=both.height)
+    yield check("split_by_document", documents["on_both_sides"] == 0, documents_on_both_sides=documents["on_both_sides"])
     leaked = mixture.contaminated_rows(files, benchmarks, cfg.decontamination_ngram)
     yield check("decontaminated", leaked == 0, contaminated_rows=leaked)
 

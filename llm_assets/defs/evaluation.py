@@ -12,9 +12,8 @@ from llm_assets.curation import report
 from llm_assets.curation.pipeline import STAGES
 from llm_assets.evaluation.card import evaluation_sections, lineage_order, render_model_card, training_section
 from llm_assets.evaluation.cloze import cloze_pairs
-from llm_assets.evaluation.generative import is_open_question_file, load_open_suite
 from llm_assets.evaluation.scoreboard import score_models
-from llm_assets.evaluation.tasks import load_fewshot, load_suite
+from llm_assets.evaluation.suite import build_suite, malformed_tasks, read_suite, write_suite
 from llm_assets.lake import part_files
 from llm_assets.modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE
@@ -52,40 +51,27 @@ def benchmark_suite(context: AssetExecutionContext, lake: LakeResource, crawl: C
         # form; its cloze statements as written; a crawl from before these files existed has neither
         templates = {str(synthetic / BENCHMARK_FILE): QUESTION_TEMPLATE, str(synthetic / CLOZE_FILE): "{query}"}
         files += [synthetic / name for name in (CLOZE_FILE, OPEN_QUESTIONS_FILE) if (synthetic / name).is_file()]
-    open_files = [f for f in files if is_open_question_file(f)]
-    files = [f for f in files if f not in open_files]
-    tasks = load_suite(files, templates=templates)
-    open_tasks = load_open_suite(open_files)
-    fewshot = load_fewshot(files)
-    out = lake.asset_dir("benchmark_suite")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "suite.json").write_text(json.dumps({"files": [str(f) for f in files], "tasks": tasks,
-                                                "fewshot": fewshot, "open_files": [str(f) for f in open_files],
-                                                "open_tasks": open_tasks}))
+    out = lake.asset_dir("benchmark_suite") / "suite.json"
+    suite = build_suite(files, templates)
+    write_suite(suite, out)
+    tasks, open_tasks, fewshot = suite["tasks"], suite["open_tasks"], suite["fewshot"]
     counts = {task: len(items) for task, items in {**tasks, **open_tasks}.items()}
     formats = {task: items[0]["format"] for task, items in tasks.items() if items}
-    skipped = {} if files else {"skipped": NO_BENCHMARKS}
-    if not files:
+    skipped = {} if suite["files"] else {"skipped": NO_BENCHMARKS}
+    if skipped:
         context.log.warning(NO_BENCHMARKS)
-    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out / "suite.json")),
+    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)),
                                       "dagster/row_count": sum(counts.values()),
                                       "items_per_task": metadata_value(counts),
                                       "formats": metadata_value(formats),
                                       "cloze_of": metadata_value(cloze_pairs(tasks)),
                                       "open_questions": metadata_value(sorted(open_tasks)),
                                       "fewshot_files": metadata_value({t: p["file"] for t, p in fewshot.items()}),
-                                      "files": metadata_value([str(f) for f in files + open_files]),
+                                      "files": metadata_value(suite["files"] + suite["open_files"]),
                                       **skipped})
-    bad = [t for t, items in tasks.items()
-           if not items or any(not 0 <= it["gold"] < len(it["choices"]) for it in items)]
-    yield check("well_formed", not bad and (bool(tasks) or not files), tasks=len(tasks), bad_tasks=bad, **skipped)
-
-
-def load_tasks(lake: LakeResource) -> tuple[dict, dict, dict]:
-    """The suite's tasks, their shot pools and its open-question tasks (the last two empty in a suite written
-    before they were recorded)."""
-    suite = json.loads((lake.asset_dir("benchmark_suite") / "suite.json").read_text())
-    return suite["tasks"], suite.get("fewshot", {}), suite.get("open_tasks", {})
+    bad = malformed_tasks(tasks)
+    yield check("well_formed", not bad and (bool(tasks) or not suite["files"]), tasks=len(tasks), bad_tasks=bad,
+                **skipped)
 
 
 class BenchmarkConfig(Config):
@@ -112,7 +98,7 @@ def benchmark_scores(context: AssetExecutionContext, lake: LakeResource, config:
         raise FileNotFoundError(f"benchmark_scores: no trained model in {lake.asset_dir('base_checkpoint')}; "
                                 "materialize base_checkpoint first")
     out = lake.asset_dir("benchmark_scores")
-    tasks, fewshot, open_tasks = load_tasks(lake)
+    tasks, fewshot, open_tasks = read_suite(lake.asset_dir("benchmark_suite") / "suite.json")
     results = score_models(models, tasks, lake.asset_dir("token_shards"),
                            part_files(lake.path, "training_mixture"), out, shots=size.shots,
                            batch_size=size.batch_size, max_items=size.max_items,
