@@ -53,11 +53,12 @@ class Build:
         return self.data_dir / "smoke"
 
 
-def run_build(home: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+def run_build(home: Path, data_dir: Path, *args: str, profile: str = "smoke",
+              timeout: int = 1800) -> subprocess.CompletedProcess:
     env = {**os.environ, "DAGSTER_HOME": str(home), "LLM_ASSETS_DATA_DIR": str(data_dir)}
     env.pop("LLM_ASSETS_PROFILE", None)
-    return subprocess.run([sys.executable, "-m", "llm_assets", "build", "--profile", "smoke", *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    return subprocess.run([sys.executable, "-m", "llm_assets", "build", "--profile", profile, *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def assert_every_check_ran_and_blocking_passed(instance, graph) -> None:

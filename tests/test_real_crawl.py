@@ -236,26 +236,17 @@ def _write_inputs(folder: Path, site: realweb.Site) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def real_build(tmp_path_factory, real_crawl_dir, real_site):
-    """`build --profile smoke --crawl DIR` on the real crawl, with user SFT and benchmark files."""
+    """`build --profile default --crawl DIR` on the real crawl, with user SFT and benchmark files and no
+    other configuration: the default profile as a user runs it (about 4 minutes on 2 CPU cores)."""
     tmp = tmp_path_factory.mktemp("real_build")
     sft, bench = _write_inputs(tmp / "inputs", real_site)
     home = make_dagster_home(tmp / "dagster_home")
-    # smoke's 30 steps are sized for the synthetic stubs; the real prose needs a few more to beat the
-    # unigram entropy and to learn to end a turn (measured: 120 and 300 steps, seconds on a CPU)
-    config = tmp / "inputs" / "longer.json"
-    config.write_text(json.dumps({"train": {"max_steps": 120}, "sft": {"max_steps": 300}}))
-    env = {"LLM_ASSETS_SFT": str(sft), "LLM_ASSETS_BENCHMARKS": str(bench), "LLM_ASSETS_CONFIG": str(config)}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        proc = run_build(home, tmp / "data", "--crawl", str(real_crawl_dir))
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return home, tmp / "data" / "smoke", proc
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LLM_ASSETS_SFT", str(sft))
+        env.setenv("LLM_ASSETS_BENCHMARKS", str(bench))
+        env.delenv("LLM_ASSETS_CONFIG", raising=False)
+        proc = run_build(home, tmp / "data", "--crawl", str(real_crawl_dir), profile="default", timeout=3600)
+    return home, tmp / "data" / "default", proc
 
 
 def test_build_real_crawl_through_model_card(real_build, real_crawl, monkeypatch):
@@ -284,6 +275,8 @@ def test_build_real_crawl_through_model_card(real_build, real_crawl, monkeypatch
 
     metrics = json.loads((lake / "base_checkpoint" / "metrics.json").read_text())
     assert metrics["tokens_seen"] > 0 and metrics["steps"] > 0
+    # the default 1000 steps would be hundreds of passes over this small crawl: the epoch cap cut them
+    assert metrics["steps_cut_by_epochs"] and metrics["epochs"] <= 41, metrics
     # the base model learned the real text: its loss is under the unigram entropy of the training tokens
     loss = metrics["val_loss"] if metrics.get("val_loss") is not None else metrics["train_loss"]
     assert loss < metrics["unigram_entropy"], metrics
