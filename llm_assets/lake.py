@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -64,6 +65,20 @@ def file_sha256(path: str | os.PathLike) -> str:
 # a global stage's access to the parts of a crawl: read one part's rows, write one part's kept and removed rows
 PartLoader = Callable[[str], pl.DataFrame]
 PartWriter = Callable[[str, pl.DataFrame, pl.DataFrame], None]
+
+
+def read_json(path: str | os.PathLike, missing: str, label: str | None = None,
+              error: type[Exception] = ValueError, missing_error: type[Exception] = FileNotFoundError):
+    """The JSON value in `path`. A missing file raises `missing_error(missing)`; a file that is not JSON raises
+    `error` naming it (`label`, default the path) and the parser's reason. No chained traceback: the message
+    says it all."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise missing_error(missing) from None
+    except json.JSONDecodeError as err:
+        raise error(f"{label or path}: not valid JSON ({err})") from None
 
 
 def read_part(root: str | os.PathLike, asset_key: str, part: str) -> pl.DataFrame:

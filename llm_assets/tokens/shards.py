@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from llm_assets.lake import file_sha256, write_parquet
+from llm_assets.lake import file_sha256, read_json, write_parquet
 from llm_assets.tokens.fetch_order import DocumentBatch, iter_batches
 from llm_assets.tokens.special import ENDOFTEXT
 
@@ -146,12 +146,8 @@ def verify_shard(path: str | os.PathLike, expected_sha256: str | None = None) ->
 def load_manifest(folder: str | os.PathLike) -> dict:
     """The shard folder's manifest, after checking its format fields."""
     path = Path(folder) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ShardError(f"{path}: no manifest; materialize token_shards first") from None
-    except json.JSONDecodeError as err:
-        raise ShardError(f"{path}: not valid JSON ({err})") from None
+    manifest = read_json(path, f"{path}: no manifest; materialize token_shards first", error=ShardError,
+                         missing_error=ShardError)
     if manifest.get("format") != "llmatok" or manifest.get("version") != VERSION:
         raise ShardError(f"{path}: format {manifest.get('format')!r} version {manifest.get('version')!r}, "
                          f"expected 'llmatok' version {VERSION}")

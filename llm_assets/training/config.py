@@ -20,6 +20,7 @@ from typing import TypeVar
 import torch
 
 from llm_assets.config_checks import checked_value, replace_fields
+from llm_assets.lake import read_json
 from llm_assets.profiles import RUNTIME_FIELDS, ModelSize, Profile, Runtime, SFTSize, TrainSize, get_profile
 
 
@@ -109,12 +110,7 @@ def config_from_dict(cls: type[Config], values: dict, where: str = "training con
 def load_config(cls: type[Config], path: str | os.PathLike) -> Config:
     """The `cls` config in the JSON file `path`, with errors that name the file."""
     path, kind = Path(path), KINDS[cls]
-    try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{kind} config {path} not found") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{kind} config {path}: not valid JSON ({err})") from None
+    values = read_json(path, f"{kind} config {path} not found", label=f"{kind} config {path}")
     return config_from_dict(cls, values, str(path))
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 
+from llm_assets.lake import read_json
 from llm_assets.training.callbacks import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
@@ -21,13 +22,7 @@ VOLATILE_KEYS = frozenset({"seconds", "training_seconds", "created", "started", 
 
 def json_content_digest(path: str | os.PathLike, volatile: frozenset[str] = VOLATILE_KEYS) -> str:
     """sha256 of a JSON file's content without its `volatile` keys (at any depth), key order ignored."""
-    path = Path(path)
-    try:
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} does not exist; materialize the asset that writes it first") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    value = read_json(path, f"{path} does not exist; materialize the asset that writes it first")
 
     def content(v):
         if isinstance(v, dict):
