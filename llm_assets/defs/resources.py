@@ -12,7 +12,7 @@ from dagster import ConfigurableResource
 
 from llm_assets import profiles
 from llm_assets.crawl import resolve_sources
-from llm_assets.synthetic import generate_crawl, is_synthetic_crawl
+from llm_assets.synthetic import generate_crawl, is_current_synthetic_crawl, is_synthetic_crawl
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, SFT_FILE
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class CrawlSource(ConfigurableResource):
     def ensure_synthetic(self) -> Path:
         out = self.synthetic_dir()
         with _file_lock(out.parent / f".{out.name}.lock"):
-            if not is_synthetic_crawl(out):
+            if not is_current_synthetic_crawl(out):  # an older generator's crawl is written again
                 log.info("generating the synthetic crawl (profile %s, seed %s) in %s", self.profile,
                          self.seed, out)
                 generate_crawl(out, self.seed, profiles.get_profile(self.profile).synthetic,

@@ -21,7 +21,7 @@ from llm_assets.synthetic.world import build_world
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: fine-tuning questions with who-clauses and short answers
 MARKER_FILE = "synthetic.json"
 LABELS_FILE = "labels.parquet"
 WORLD_FILE = "world.json"
@@ -52,6 +52,16 @@ def _jsonl(rows: list[dict]) -> str:
 def is_synthetic_crawl(directory: str | os.PathLike) -> bool:
     """True when `directory` holds a complete synthetic crawl (the marker is written last)."""
     return (Path(directory) / MARKER_FILE).is_file()
+
+
+def is_current_synthetic_crawl(directory: str | os.PathLike) -> bool:
+    """True when `directory` holds a complete synthetic crawl written by this generator version."""
+    if not is_synthetic_crawl(directory):
+        return False
+    try:
+        return json.loads((Path(directory) / MARKER_FILE).read_text()).get("generator_version") == GENERATOR_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def generate_crawl(out_dir: str | os.PathLike, seed: int, size: SyntheticSize, profile_name: str = "") -> dict:

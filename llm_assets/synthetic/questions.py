@@ -36,6 +36,19 @@ SFT_QUESTIONS = {
     "employer_city": ("In which city is {n}'s workplace?", "Where is {n}'s employer based?",
                       "Which city does {n} commute to for work?"),
 }
+# Who-clauses for fine-tuning questions: another fact of the person beside the name, worded unlike the
+# benchmark's descriptors. Asked once bare and once with such a clause, a model learns to answer the fact the
+# question asks whatever else it says (a 6-layer model otherwise answers the fact the clause names).
+# (clause, facts it reveals)
+SFT_DESCRIPTORS = (
+    ("the {occupation} from {birth_city}", {"field", "birth_city"}),
+    ("who grew up in {birth_city}", {"birth_city"}),
+    ("born in {birth_year}", {"birth_year"}),
+    ("a graduate of {university}", {"university"}),
+    ("who trained in {field}", {"field"}),
+    ("an employee of {employer}", {"employer", "employer_city"}),
+    ("who is based in {employer_city}", {"employer_city"}),
+)
 SFT_ANSWERS = {
     "birth_city": "{n} was born in {v}.",
     "birth_year": "{n} was born in {v}.",
@@ -54,12 +67,21 @@ SFT_TASKS = {
 }
 
 
-def _descriptor(rng: random.Random, person: Person, fact: str) -> str:
+def _descriptor(rng: random.Random, person: Person, fact: str,
+                descriptors: tuple[tuple[str, set[str]], ...] = _DESCRIPTORS) -> str:
     values = {k: person.fact(k) for k in PERSON_FACTS} | {"occupation": person.occupation}
     # a university named after a city can spell out the answer, so check the text as well
-    allowed = [text for d, reveals in _DESCRIPTORS if fact not in reveals
+    allowed = [text for d, reveals in descriptors if fact not in reveals
                and person.fact(fact) not in (text := d.format(**values))]
     return rng.choice(allowed)
+
+
+def _with_clause(question: str, name: str, clause: str) -> str:
+    """`question` about `name` with `clause` after the name: `Where was Lan He, born in 1950, born?`, or in
+    brackets before a possessive: `What is Lan He (born in 1950)'s alma mater?`."""
+    if "{n}'s" in question:
+        return question.format(n=f"{name} ({clause})")
+    return question.format(n=f"{name}, {clause},").replace(",?", "?")
 
 
 def benchmark_items(rng: random.Random, world: World) -> list[dict]:
@@ -101,7 +123,9 @@ def open_questions(benchmark: list[dict]) -> list[dict]:
 
 
 def sft_examples(rng: random.Random, world: World) -> list[dict]:
-    """Instruction/response pairs about the SFT people: every phrasing of every fact, plus task formats."""
+    """Instruction/response pairs about the SFT people: every phrasing of every fact, bare and with a
+    who-clause naming another fact, plus task formats. Question rows carry the short `answer` (the value),
+    which the plain `Question: …\nAnswer: …` rendering of post-training uses."""
     out = []
     for person in world.people:
         if not person.sft:
@@ -109,9 +133,11 @@ def sft_examples(rng: random.Random, world: World) -> list[dict]:
         for fact in PERSON_FACTS:
             value = person.fact(fact)
             for question in SFT_QUESTIONS[fact]:
-                out.append({"instruction": question.format(n=person.name),
-                            "response": SFT_ANSWERS[fact].format(n=person.name, v=value),
-                            "person": person.name, "fact": fact})
+                clause = _descriptor(rng, person, fact, SFT_DESCRIPTORS)
+                for instruction in (question.format(n=person.name), _with_clause(question, person.name, clause)):
+                    out.append({"instruction": instruction,
+                                "response": SFT_ANSWERS[fact].format(n=person.name, v=value),
+                                "answer": value, "person": person.name, "fact": fact})
             task, answer = SFT_TASKS[fact]
             out.append({"instruction": task.format(n=person.name),
                         "response": answer.format(n=person.name, v=value),
