@@ -68,7 +68,7 @@ RULES: dict[str, dict[str, Rule]] = {
                   "eval_batches": _NON_NEGATIVE},
     "SFTSize": {"lr": _POSITIVE, "warmup_steps": _NON_NEGATIVE, "min_lr_ratio": _SHARE, "seed": _NON_NEGATIVE,
                 "checkpoint_every": _NON_NEGATIVE, "epochs_of_templates": _NON_NEGATIVE,
-                "eval_examples": _NON_NEGATIVE},
+                "eval_examples": _NON_NEGATIVE, "replay_windows": _NON_NEGATIVE, "heldout_margin": _SHARE},
     "EvalSize": {"shots": _NON_NEGATIVE},
 }
 

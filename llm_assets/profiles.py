@@ -188,6 +188,16 @@ class SFTSize:
     # examples whose assistant-token loss is measured before and after fine-tuning
     eval_examples: int = 256
     seed: int = 1337
+    # each single-turn conversation also in the benchmarks' plain `Question: …\nAnswer: …` form (see
+    # training/sft_data.py): what makes the facts of people never fine-tuned on answerable
+    plain_questions: bool = True
+    # pretraining windows replayed in each micro-batch (next-token loss on all their tokens, added to the
+    # examples' loss), so the assistant keeps modelling the web while it learns to answer
+    replay_windows: int = 0
+    # beats_base_on_heldout: the one-sided 95 % lower bound of the assistant's gain over the base on held-out
+    # people's questions (paired by item) must reach this margin; blocking unless the profile says warn
+    heldout_margin: float = 0.05
+    heldout_check_blocks: bool = True
 
 
 @dataclass(frozen=True)
@@ -236,7 +246,8 @@ PROFILES: dict[str, Profile] = {
         model=ModelSize(n_layer=2, n_head=4, n_kv_head=2, d_model=64, d_ff=176, context=128),
         train=TrainSize(max_steps=30, micro_batch=8, grad_accum=1, lr=3e-3, warmup_steps=5,
                         checkpoint_every=10, eval_every=15, eval_batches=2),
-        sft=SFTSize(max_steps=100, micro_batch=16, lr=3e-3, warmup_steps=5, epochs_of_templates=10),
+        sft=SFTSize(max_steps=100, micro_batch=16, lr=3e-3, warmup_steps=5, epochs_of_templates=10,
+                    replay_windows=2, heldout_check_blocks=False),  # too small to beat the base for sure
         eval=EvalSize(shots=0, max_items=64),
     ),
     "default": Profile(
@@ -248,7 +259,7 @@ PROFILES: dict[str, Profile] = {
         model=ModelSize(n_layer=6, n_head=6, n_kv_head=2, d_model=192, d_ff=512, context=256),
         train=TrainSize(max_steps=1000, micro_batch=16, grad_accum=1, lr=2e-3, warmup_steps=100,
                         checkpoint_every=250, eval_every=250, eval_batches=8),
-        sft=SFTSize(max_steps=300, micro_batch=16, lr=5e-4, warmup_steps=20),
+        sft=SFTSize(max_steps=300, micro_batch=32, lr=5e-4, warmup_steps=30, replay_windows=8),
         eval=EvalSize(shots=0),
     ),
     "gpu": Profile(
@@ -261,7 +272,7 @@ PROFILES: dict[str, Profile] = {
         train=TrainSize(max_steps=5000, micro_batch=32, grad_accum=4, lr=6e-4, warmup_steps=200,
                         checkpoint_every=500, eval_every=500, eval_batches=20,
                         precision="bf16-mixed", accelerator="gpu", compile=True),
-        sft=SFTSize(max_steps=1000, micro_batch=32, lr=5e-5, warmup_steps=50),
+        sft=SFTSize(max_steps=1000, micro_batch=32, lr=5e-5, warmup_steps=50, replay_windows=8),
         eval=EvalSize(shots=0, batch_size=64),
     ),
 }

@@ -51,5 +51,5 @@ def test_lineage_edges():
 
     assert parents("extracted_documents") == {"raw_crawl"}
     assert parents("token_shards") == {"tokenizer", "training_mixture"}
-    assert parents("assistant_checkpoint") == {"base_checkpoint", "sft_examples"}
+    assert parents("assistant_checkpoint") == {"base_checkpoint", "sft_examples", "token_shards"}  # replay
     assert {"base_checkpoint", "assistant_checkpoint", "benchmark_suite"} <= parents("benchmark_scores")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -320,3 +321,121 @@ def test_answer_context_of_a_base_model_and_of_an_assistant():
     assert answer_context(item, "base") == ("Question: Where was Lan He born?\nAnswer:", " ")
     with pytest.raises(ValueError, match="use 'chat' or 'base'"):
         answer_context(item, "cloze")
+
+
+def test_plain_form_trains_the_short_answer_of_single_turn_conversations(tmp_path, tiny_base):
+    tokenizer = Tokenizer.from_file(str(tiny_base / "tokenizer.json"))
+    asked = [{"role": "user", "content": "Where was Lan He born?"},
+             {"role": "assistant", "content": "Lan He was born in Arequipa."}]
+    colour = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]
+    dialogue = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Goodbye."}]
+    conversations = [{"messages": asked, "answer": "Arequipa", "source": "t"},
+                     {"messages": colour, "source": "t"}, {"messages": dialogue, "source": "t"}]
+    stats = render_examples(conversations, tiny_base / "tokenizer.json", CONTEXT, tmp_path / "ex.parquet", plain=True)
+    frame = pl.read_parquet(tmp_path / "ex.parquet")
+    assert frame["form"].to_list() == ["chat", "plain", "chat", "plain", "chat"]
+    assert stats["examples_per_form"] == {"chat": 3, "plain": 2}
+    assert frame["text"][1] == "Question: Where was Lan He born?\nAnswer: Arequipa"
+    assert frame["text"][3] == "Question: Name a colour.\nAnswer: Blue."  # no short answer: the reply
+    for row, answer in ((1, " Arequipa"), (3, " Blue.")):
+        ids, mask = np.array(frame["input_ids"][row].to_list()), np.array(frame["loss_mask"][row].to_list())
+        assert tokenizer.decode(ids[mask == 1].tolist(), skip_special_tokens=False) == answer
+    results = check_examples(tmp_path / "ex.parquet", CONTEXT, None)
+    assert results["assistant_spans_non_empty"][0], results
+    # without plain=True only the chat form is written
+    render_examples(conversations, tiny_base / "tokenizer.json", CONTEXT, tmp_path / "chat.parquet")
+    assert pl.read_parquet(tmp_path / "chat.parquet")["form"].to_list() == ["chat"] * 3
+
+
+def test_heldout_check_reads_plain_questions_and_names_of_heldout_people(tmp_path, tiny_base, smoke_crawl):
+    bench = smoke_crawl / "benchmark.jsonl"
+    heldout = next(item for item in map(json.loads, bench.read_text().splitlines()) if item["split"] == "heldout")
+    sft = next(item for item in map(json.loads, bench.read_text().splitlines()) if item["split"] == "sft")
+    gold = heldout["choices"][heldout["gold"]]
+    # the held-out question pasted into a question (checked in its plain form too), and a reply that only names
+    # a held-out person; a question about an SFT person is fine
+    cases = {
+        "question": [{"role": "user", "content": heldout["query"]}, {"role": "assistant", "content": gold}],
+        "named": [{"role": "user", "content": "Who else works there?"},
+                  {"role": "assistant", "content": f"{heldout['person']} does."}],
+        "fine": [{"role": "user", "content": sft["query"]}, {"role": "assistant", "content": "No idea."}],
+    }
+    for name, messages in cases.items():
+        render_examples([{"messages": messages, "source": "t"}], tiny_base / "tokenizer.json", CONTEXT,
+                        tmp_path / f"{name}.parquet", plain=True)
+        passed, details = check_examples(tmp_path / f"{name}.parquet", CONTEXT, bench)["no_heldout_overlap"]
+        assert passed == (name == "fine"), (name, details)
+        if name == "question":
+            assert details["overlapping_turns"] == 2  # the chat turn and the plain question
+        if name == "named":
+            assert details["overlapping_turns"] == 0 and details["sample_people"] == [heldout["person"].lower()]
+
+
+def test_replay_windows_come_with_every_batch_and_follow_the_batch_number(tmp_path):
+    from sample_data import write_sample_corpus
+
+    from llm_assets.training.data import ShardWindows
+
+    corpus = write_sample_corpus(tmp_path, documents=60)
+    windows = ShardWindows(corpus["shards"], "train", 16)
+    ids = [np.arange(n, dtype=np.int64) + 10 for n in (5, 9, 3, 7)]
+    masks = [np.r_[np.zeros(n - 2, dtype=np.int8), [1, 1]] for n in (5, 9, 3, 7)]
+    batches = ExampleBatches(ids, masks, 3, 1, 4, 10, replay=windows, replay_windows=2)
+    first, again, other = batches[3], ExampleBatches(ids, masks, 3, 1, 4, 10, 0, 1, windows, 2)[3], batches[4]
+    assert first["replay_input_ids"].shape == first["replay_targets"].shape == (2, 16)
+    assert torch.equal(first["replay_input_ids"], again["replay_input_ids"])
+    assert not torch.equal(first["replay_input_ids"], other["replay_input_ids"])
+    assert torch.equal(first["replay_input_ids"][:, 1:], first["replay_targets"][:, :-1])
+    assert "replay_input_ids" not in ExampleBatches(ids, masks, 3, 1, 4, 10)[3]
+
+
+def test_sft_with_replay_keeps_the_pretraining_loss_lower(tmp_path, examples, tiny_base):
+    """Fine-tuning with pretraining windows replayed: trains, and the replayed text's loss ends lower than
+    without replay. Shards of another tokenizer are refused."""
+    from sample_data import sample_texts
+
+    from llm_assets.lake import write_parquet
+    from llm_assets.tokens.shards import write_shards
+    from llm_assets.training.data import FixedWindowBatches, ShardWindows
+
+    path, _ = examples
+    texts = sample_texts(80)
+    mixture = write_parquet(pl.DataFrame({"warc_record_id": [str(i) for i in range(80)], "text": texts,
+                                          "split": ["train"] * 80}), tmp_path / "mixture.parquet")
+    write_shards([mixture], tiny_base / "tokenizer.json", tmp_path / "shards", shard_tokens=4096, batch_documents=16)
+
+    def replayed_loss(out):
+        model, _ = load_checkpoint(out)
+        batch = FixedWindowBatches(ShardWindows(tmp_path / "shards", "train", CONTEXT), 8, 1, 0, 1)[0]
+        with torch.no_grad():
+            return float(model(batch["input_ids"], batch["targets"])[1])
+
+    config = sft_config(path, tiny_base, tmp_path / "replay", max_steps=30, replay_windows=4)
+    config = dataclasses.replace(config, shards=str(tmp_path / "shards"))
+    with_replay = run_sft(config, emit=lambda _: None)
+    run_sft(sft_config(path, tiny_base, tmp_path / "plain", max_steps=30), emit=lambda _: None)
+    assert with_replay["assistant_loss_after"] < with_replay["assistant_loss_before"]
+    assert replayed_loss(tmp_path / "replay") < replayed_loss(tmp_path / "plain") - 0.5
+
+    other = tmp_path / "other_tok"
+    other.mkdir()
+    train_tokenizer(["completely different text " * 5, "for another tokenizer"], 300, other / "tok.json")
+    write_shards([mixture], other / "tok.json", tmp_path / "other_shards", shard_tokens=4096, batch_documents=16)
+    refused = dataclasses.replace(config, shards=str(tmp_path / "other_shards"), out=str(tmp_path / "x"))
+    with pytest.raises(ValueError, match="another tokenizer"):
+        run_sft(refused, emit=lambda _: None)
+
+
+def test_paired_gain_needs_the_margin_and_enough_items():
+    from llm_assets.evaluation.gain import paired_gain
+
+    base, better = [0, 1, 0, 0] * 100, [1, 1, 1, 0] * 100  # +50 points on 400 items
+    result = paired_gain(base, better, margin=0.05)
+    assert result["gain"] == pytest.approx(0.5) and result["passed"] and 0.4 < result["lower_bound"] < 0.5
+    assert not paired_gain(base, better, margin=0.49)["passed"]  # the bound is under the margin
+    few = paired_gain([0, 1, 0], [1, 1, 0], margin=0.05)  # +33 points on 3 items: too few to be sure
+    assert few["gain"] == pytest.approx(1 / 3) and not few["passed"]
+    assert not paired_gain(base, base, margin=0.01)["passed"]  # no gain at all
+    with pytest.raises(ValueError, match="same items"):
+        paired_gain([1], [1, 0], 0.05)

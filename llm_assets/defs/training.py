@@ -16,11 +16,11 @@ from dagster import (
     asset,
 )
 
+from llm_assets.evaluation.gain import paired_gain
 from llm_assets.evaluation.multiple_choice import answer_accuracy
 from llm_assets.lake import file_sha256, write_parquet
 from llm_assets.modeling.checkpoint import TOKENIZER_FILE, WEIGHTS_FILE
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE
-from llm_assets.synthetic.questions import cloze_prompt
 from llm_assets.tokens.shards import MANIFEST
 from llm_assets.training import error_path
 from llm_assets.training.callbacks import LAST_CHECKPOINT, METRICS_FILE
@@ -31,6 +31,7 @@ from llm_assets.training.resume import json_content_digest, reset_if_inputs_chan
 from llm_assets.training.sft import ends_turn_check
 from llm_assets.training.sft_data import (
     EXAMPLE_SCHEMA,
+    chat_texts,
     check_examples,
     load_conversations,
     render_examples,
@@ -175,12 +176,13 @@ def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer:
 @asset(
     deps=["tokenizer"], group_name=GROUP, owners=OWNERS, kinds={"parquet"}, code_version="sft_examples-1",
     description="Conversations rendered with the chat template and tokenized, with a loss mask on assistant "
-    "tokens: the synthetic world's instruction/response pairs plus user files (Alpaca or chat JSONL).",
+    "tokens, and each single-turn one again as plain `Question: …\nAnswer: …` text (loss on the answer): the "
+    "synthetic world's instruction/response pairs plus user files (Alpaca or chat JSONL).",
     check_specs=[
         spec("sft_examples", "within_context", "No example is longer than the model's context.", blocking=True),
         spec("sft_examples", "assistant_spans_non_empty", "Every assistant turn has content.", blocking=True),
-        spec("sft_examples", "no_heldout_overlap", "No held-out benchmark question is in a user turn.",
-             blocking=True),
+        spec("sft_examples", "no_heldout_overlap", "No held-out benchmark question is in a user turn or plain "
+             "question, and no held-out person is named in any example.", blocking=True),
     ],
 )
 def sft_examples(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
@@ -196,7 +198,7 @@ def sft_examples(context: AssetExecutionContext, lake: LakeResource, crawl: Craw
             yield check(name, True, skipped=NO_SFT)
         return
     stats = render_examples(load_conversations(sources), lake.asset_dir("tokenizer") / TOKENIZER_FILE,
-                            context_len, out)
+                            context_len, out, plain=lake.profile_def().sft.plain_questions)
     if stats["examples"] == 0:
         raise ValueError(f"sft_examples: none of the {stats['conversations']} conversations in "
                          f"{', '.join(str(s) for s in sources)} is usable (dropped: {stats['dropped']}); "
@@ -211,15 +213,18 @@ def sft_examples(context: AssetExecutionContext, lake: LakeResource, crawl: Craw
 
 
 @asset(
-    deps=["base_checkpoint", "sft_examples"], group_name=GROUP, owners=OWNERS, kinds={"pytorch", "lightning"},
-    pool=GPU_POOL, code_version="assistant_checkpoint-1",
-    description="The base model fine-tuned on the chat examples (loss on assistant tokens only) by the same "
-    "Lightning program, launched through Pipes; exports to Hugging Face with a chat template.",
+    deps=["base_checkpoint", "sft_examples", "token_shards"], group_name=GROUP, owners=OWNERS,
+    kinds={"pytorch", "lightning"}, pool=GPU_POOL, code_version="assistant_checkpoint-2",
+    description="The base model fine-tuned on the examples (loss on assistant tokens and plain answers) with "
+    "pretraining windows from token_shards replayed in every batch, by the same Lightning program, launched "
+    "through Pipes; exports to Hugging Face with a chat template.",
     check_specs=[
         spec("assistant_checkpoint", "ends_turn", "Greedy replies close their turn with <|end|> (blocks when "
              "fine-tuning did not lower the assistant-token loss; warns when it did, too briefly).", blocking=True),
         spec("assistant_checkpoint", "beats_base_on_heldout",
-             "On held-out people's questions the assistant beats the base model (warns: smoke is too small).")],
+             "On held-out people's questions, in the benchmark's question form, the assistant's gain over the "
+             "base (paired by item, one-sided 95 % lower bound) reaches sft.heldout_margin; blocks unless the "
+             "profile's sft.heldout_check_blocks is off (smoke).", blocking=True)],
 )
 def assistant_checkpoint(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource,
                          trainer: TrainerResource, launcher: TrainingLauncher):
@@ -237,13 +242,15 @@ def assistant_checkpoint(context: AssetExecutionContext, lake: LakeResource, cra
         yield check("beats_base_on_heldout", True, blocking_severity=False, skipped=why)
         return
     (out / SKIPPED_FILE).unlink(missing_ok=True)
-    config = {"profile": lake.profile, "examples": str(examples),
-              "base": str(base), "out": str(out), **trainer.runtime()}
-    reset_if_inputs_changed(out, {"config": config, "sizes": lake.profile_def().sft,
-                                  "examples": file_sha256(config["examples"]),
-                                  "base": file_sha256(base / WEIGHTS_FILE)})
+    sizes = lake.profile_def().sft
+    shards = lake.asset_dir("token_shards")
+    config = {"profile": lake.profile, "examples": str(examples), "base": str(base), "out": str(out),
+              "shards": str(shards) if sizes.replay_windows else "", **trainer.runtime()}
+    reset_if_inputs_changed(out, {"config": config, "sizes": sizes, "examples": file_sha256(config["examples"]),
+                                  "base": file_sha256(base / WEIGHTS_FILE),
+                                  "shards": json_content_digest(shards / MANIFEST) if config["shards"] else None})
     yield from launch(context, launcher, "sft", config, lake.asset_dir("configs") / "sft.json")
-    texts = pl.read_parquet(examples, columns=["text"]).head(8)["text"].to_list()
+    texts = chat_texts(examples, 8)
     passed, blocking, details = ends_turn_check(out, texts, json.loads((out / METRICS_FILE).read_text()))
     yield check("ends_turn", passed, blocking_severity=blocking, **details)
     synthetic = crawl.synthetic_folder()
@@ -252,12 +259,13 @@ def assistant_checkpoint(context: AssetExecutionContext, lake: LakeResource, cra
                     skipped="skipped: no synthetic benchmark (held-out people exist only in the synthetic world)")
         return
     bench = Path(synthetic) / BENCHMARK_FILE
-    base_acc = answer_accuracy(base, bench, mode="base")
-    # the assistant's reply starts like its SFT answers ("Lan He was born in"), so the choice is what completes it
-    chat_acc = answer_accuracy(out, bench, mode="chat", answer_start=lambda item: cloze_prompt(item["fact"],
-                                                                                                item["person"]))
-    assistant_heldout = chat_acc["accuracy"].get("heldout", 0.0)
-    base_heldout = base_acc["accuracy"].get("heldout", 0.0)
-    yield check("beats_base_on_heldout", assistant_heldout > base_heldout, blocking_severity=False,
-                assistant_heldout=assistant_heldout, base_heldout=base_heldout,
-                assistant_sft_people=chat_acc["accuracy"].get("sft"), base_sft_people=base_acc["accuracy"].get("sft"))
+    # the question form benchmark_scores reads (lm-eval's prompt), for both models
+    base_acc, assistant_acc = (answer_accuracy(folder, bench, mode="base") for folder in (base, out))
+    gain = paired_gain(base_acc["correct"].get("heldout", []), assistant_acc["correct"].get("heldout", []),
+                       sizes.heldout_margin)
+    yield check("beats_base_on_heldout", gain["passed"], blocking_severity=sizes.heldout_check_blocks,
+                assistant_heldout=assistant_acc["accuracy"].get("heldout"),
+                base_heldout=base_acc["accuracy"].get("heldout"),
+                assistant_sft_people=assistant_acc["accuracy"].get("sft"),
+                base_sft_people=base_acc["accuracy"].get("sft"), gain=gain["gain"],
+                gain_lower_bound_95=gain["lower_bound"], margin=gain["margin"], heldout_items=gain["items"])

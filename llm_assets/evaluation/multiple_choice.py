@@ -405,4 +405,6 @@ def answer_accuracy(checkpoint: str | os.PathLike | ScoringModel, benchmark: Seq
         "items": dict(zip(per_split["split"], per_split["len"], strict=True)),
         "overall": float(rows["acc"].mean()) if rows.height else None,
         "chance": float(np.mean([1 / len(item["choices"]) for item in items])) if items else None,
+        # per split, each item's 0/1 in file order, so two models on one file can be compared item by item
+        "correct": {split: rows.filter(pl.col("split") == split)["acc"].to_list() for split in per_split["split"]},
     }

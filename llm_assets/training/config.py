@@ -50,6 +50,7 @@ class SFTConfig:
     base: str  # checkpoint folder of the pretrained model
     out: str
     sft: SFTSize
+    shards: str = ""  # token_shards folder whose train windows are replayed (`sft.replay_windows`)
     runtime: Runtime = Runtime()  # with a profile: its pretraining section's
     resume: bool = True
     log_every: int = 10

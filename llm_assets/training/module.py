@@ -70,6 +70,10 @@ class LanguageModelTask(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int):
         _, loss = self._model_forward(batch["input_ids"], self._targets(batch))
         self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        if "replay_input_ids" in batch:  # pretraining text replayed beside fine-tuning examples: its own mean
+            _, replay_loss = self._model_forward(batch["replay_input_ids"], batch["replay_targets"])
+            self.log("train/replay_loss", replay_loss.detach(), on_step=True, on_epoch=False, logger=False)
+            loss = loss + replay_loss
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int):

@@ -31,6 +31,7 @@ from llm_assets.modeling.checkpoint import (
 )
 from llm_assets.modeling.model import IGNORE_INDEX, DecoderLM
 from llm_assets.profiles import SFTSize
+from llm_assets.tokens.shards import load_manifest
 from llm_assets.tokens.special import PAD
 from llm_assets.training.callbacks import (
     LAST_CHECKPOINT,
@@ -40,12 +41,13 @@ from llm_assets.training.callbacks import (
 )
 from llm_assets.training.checks import loss_is_finite
 from llm_assets.training.config import SFTConfig, resolve_runtime
-from llm_assets.training.data import ResumableWindowLoader, ResumeSampler
+from llm_assets.training.data import ResumableWindowLoader, ResumeSampler, ShardWindows
 from llm_assets.training.module import LanguageModelTask, OptimizerConfig
 from llm_assets.training.report import final_train_loss, plot_loss_curve, write_metrics
 from llm_assets.training.sft_data import examples_metadata
 
 logger = logging.getLogger(__name__)
+REPLAY_STREAM = 7  # keeps the replay windows' random stream apart from pretraining's
 
 class ExampleBatches(Dataset):
     """Item g = micro-batch g of this rank: examples drawn from a stream of per-epoch shuffles.
@@ -53,15 +55,21 @@ class ExampleBatches(Dataset):
     The stream position of micro-batch g on rank r is `(g * world + r) * micro_batch`, and epoch e's
     order is a permutation seeded by `(seed, e)`, so batch g is a pure function of g (resumable).
     Rows are right-padded to the batch's longest example: inputs and targets with `pad_id`, mask 0.
+    With `replay` (pretraining windows) and `replay_windows` > 0, the batch also holds that many random
+    windows (`replay_input_ids`, `replay_targets`), drawn from `(seed, g, rank)` like pretraining's.
     """
 
     def __init__(self, input_ids: Sequence[np.ndarray], loss_masks: Sequence[np.ndarray], micro_batch: int,
-                 seed: int, pad_id: int, length: int, rank: int = 0, world: int = 1):
+                 seed: int, pad_id: int, length: int, rank: int = 0, world: int = 1,
+                 replay: ShardWindows | None = None, replay_windows: int = 0):
         if not input_ids:
             raise ValueError("SFT: no examples to train on")
         self.input_ids, self.loss_masks = input_ids, loss_masks
         self.micro_batch, self.seed, self.pad_id, self.length = micro_batch, seed, pad_id, length
         self.rank, self.world = rank, world
+        self.replay, self.replay_windows = (replay, replay_windows) if replay is not None else (None, 0)
+        if self.replay is not None and self.replay_windows:
+            self.replay.require_windows()
         self._orders: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -80,7 +88,12 @@ class ExampleBatches(Dataset):
 
     def __getitem__(self, g: int) -> dict[str, torch.Tensor]:
         chosen = self.example_indices(g)
-        return collate([self.input_ids[i] for i in chosen], [self.loss_masks[i] for i in chosen], self.pad_id)
+        batch = collate([self.input_ids[i] for i in chosen], [self.loss_masks[i] for i in chosen], self.pad_id)
+        if self.replay_windows:
+            windows = np.random.default_rng([self.seed, int(g), self.rank, REPLAY_STREAM]).integers(
+                0, self.replay.windows, size=self.replay_windows)
+            batch["replay_input_ids"], batch["replay_targets"] = self.replay.gather(windows)
+        return batch
 
     def tokens_through(self, micro_batches: int) -> tuple[int, int]:
         """(tokens, assistant tokens) in micro-batches 0..micro_batches-1 summed over all ranks."""
@@ -106,17 +119,18 @@ def collate(rows: Sequence[np.ndarray], masks: Sequence[np.ndarray], pad_id: int
 
 class ExampleData(L.LightningDataModule):
     def __init__(self, input_ids, loss_masks, micro_batch: int, grad_accum: int, max_steps: int, seed: int,
-                 pad_id: int):
+                 pad_id: int, replay: ShardWindows | None = None, replay_windows: int = 0):
         super().__init__()
         self.input_ids, self.loss_masks = input_ids, loss_masks
         self.micro_batch, self.grad_accum, self.max_steps, self.seed, self.pad_id = (
             micro_batch, grad_accum, max_steps, seed, pad_id)
+        self.replay, self.replay_windows = replay, replay_windows
 
     def dataset(self) -> ExampleBatches:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return ExampleBatches(self.input_ids, self.loss_masks, self.micro_batch, self.seed, self.pad_id,
-                              self.max_steps * self.grad_accum, rank, world)
+                              self.max_steps * self.grad_accum, rank, world, self.replay, self.replay_windows)
 
     def train_dataloader(self):
         dataset = self.dataset()
@@ -190,6 +204,22 @@ def planned_steps(sizes: SFTSize, examples: int) -> int:
     return max(1, min(sizes.max_steps, epochs_cap)) if epochs_cap else sizes.max_steps
 
 
+def replay_windows_of(config: SFTConfig, context: int) -> ShardWindows | None:
+    """The pretraining windows replayed during fine-tuning (`sft.replay_windows` per micro-batch from the
+    train split of `config.shards`), or None when there are none to replay."""
+    if not config.sft.replay_windows or not config.shards:
+        return None
+    windows = ShardWindows(config.shards, "train", context)
+    tokenizer = Path(config.base) / TOKENIZER_FILE
+    if load_manifest(config.shards)["tokenizer_sha256"] != file_sha256(tokenizer):
+        raise ValueError(f"token shards {config.shards} were written with another tokenizer than {tokenizer}; "
+                         f"replay needs the base checkpoint's own shards")
+    if windows.windows == 0:
+        logger.warning("no pretraining windows to replay in %s: fine-tuning without replay", config.shards)
+        return None
+    return windows
+
+
 def _sft_trainer(config: SFTConfig, steps: int, callbacks: Sequence[L.Callback]) -> tuple[L.Trainer, str, str]:
     """(trainer, accelerator, precision) for `steps` optimizer steps; no validation loop (losses are measured
     on held-back examples before and after)."""
@@ -228,7 +258,9 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
                                 min_lr_ratio=sizes.min_lr_ratio, weight_decay=sizes.weight_decay)
     task = LanguageModelTask(model_config, optimizer, mode="sft")
     task.init_from(base_model)
-    data = ExampleData(input_ids, loss_masks, sizes.micro_batch, sizes.grad_accum, steps, sizes.seed, pad_id)
+    replay = replay_windows_of(config, model_config.context)
+    data = ExampleData(input_ids, loss_masks, sizes.micro_batch, sizes.grad_accum, steps, sizes.seed, pad_id,
+                       replay, sizes.replay_windows)
     trainer, accelerator, precision = _sft_trainer(config, steps, callbacks)
     world = trainer.world_size
     mean_length = float(np.mean([len(a) for a in input_ids]))
@@ -245,7 +277,9 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
                                    extra={"stage": "sft", "base": str(config.base)})
         emit(f"fine-tuning {task.model.num_parameters():,} parameters on {accelerator} x{world} ({precision}) "
              f"from {config.base}: {len(input_ids):,} examples, {steps} steps of {sizes.micro_batch} x "
-             f"{sizes.grad_accum}" + (f", resuming from {ckpt_path}" if resume_from else ""))
+             f"{sizes.grad_accum}" + (f" with {sizes.replay_windows} pretraining windows replayed in each "
+                                      f"micro-batch" if replay is not None else "")
+             + (f", resuming from {ckpt_path}" if resume_from else ""))
     trainer.fit(task, datamodule=data, ckpt_path=resume_from)
     save_last_checkpoint(trainer, out)
     if not trainer.is_global_zero:

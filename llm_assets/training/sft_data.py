@@ -7,7 +7,12 @@ Three row formats are read (one JSON object per line, the format decided per row
 - chat: `{"messages": [{"role": "user"|"assistant"|"system", "content": ...}, ...]}`.
 
 `render_examples` writes one Parquet row per conversation: the rendered `text`, its `input_ids`, and a
-`loss_mask` that is 1 exactly on the tokens of assistant contents and their closing `<|end|>`.
+`loss_mask` that is 1 exactly on the tokens of assistant contents and their closing `<|end|>` (`form` "chat").
+With `plain=True` each single-turn conversation is also written in the plain question form that benchmarks
+use, `Question: {user}\nAnswer: {answer}` (`form` "plain", loss on the answer): the row's short `answer`
+where it has one (the synthetic questions do), else the assistant's reply. A model taught the facts of some
+people in that form answers it about people it never saw asked (Allen-Zhu & Li, Physics of Language Models
+3.1, "mixed training"); taught only the chat form, it does not carry over to the question form.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from llm_assets.benchmarks import load_items
+from llm_assets.benchmarks import QUESTION_TEMPLATE, load_items
 from llm_assets.lake import file_sha256, write_parquet
 from llm_assets.text import normalized_text
 from llm_assets.tokens.special import ASSISTANT, END_OF_TURN, ROLES, USER, assistant_spans, render_chat
@@ -31,7 +36,8 @@ from llm_assets.tokens.special import ASSISTANT, END_OF_TURN, ROLES, USER, assis
 logger = logging.getLogger(__name__)
 
 EXAMPLE_SCHEMA = {"text": pl.Utf8, "input_ids": pl.List(pl.Int32), "loss_mask": pl.List(pl.Int8),
-                  "source": pl.Utf8, "person": pl.Utf8, "fact": pl.Utf8}
+                  "source": pl.Utf8, "person": pl.Utf8, "fact": pl.Utf8, "form": pl.Utf8}
+FORMS = ("chat", "plain")
 TOKENIZER_SHA_KEY = b"llm_assets.tokenizer_sha256"
 CONTEXT_KEY = b"llm_assets.context"
 
@@ -71,8 +77,20 @@ def _conversation_from_row(row: object, where: str) -> dict:
         if key != "input" and not value.strip():
             raise ValueError(f"{where}: {key!r} is empty; remove the row or fill it in")
     prompt = f"{instruction}\n\n{extra_input}" if extra_input.strip() else instruction
+    short = row.get("answer")
+    if short is not None and not (isinstance(short, str) and short.strip()):
+        raise ValueError(f"{where}: 'answer' (the short answer) must be a non-empty string")
     return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
-            "person": row.get("person"), "fact": row.get("fact")}
+            "person": row.get("person"), "fact": row.get("fact"), "answer": short}
+
+
+def plain_form(conversation: dict) -> tuple[str, str] | None:
+    """(question text through `Answer:`, ` answer`) of a single-turn conversation, else None."""
+    messages = conversation["messages"]
+    if [m["role"] for m in messages] != ["user", "assistant"]:
+        return None
+    return QUESTION_TEMPLATE.format(query=messages[0]["content"]), " " + (conversation.get("answer")
+                                                                          or messages[1]["content"])
 
 
 def _utf8_line(raw: bytes, number: int, where: str) -> str:
@@ -125,10 +143,11 @@ def assistant_token_mask(offsets: np.ndarray, spans: Iterable[tuple[int, int]]) 
 
 
 def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.PathLike, context: int,
-                    out_path: str | os.PathLike) -> dict:
-    """Render, tokenize and mask every conversation; write Parquet to `out_path`; return the stats.
+                    out_path: str | os.PathLike, plain: bool = False) -> dict:
+    """Render, tokenize and mask every conversation (and with `plain`, each single-turn one again in the
+    question form); write Parquet to `out_path`; return the stats.
 
-    Columns: `text`, `input_ids` list[int32], `loss_mask` list[int8], `source`, `person`, `fact`.
+    Columns: `text`, `input_ids` list[int32], `loss_mask` list[int8], `source`, `person`, `fact`, `form`.
     Dropped (counted per reason): `too_long` (more than `context` tokens), `empty_response`
     (an assistant message with no text). The tokenizer's sha256 is stored in the file's metadata.
     """
@@ -143,7 +162,7 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
             raise ValueError(f"tokenizer {tokenizer_path} lacks the chat token {token}; retrain it with "
                              f"llm_assets.tokens.special.SPECIAL_TOKENS")
     dropped: Counter[str] = Counter()
-    kept, texts, spans = [], [], []
+    kept, texts, spans, forms = [], [], [], []
     for conversation in conversations:
         if any(m["role"] == "assistant" and not m["content"].strip() for m in conversation["messages"]):
             dropped["empty_response"] += 1
@@ -151,10 +170,16 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
         kept.append(conversation)
         texts.append(render_chat(conversation["messages"]))
         spans.append(assistant_spans(conversation["messages"], include_end=True))
+        forms.append("chat")
+        if plain and (question := plain_form(conversation)) is not None:
+            kept.append(conversation)
+            texts.append(question[0] + question[1])
+            spans.append([(len(question[0]), len(question[0]) + len(question[1]))])
+            forms.append("plain")
     encodings = tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
-    rows: dict[str, list] = {"text": [], "input_ids": [], "loss_mask": [], "source": [], "person": [], "fact": []}
-    for number, (conversation, text, text_spans, encoding) in enumerate(
-            zip(kept, texts, spans, encodings, strict=True)):
+    rows: dict[str, list] = {name: [] for name in EXAMPLE_SCHEMA}
+    for number, (conversation, text, text_spans, form, encoding) in enumerate(
+            zip(kept, texts, spans, forms, encodings, strict=True)):
         if len(encoding.ids) > context:
             dropped["too_long"] += 1
             continue
@@ -165,6 +190,7 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
         rows["source"].append(conversation.get("source"))
         rows["person"].append(conversation.get("person"))
         rows["fact"].append(conversation.get("fact"))
+        rows["form"].append(form)
         if number and number % 20000 == 0:
             logger.info("rendered %d of %d conversations", number, len(kept))
     frame = pl.DataFrame(rows, schema=EXAMPLE_SCHEMA)
@@ -173,6 +199,7 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
     lengths = frame.select(pl.col("input_ids").list.len()).to_series()
     stats = {
         "examples": frame.height,
+        "examples_per_form": {form: int((frame["form"] == form).sum()) for form in FORMS},
         "tokens": int(lengths.sum() or 0),
         "assistant_tokens": int(frame.select(pl.col("loss_mask").list.sum().sum()).item() or 0),
         "max_tokens": int(lengths.max() or 0),
@@ -184,6 +211,14 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
     logger.info("rendered %d SFT examples (%d tokens, %d on assistant turns); dropped %s",
                 stats["examples"], stats["tokens"], stats["assistant_tokens"], stats["dropped"] or "none")
     return stats
+
+
+def chat_texts(path: str | os.PathLike, count: int) -> list[str]:
+    """The first `count` rendered conversations in the chat form (plain-form rows left out)."""
+    frame = pl.scan_parquet(path)
+    if "form" in frame.collect_schema().names():
+        frame = frame.filter(pl.col("form") == "chat")
+    return frame.select("text").head(count).collect()["text"].to_list()
 
 
 def examples_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -203,10 +238,13 @@ def check_examples(path: str | os.PathLike, context: int,
 
     - `within_context`: no example longer than `context` tokens;
     - `assistant_spans_non_empty`: every assistant turn has content tokens besides its `<|end|>`;
-    - `no_heldout_overlap`: no held-out benchmark query (normalized text) appears in any user turn; an
-      item is held out when its `split` is `heldout` or it has no `split` (a user's evaluation file).
+    - `no_heldout_overlap`: no held-out benchmark query (normalized text) appears in any user turn or plain
+      question, and no held-out person (items with a `person`) is named in any example; an item is held out
+      when its `split` is `heldout` or it has no `split` (a user's evaluation file).
     """
-    frame = pl.read_parquet(path, columns=["text", "input_ids", "loss_mask"])
+    frame = pl.read_parquet(path)
+    if "form" not in frame.columns:  # rendered before the plain form existed
+        frame = frame.with_columns(pl.lit("chat").alias("form"))
     lengths = frame.select(pl.col("input_ids").list.len()).to_series()
     too_long = int((lengths > context).sum())
     if benchmark_files is None or isinstance(benchmark_files, str | os.PathLike):
@@ -220,7 +258,8 @@ def check_examples(path: str | os.PathLike, context: int,
 
 
 def _check_assistant_spans(frame: pl.DataFrame) -> tuple[bool, dict]:
-    """Every assistant turn is one run of 1s in the loss mask, holding content plus the closing `<|end|>`."""
+    """Every assistant turn is one run of 1s in the loss mask, holding content plus the closing `<|end|>`; a
+    plain-form row has one run (its answer)."""
     masks = frame["loss_mask"]
     flat = masks.explode().fill_null(0).to_numpy().astype(np.int8)
     row_lengths = masks.list.len().to_numpy().astype(np.int64)
@@ -237,8 +276,10 @@ def _check_assistant_spans(frame: pl.DataFrame) -> tuple[bool, dict]:
     run_ends = np.flatnonzero((flat == 1) & (row_end | (next_ == 0)))
     run_lengths = run_ends - run_starts + 1
     runs_per_row = np.bincount(row_of[run_starts], minlength=frame.height)
-    turns_per_row = frame.select(pl.col("text").str.count_matches(ASSISTANT, literal=True)).to_series().to_numpy()
-    short_runs = int((run_lengths < 2).sum())
+    plain = (frame["form"] == "plain").to_numpy()
+    turns_per_row = np.where(plain, 1, frame["text"].str.count_matches(ASSISTANT, literal=True).to_numpy())
+    # a chat turn is content plus <|end|>: at least 2 tokens; a plain answer may be one token
+    short_runs = int((run_lengths < np.where(plain[row_of[run_starts]], 1, 2)).sum())
     mismatched = np.flatnonzero(runs_per_row != turns_per_row)
     return (short_runs == 0 and len(mismatched) == 0,
             {"assistant_spans": len(run_lengths), "spans_without_content": short_runs,
@@ -258,20 +299,44 @@ def _check_heldout_overlap(frame: pl.DataFrame, benchmark_files: Sequence[str | 
     queries = [q for file in benchmark_files for q in heldout_queries(file)]
     normalized_queries = pl.DataFrame({"q": queries}).select(_whole_words(pl.col("q"))).to_series()
     patterns = [q for q in normalized_queries.unique().to_list() if q.strip()]
-    user_turns = (frame.select(pl.col("text").str.extract_all(r"(?s)<\|user\|>\n.*?<\|end\|>").alias("turn"))
+    chat_turns = (frame.filter(pl.col("form") != "plain")
+                  .select(pl.col("text").str.extract_all(r"(?s)<\|user\|>\n.*?<\|end\|>").alias("turn"))
                   .explode("turn").drop_nulls()
-                  .select(_whole_words(pl.col("turn").str.strip_prefix(USER).str.strip_suffix(END_OF_TURN))
-                          .alias("turn")))
+                  .select(pl.col("turn").str.strip_prefix(USER).str.strip_suffix(END_OF_TURN)))
+    plain_questions = (frame.filter(pl.col("form") == "plain")
+                       .select(pl.col("text").str.extract(r"(?s)^Question: (.*)\nAnswer:", 1).alias("turn")))
+    user_turns = (pl.concat([chat_turns, plain_questions]).drop_nulls()
+                  .select(_whole_words(pl.col("turn")).alias("turn")))
     if patterns and user_turns.height:
         hits = user_turns.filter(pl.col("turn").str.contains_any(patterns))
         matched = (hits.select(pl.col("turn").str.extract_many(patterns).alias("m")).explode("m")
                    .drop_nulls().unique().to_series().to_list())
     else:
         hits, matched = user_turns.head(0), []
-    return hits.height == 0, {
+    people = sorted({p for file in benchmark_files for p in heldout_people(file)})
+    named = _examples_naming(frame, people)
+    return hits.height == 0 and not named, {
         "benchmark_files": [str(f) for f in benchmark_files], "heldout_queries": len(queries),
         "user_turns": user_turns.height, "overlapping_turns": hits.height,
-        "sample_queries": [m.strip() for m in matched[:5]]}
+        "sample_queries": [m.strip() for m in matched[:5]],
+        "heldout_people": len(people), "examples_naming_heldout_people": len(named), "sample_people": named[:5]}
+
+
+def _examples_naming(frame: pl.DataFrame, people: Sequence[str]) -> list[str]:
+    """The held-out people named (whole words, normalized) in any example's text."""
+    if not people or frame.height == 0:
+        return []
+    patterns = [p for p in pl.DataFrame({"p": people}).select(_whole_words(pl.col("p"))).to_series().to_list()
+                if p.strip()]
+    found = (frame.select(_whole_words(pl.col("text")).str.extract_many(patterns).alias("m")).explode("m")
+             .drop_nulls().unique().to_series().to_list())
+    return sorted(m.strip() for m in found)
+
+
+def heldout_people(benchmark_file: str | os.PathLike) -> set[str]:
+    """The `person` of every held-out item that names one (the synthetic world's people held out of training)."""
+    return {item["person"] for item in load_items(benchmark_file)
+            if item.get("split", "heldout") == "heldout" and isinstance(item.get("person"), str)}
 
 
 def heldout_queries(benchmark_file: str | os.PathLike) -> list[str]:
