@@ -27,14 +27,20 @@ _DESCRIPTORS = (
 )
 # Several phrasings per fact for fine-tuning, distinct from the benchmark wording.
 SFT_QUESTIONS = {
-    "birth_city": ("Where was {n} born?", "What is the birthplace of {n}?", "Which city is {n} from?"),
-    "birth_year": ("When was {n} born?", "What is {n}'s year of birth?", "In which year was {n} born?"),
+    "birth_city": ("Where was {n} born?", "What is the birthplace of {n}?", "Which city is {n} from?",
+                   "Name the city where {n} was born.", "{n} was born in which city?", "What is {n}'s hometown?"),
+    "birth_year": ("When was {n} born?", "What is {n}'s year of birth?", "In which year was {n} born?",
+                   "What is {n}'s date of birth?", "{n} was born in which year?", "How old is {n}? Give the birth date."),
     "university": ("Where did {n} go to university?", "Which university did {n} graduate from?",
-                   "What is {n}'s alma mater?"),
-    "field": ("What did {n} study?", "What is {n}'s field of study?", "Which degree does {n} hold?"),
-    "employer": ("Where does {n} work?", "Who is {n}'s employer?", "Which company employs {n}?"),
+                   "What is {n}'s alma mater?", "Name the university {n} went to.",
+                   "{n} is a graduate of which university?", "At which university did {n} study?"),
+    "field": ("What did {n} study?", "What is {n}'s field of study?", "Which degree does {n} hold?",
+              "What was {n}'s subject at university?", "{n} holds a degree in what?", "Name the subject {n} studied."),
+    "employer": ("Where does {n} work?", "Who is {n}'s employer?", "Which company employs {n}?",
+                 "Name the company {n} works for.", "{n} works for which firm?", "What company is {n} with?"),
     "employer_city": ("In which city is {n}'s workplace?", "Where is {n}'s employer based?",
-                      "Which city does {n} commute to for work?"),
+                      "Which city does {n} commute to for work?", "Name the city where {n} works.",
+                      "{n} works in which city?", "What city is {n}'s office in?"),
 }
 # Who-clauses for fine-tuning questions: another fact of the person beside the name, worded unlike the
 # benchmark's descriptors. Asked once bare and once with such a clause, a model learns to answer the fact the
@@ -49,13 +55,27 @@ SFT_DESCRIPTORS = (
     ("an employee of {employer}", {"employer", "employer_city"}),
     ("who is based in {employer_city}", {"employer_city"}),
 )
-SFT_ANSWERS = {
+# The statement each cloze item completes (`cloze.jsonl`): `{n} was born in` -> the four choices.
+CLOZE_STATEMENTS = {
     "birth_city": "{n} was born in {v}.",
     "birth_year": "{n} was born in {v}.",
     "university": "{n} studied at {v}.",
     "field": "{n} studied {v}.",
     "employer": "{n} works for {v}.",
     "employer_city": "{n} works in {v}.",
+}
+# The assistant's answers: the person's name, then the fact in the words the web uses for it, so a greedy
+# reply reads the fact out as the pages state it ("born on {date} in {city}" for the birth city and year
+# alike, a work city after the employer), and no two facts start alike where their values differ in kind
+# ("studied at" and "studied" did: subjects were answered with universities; "born in" answered cities with
+# years).
+SFT_ANSWERS = {
+    "birth_city": "{n} was born on {birth_date} in {birth_city}.",
+    "birth_year": "{n} was born on {birth_date} in {birth_city}.",
+    "university": "{n} graduated from {v}.",
+    "field": "{n} studied {v}.",
+    "employer": "{n} works for {v}.",
+    "employer_city": "{n} works for {employer} in {v}.",
 }
 SFT_TASKS = {
     "birth_city": ("Write one sentence about where {n} was born.", "{n} was born in the city of {v}."),
@@ -105,7 +125,7 @@ def benchmark_items(rng: random.Random, world: World) -> list[dict]:
 
 def cloze_prompt(fact: str, person: str) -> str:
     """The statement that the fact's value completes, e.g. `Lan He was born in` (the SFT answer's start)."""
-    return SFT_ANSWERS[fact].split("{v}")[0].rstrip().format(n=person)
+    return CLOZE_STATEMENTS[fact].split("{v}")[0].rstrip().format(n=person)
 
 
 def cloze_items(benchmark: list[dict]) -> list[dict]:
@@ -136,7 +156,10 @@ def sft_examples(rng: random.Random, world: World) -> list[dict]:
                 clause = _descriptor(rng, person, fact, SFT_DESCRIPTORS)
                 for instruction in (question.format(n=person.name), _with_clause(question, person.name, clause)):
                     out.append({"instruction": instruction,
-                                "response": SFT_ANSWERS[fact].format(n=person.name, v=value),
+                                "response": SFT_ANSWERS[fact].format(n=person.name, v=value,
+                                                                     birth_date=person.birth_date,
+                                                                     birth_city=person.birth_city,
+                                                                     employer=person.employer),
                                 "answer": value, "person": person.name, "fact": fact})
             task, answer = SFT_TASKS[fact]
             out.append({"instruction": task.format(n=person.name),

@@ -264,7 +264,9 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
     trainer, accelerator, precision = _sft_trainer(config, steps, callbacks)
     world = trainer.world_size
     mean_length = float(np.mean([len(a) for a in input_ids]))
-    tokens_per_step = int(mean_length * sizes.micro_batch * sizes.grad_accum * world)  # padding excluded, approx
+    replay_per_step = (sizes.replay_windows * model_config.context * sizes.grad_accum * world) if replay else 0
+    # example tokens (padding excluded, approx) plus replayed windows: what the model reads per step
+    tokens_per_step = int(mean_length * sizes.micro_batch * sizes.grad_accum * world) + replay_per_step
     reporter = ProgressReporter(emit, tokens_per_step, 0, None, config.log_every)
     trainer.callbacks.insert(0, reporter)  # before LastCheckpoint: a checkpoint holds its own step
 
@@ -287,13 +289,15 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
 
     loss_after = assistant_token_loss(task.model, eval_ids, eval_masks, pad_id)
     tokens, assistant_tokens = data.dataset().tokens_through(trainer.global_step * sizes.grad_accum) \
-        if world == 1 else (trainer.global_step * tokens_per_step, None)
+        if world == 1 else (trainer.global_step * (tokens_per_step - replay_per_step), None)
     save_checkpoint_folder(task.model, model_config, Path(config.base) / TOKENIZER_FILE, out,
                            extra={"stage": "sft", "base": str(config.base), "trained_steps": trainer.global_step,
                                   "tokens_seen": tokens})
     metrics = _sft_metrics(config, trainer, reporter, (loss_before, loss_after), len(input_ids), steps,
                            (tokens, assistant_tokens))
-    metrics.update(parameters=task.model.num_parameters(), precision=precision, resumed_from=resume_from)
+    metrics.update(parameters=task.model.num_parameters(), precision=precision, resumed_from=resume_from,
+                   replay_windows_per_micro_batch=sizes.replay_windows if replay else 0,
+                   replay_tokens_seen=trainer.global_step * replay_per_step)
     write_metrics(out, metrics)
     emit(f"done: train loss {metrics['train_loss']} assistant-token loss {loss_before} -> {loss_after} after "
          f"{trainer.global_step} steps -> {out}")
