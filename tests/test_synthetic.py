@@ -261,6 +261,29 @@ def test_benchmark_and_sft(crawl, records, labels):
             assert all(choice in quiz_text for choice in item["choices"])
 
 
+def test_sft_questions_with_clauses_and_short_answers(crawl):
+    """Every fine-tuning question is asked bare and with a who-clause; the clause never gives the answer away,
+    question rows carry the short answer that their response states, and no fine-tuning question uses a
+    benchmark question's wording."""
+    from llm_assets.synthetic.questions import BENCHMARK_QUERIES, SFT_QUESTIONS
+
+    world = {p["name"]: p for p in json.loads((crawl / "world.json").read_text())["people"]}
+    sft = _jsonl(crawl / "sft.jsonl")
+    questions = [row for row in sft if "answer" in row]
+    phrasings = sum(len(v) for v in SFT_QUESTIONS.values())
+    assert len(questions) == 2 * phrasings * sum(p["sft"] for p in world.values())
+    with_clause = [row for row in questions if "," in row["instruction"] or "(" in row["instruction"]]
+    assert len(with_clause) == len(questions) // 2
+    for row in questions:
+        person = world[row["person"]]
+        assert row["answer"] == str(person[row["fact"]]) and row["answer"] in row["response"]
+        clause = row["instruction"].replace(row["person"], "", 1)
+        assert row["answer"] not in clause, row
+    templates = {q.replace("{n}", "{who}") for qs in SFT_QUESTIONS.values() for q in qs}
+    assert not templates & set(BENCHMARK_QUERIES.values())
+    assert not {row["instruction"] for row in sft} & {i["query"] for i in _jsonl(crawl / "benchmark.jsonl")}
+
+
 def test_foreign_pages_are_in_their_language(records, labels):
     from lingua import Language, LanguageDetectorBuilder
     from resiliparse.extract.html2text import extract_plain_text
