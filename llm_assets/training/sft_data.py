@@ -2,7 +2,8 @@
 
 Three row formats are read (one JSON object per line, the format decided per row):
 
-- the synthetic crawl's `sft.jsonl`: `{"instruction", "response", "person", "fact"}`;
+- the synthetic crawl's `sft.jsonl`: `{"instruction", "response", "person", "fact"}`, question rows also
+  `"answer"` (the short answer the plain form trains; any row of these formats may carry one);
 - Alpaca: `{"instruction", "input" (optional), "output"}`;
 - chat: `{"messages": [{"role": "user"|"assistant"|"system", "content": ...}, ...]}`.
 
