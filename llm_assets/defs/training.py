@@ -174,7 +174,7 @@ def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer:
 
 
 @asset(
-    deps=["tokenizer"], group_name=GROUP, owners=OWNERS, kinds={"parquet"}, code_version="sft_examples-1",
+    deps=["tokenizer"], group_name=GROUP, owners=OWNERS, kinds={"parquet"}, code_version="sft_examples-2",
     description="Conversations rendered with the chat template and tokenized, with a loss mask on assistant "
     "tokens, and each single-turn one again as plain `Question: …\nAnswer: …` text (loss on the answer): the "
     "synthetic world's instruction/response pairs plus user files (Alpaca or chat JSONL).",
