@@ -148,8 +148,11 @@ def test_timeout_drops_page_and_workers_recover():
 
 
 def test_timeout_reason_in_documents():
+    # a page that takes far longer than the deadline: a small page could finish within 0.1 ms and pass
+    nested = ("<html><body>" + "<div><p>deeply <b>nested</b> text</p>" * 20000 + "</div>" * 20000
+              + "</body></html>").encode()
     cfg = dataclasses.replace(CFG, extraction_timeout_s=1e-4, workers=1)
-    kept, removed = extract_documents(raw_frame(HAND_ROWS[:1]), cfg)
+    kept, removed = extract_documents(raw_frame([{"name": "nested", "body": nested}]), cfg)
     assert kept.height == 0 and removed["reason"].to_list() == ["extraction_timeout"]
 
 
