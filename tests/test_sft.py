@@ -370,6 +370,7 @@ def test_heldout_check_reads_plain_questions_and_names_of_heldout_people(tmp_pat
             assert details["overlapping_turns"] == 2  # the chat turn and the plain question
         if name == "named":
             assert details["overlapping_turns"] == 0 and details["sample_people"] == [heldout["person"].lower()]
+            assert details["heldout_people_named"] == 1
 
 
 def test_replay_windows_come_with_every_batch_and_follow_the_batch_number(tmp_path):

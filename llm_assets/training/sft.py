@@ -4,9 +4,9 @@ The same Lightning program as pretraining (`LanguageModelTask` in "sft" mode): i
 checkpoint's weights, pads each micro-batch to its longest example with `<|pad|>` (loss mask 0) and counts
 the loss on assistant tokens (and plain-form answers) only. With `sft.replay_windows` and `config.shards`,
 each micro-batch also carries that many pretraining windows, whose next-token loss is added, so the model
-keeps modelling the web while it learns to answer. The out folder is a checkpoint folder like the base one (`last.ckpt`,
-`model.safetensors`, `config.json`, `tokenizer.json`, `metrics.json`, `loss_curve.png`); a run that
-finds `last.ckpt` there resumes from it.
+keeps modelling the web while it learns to answer. The out folder is a checkpoint folder like the base one
+(`last.ckpt`, `model.safetensors`, `config.json`, `tokenizer.json`, `metrics.json`, `loss_curve.png`); a
+run that finds `last.ckpt` there resumes from it.
 """
 
 from __future__ import annotations

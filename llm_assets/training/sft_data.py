@@ -3,7 +3,7 @@
 Three row formats are read (one JSON object per line, the format decided per row):
 
 - the synthetic crawl's `sft.jsonl`: `{"instruction", "response", "person", "fact"}`, question rows also
-  `"answer"` (the short answer the plain form trains; any row of these formats may carry one);
+  `"answer"` (the short answer the plain form trains; an Alpaca row may carry one too);
 - Alpaca: `{"instruction", "input" (optional), "output"}`;
 - chat: `{"messages": [{"role": "user"|"assistant"|"system", "content": ...}, ...]}`.
 
@@ -243,7 +243,8 @@ def check_examples(path: str | os.PathLike, context: int,
       question, and no held-out person (items with a `person`) is named in any example; an item is held out
       when its `split` is `heldout` or it has no `split` (a user's evaluation file).
     """
-    frame = pl.read_parquet(path)
+    present = pq.read_schema(path).names
+    frame = pl.read_parquet(path, columns=[c for c in ("text", "input_ids", "loss_mask", "form") if c in present])
     if "form" not in frame.columns:  # rendered before the plain form existed
         frame = frame.with_columns(pl.lit("chat").alias("form"))
     lengths = frame.select(pl.col("input_ids").list.len()).to_series()
@@ -293,13 +294,25 @@ def _whole_words(text: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit(" "), normalized_text(text), pl.lit(" ")])
 
 
+def _whole_word_patterns(strings: Iterable[str]) -> list[str]:
+    """`strings` as distinct `_whole_words` patterns (blank ones dropped)."""
+    normalized = pl.DataFrame({"s": list(strings)}, schema={"s": pl.Utf8}).select(_whole_words(pl.col("s")))
+    return [p for p in normalized.to_series().unique().to_list() if p.strip()]
+
+
+def _patterns_found(texts: pl.DataFrame, column: str, patterns: list[str]) -> list[str]:
+    """The `patterns` that occur in `texts[column]`, stripped and sorted."""
+    found = texts.select(pl.col(column).str.extract_many(patterns).alias("m")).explode("m").drop_nulls()
+    return sorted(m.strip() for m in found.unique().to_series().to_list())
+
+
 def _check_heldout_overlap(frame: pl.DataFrame, benchmark_files: Sequence[str | os.PathLike]) -> tuple[bool, dict]:
-    """No user turn contains a held-out benchmark query whole (normalized words, in order)."""
+    """No user turn or plain question contains a held-out benchmark query whole (normalized words, in order),
+    and no example names a held-out person."""
     if not benchmark_files:
         return True, {"skipped": "no benchmark file configured (LLM_ASSETS_BENCHMARKS)"}
-    queries = [q for file in benchmark_files for q in heldout_queries(file)]
-    normalized_queries = pl.DataFrame({"q": queries}).select(_whole_words(pl.col("q"))).to_series()
-    patterns = [q for q in normalized_queries.unique().to_list() if q.strip()]
+    heldout = [item for file in benchmark_files for item in heldout_items(file)]
+    patterns = _whole_word_patterns(item["query"] for item in heldout)
     chat_turns = (frame.filter(pl.col("form") != "plain")
                   .select(pl.col("text").str.extract_all(r"(?s)<\|user\|>\n.*?<\|end\|>").alias("turn"))
                   .explode("turn").drop_nulls()
@@ -308,39 +321,19 @@ def _check_heldout_overlap(frame: pl.DataFrame, benchmark_files: Sequence[str | 
                        .select(pl.col("text").str.extract(r"(?s)^Question: (.*)\nAnswer:", 1).alias("turn")))
     user_turns = (pl.concat([chat_turns, plain_questions]).drop_nulls()
                   .select(_whole_words(pl.col("turn")).alias("turn")))
-    if patterns and user_turns.height:
-        hits = user_turns.filter(pl.col("turn").str.contains_any(patterns))
-        matched = (hits.select(pl.col("turn").str.extract_many(patterns).alias("m")).explode("m")
-                   .drop_nulls().unique().to_series().to_list())
-    else:
-        hits, matched = user_turns.head(0), []
-    people = sorted({p for file in benchmark_files for p in heldout_people(file)})
-    named = _examples_naming(frame, people)
+    hits = user_turns.filter(pl.col("turn").str.contains_any(patterns)) if patterns else user_turns.head(0)
+    matched = _patterns_found(hits, "turn", patterns) if hits.height else []
+    # the synthetic world's held-out people (items with a `person`) must not be named anywhere, answers included
+    people = _whole_word_patterns(item["person"] for item in heldout if isinstance(item.get("person"), str))
+    named = (_patterns_found(frame.select(_whole_words(pl.col("text")).alias("text")), "text", people)
+             if people and frame.height else [])
     return hits.height == 0 and not named, {
-        "benchmark_files": [str(f) for f in benchmark_files], "heldout_queries": len(queries),
-        "user_turns": user_turns.height, "overlapping_turns": hits.height,
-        "sample_queries": [m.strip() for m in matched[:5]],
-        "heldout_people": len(people), "examples_naming_heldout_people": len(named), "sample_people": named[:5]}
+        "benchmark_files": [str(f) for f in benchmark_files], "heldout_queries": len(heldout),
+        "user_turns": user_turns.height, "overlapping_turns": hits.height, "sample_queries": matched[:5],
+        "heldout_people": len(people), "heldout_people_named": len(named), "sample_people": named[:5]}
 
 
-def _examples_naming(frame: pl.DataFrame, people: Sequence[str]) -> list[str]:
-    """The held-out people named (whole words, normalized) in any example's text."""
-    if not people or frame.height == 0:
-        return []
-    patterns = [p for p in pl.DataFrame({"p": people}).select(_whole_words(pl.col("p"))).to_series().to_list()
-                if p.strip()]
-    found = (frame.select(_whole_words(pl.col("text")).str.extract_many(patterns).alias("m")).explode("m")
-             .drop_nulls().unique().to_series().to_list())
-    return sorted(m.strip() for m in found)
-
-
-def heldout_people(benchmark_file: str | os.PathLike) -> set[str]:
-    """The `person` of every held-out item that names one (the synthetic world's people held out of training)."""
-    return {item["person"] for item in load_items(benchmark_file)
-            if item.get("split", "heldout") == "heldout" and isinstance(item.get("person"), str)}
-
-
-def heldout_queries(benchmark_file: str | os.PathLike) -> list[str]:
-    """The `query` of every held-out benchmark item: split `heldout`, or no split at all (the items of a
-    user's evaluation file are all held out; the synthetic world's `sft` items are meant to be trained on)."""
-    return [item["query"] for item in load_items(benchmark_file) if item.get("split", "heldout") == "heldout"]
+def heldout_items(benchmark_file: str | os.PathLike) -> list[dict]:
+    """Every held-out benchmark item: split `heldout`, or no split at all (the items of a user's evaluation
+    file are all held out; the synthetic world's `sft` items are meant to be trained on)."""
+    return [item for item in load_items(benchmark_file) if item.get("split", "heldout") == "heldout"]
