@@ -13,16 +13,21 @@ Removed rows carry `duplicate_of` (the representative's id) and `cluster_id`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from llm_assets.lake import PartLoader, PartWriter, removed_frame
+from llm_assets.engine import LocalEngine, RayEngine
+from llm_assets.lake import PartLoader, PartWriter, removed_frame, write_parquet
 from llm_assets.profiles import CurationConfig
 from llm_assets.text import HASH_SEED, NGRAM_MULTIPLIERS, mix64, normalized_text, word_ngram_hashes
 
@@ -125,21 +130,27 @@ def minhash_signatures(normalized: pl.Series, cfg: CurationConfig) -> tuple[np.n
     return signatures, has_ngrams
 
 
-def near_duplicate_clusters(signatures: np.ndarray, has_ngrams: np.ndarray,
-                            cfg: CurationConfig) -> np.ndarray:
-    """Cluster id per document: connected components of LSH candidate pairs (same band bucket)."""
-    docs = signatures.shape[0]
+def band_hashes(signatures: np.ndarray, cfg: CurationConfig) -> np.ndarray:
+    """`(docs, bands)` uint64: the LSH bucket of each band of each signature (documents sharing a band's
+    bucket are candidate near duplicates)."""
     if signatures.shape[1] != cfg.minhash_bands * cfg.minhash_rows:
         raise ValueError(f"signatures have {signatures.shape[1]} columns, expected "
                          f"{cfg.minhash_bands} bands x {cfg.minhash_rows} rows")
-    eligible = np.flatnonzero(has_ngrams)
-    rows_from, rows_to = [], []
     band_mult = NGRAM_MULTIPLIERS[: cfg.minhash_rows]
+    blocks = signatures.astype(np.uint64).reshape(len(signatures), cfg.minhash_bands, cfg.minhash_rows)
+    return mix64((blocks * band_mult[None, None, :]).sum(axis=2, dtype=np.uint64))
+
+
+def near_duplicate_clusters(signatures: np.ndarray, has_ngrams: np.ndarray,
+                            cfg: CurationConfig) -> np.ndarray:
+    """Cluster id per document of one in-memory set: connected components of LSH candidate pairs."""
+    docs = signatures.shape[0]
+    eligible = np.flatnonzero(has_ngrams)
+    buckets = band_hashes(signatures[eligible], cfg)
+    rows_from, rows_to = [], []
     for band in range(cfg.minhash_bands):
-        block = signatures[eligible, band * cfg.minhash_rows:(band + 1) * cfg.minhash_rows]
-        bucket = mix64((block.astype(np.uint64) * band_mult[None, :]).sum(axis=1, dtype=np.uint64))
-        order = np.argsort(bucket, kind="stable")
-        same = bucket[order][1:] == bucket[order][:-1]
+        order = np.argsort(buckets[:, band], kind="stable")
+        same = buckets[order, band][1:] == buckets[order, band][:-1]
         rows_from.append(eligible[order[:-1][same]])
         rows_to.append(eligible[order[1:][same]])
     src = np.concatenate(rows_from) if rows_from else np.zeros(0, np.int64)
@@ -206,6 +217,10 @@ def cut_boilerplate(docs: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
 
 
 _REQUIRED = {"warc_record_id", "url", "host", "text", "fetch_time"}
+# representative order: earliest fetch, then lowest id, then input position (part, row) for full determinism
+_ORDER = ["fetch_time", "warc_record_id", "_part", "_row"]
+_NODE_PART = 2**32  # a document's node number in the pair graph: part * 2**32 + row
+MAX_BUCKETS = 256  # hash buckets of each shuffle: at most one per part, so a bucket holds about one part's keys
 
 
 def _load(load: PartLoader, part: str) -> pl.DataFrame:
@@ -216,157 +231,251 @@ def _load(load: PartLoader, part: str) -> pl.DataFrame:
                                  for c in sorted(missing))
     elif missing:
         raise ValueError(f"deduplicate: input documents of part {part!r} lack columns {sorted(missing)}")
-    return docs.with_columns(pl.col("text").fill_null(""),
-                             pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
+    # an empty part may carry untyped (null) columns: give the shuffled ones their types
+    typed = {"warc_record_id": pl.Utf8, "url": pl.Utf8, "host": pl.Utf8, "text": pl.Utf8,
+             "fetch_time": pl.Datetime("us", "UTC")}
+    return docs.with_columns(*(pl.col(c).cast(t) for c, t in typed.items() if docs.schema[c] == pl.Null)).with_columns(
+        pl.col("text").fill_null(""), pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
 
 
 def _page_hash(text: pl.Expr) -> pl.Expr:
     return normalized_text(text).hash(seed=HASH_SEED)
 
 
-def _first_of_group(index: pl.DataFrame, group: str) -> pl.DataFrame:
-    """`_rep`: the `_ord` of the group's first document in representative order (`index` is sorted)."""
-    return index.with_columns(pl.col("_ord").first().over(group).alias("_rep"))
+@dataclass(frozen=True)
+class _Shuffle:
+    """What every dedup task needs, as plain values (a task may run in another process or on another host).
+
+    Tasks exchange hashes, ids and fetch times through Parquet files under `scratch`; a map task writes one
+    file per part with a `_bucket` column, a reduce task reads one bucket of every part's file."""
+
+    parts: tuple[str, ...]
+    load: PartLoader
+    write: PartWriter
+    cfg: CurationConfig
+    scratch: str
+    buckets: int
+
+    def file(self, step: str, name: int | str) -> Path:
+        return Path(self.scratch) / step / f"{name}.parquet"
+
+    def put(self, step: str, name: int | str, frame: pl.DataFrame) -> None:
+        write_parquet(frame, self.file(step, name))
+
+    def bucket(self, step: str, bucket: int) -> pl.DataFrame:
+        return pl.scan_parquet(Path(self.scratch) / step / "*.parquet").filter(pl.col("_bucket") == bucket).collect()
+
+    def of_part(self, step: str, number: int) -> pl.LazyFrame:
+        return pl.scan_parquet(Path(self.scratch) / step / "*.parquet").filter(pl.col("_part") == number)
+
+    def keys_for(self, hosts: pl.Series) -> pl.DataFrame:
+        """The boilerplate line keys of `hosts` (the small broadcast of this stage)."""
+        wanted = pl.LazyFrame({"host": hosts.unique()})
+        return (pl.scan_parquet(Path(self.scratch) / "keys" / "*.parquet").select("host", "_key")
+                .join(wanted, on="host", how="semi").collect())
 
 
-def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
-                      cfg: CurationConfig) -> dict:
-    """Deduplicate documents spread over `parts` with memory bounded by one part plus a small index.
-
-    `load(part)` returns a part's documents, `write(part, kept, removed)` takes its results. Three passes
-    over the parts: (1) page hashes and per-line keys; (2) boilerplate cut and MinHash signatures of the
-    exact-duplicate survivors; (3) the decisions applied and written. Between passes only hashes, fetch
-    times, ids and signatures are held, never text. Returns counts: input, kept, removed, per reason.
-    """
-    if not parts:
-        return {"input": 0, "kept": 0, "removed": 0, "removed_by_reason": {}}
-    first = _index_parts(parts, load, cfg)
-    # the signatures live only for the call that clusters them: pass 3 holds the decisions alone
-    decisions = _decide(first, *_sign_parts(parts, load, cfg, first), cfg)
-    return _apply_decisions(parts, load, write, first, decisions)
+def _bucket_of(hashes: pl.Expr, buckets: int) -> pl.Expr:
+    return (hashes % buckets).cast(pl.UInt32).alias("_bucket")
 
 
-@dataclass
-class _FirstPass:
-    """What pass 1 learns: every document's place in representative order, the exact duplicates found
-    before the boilerplate cut, the documents that survive them, and the hosts' boilerplate line keys."""
-
-    index: pl.DataFrame  # _part, _row, warc_record_id, fetch_time, host, _page, _ord, _rep
-    exact_before: pl.DataFrame  # _ord, _reason, _rep, _cluster
-    survivors: pl.DataFrame  # the rows of `index` that are their exact group's representative
-    keys: pl.DataFrame  # host, _key
+def _representatives(rows: pl.DataFrame, group: str) -> pl.DataFrame:
+    """`rows` with `_is_rep` (first of its `group` in representative order) and `duplicate_of` (the id of
+    the group's representative; null for the representative itself)."""
+    rows = rows.sort(_ORDER, nulls_last=True)
+    rep = pl.col("warc_record_id").first().over(group)
+    first = pl.int_range(pl.len()).over(group) == 0
+    return rows.with_columns(first.alias("_is_rep"), pl.when(first).then(None).otherwise(rep).alias("duplicate_of"))
 
 
-def _index_parts(parts: Sequence[str], load: PartLoader, cfg: CurationConfig) -> _FirstPass:
-    """Pass 1: an index of every document and the (host, line, page) triples for the boilerplate rule."""
-    index_parts, line_parts = [], []
-    for number, part in enumerate(parts):
-        docs = _load(load, part).with_columns(_page_hash(pl.col("text")).alias("_page"))
-        index_parts.append(docs.select(pl.lit(number, pl.UInt32).alias("_part"), "_row", "warc_record_id",
-                                       "fetch_time", "host", "_page"))
-        line_parts.append(_line_keys(docs).join(docs.select("_row", "_page"), on="_row")
-                          .select("host", "_key", "_page").unique())
-        log.info("dedup pass 1/3: part %d/%d (%s), %d documents", number + 1, len(parts), part, docs.height)
-        del docs
-    # representative order: earliest fetch, then lowest id (then input position, for full determinism)
-    index = (pl.concat(index_parts).sort("fetch_time", "warc_record_id", "_part", "_row", nulls_last=True)
-             .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_ord")))
-    del index_parts
-    index = _first_of_group(index, "_page")
-    exact_before = index.filter(pl.col("_ord") != pl.col("_rep")).select(
-        "_ord", pl.lit("exact_duplicate").alias("_reason"), "_rep",
-        pl.col("_page").rank("dense").cast(pl.Int64).alias("_cluster"))
-    survivors = index.filter(pl.col("_ord") == pl.col("_rep")).drop("_rep")
-    line_pages = pl.concat(line_parts).unique().join(survivors.select("host", "_page").unique(),
-                                                     on=["host", "_page"], how="semi")
-    del line_parts
-    keys = boilerplate_keys(line_pages, cfg)
-    log.info("dedup: %d documents, %d exact duplicates, %d boilerplate line keys", index.height,
-             exact_before.height, keys.height)
-    return _FirstPass(index, exact_before, survivors, keys)
+def _index_task(number: int, job: _Shuffle) -> int:
+    """Map 1: each document's place in representative order and its page hash; the (host, line, page)
+    triples of the boilerplate rule."""
+    docs = _load(job.load, job.parts[number]).with_columns(_page_hash(pl.col("text")).alias("_page"))
+    job.put("index", number, docs.select(pl.lit(number, pl.UInt32).alias("_part"), "_row", "warc_record_id",
+                                         "fetch_time", "host", "_page", _bucket_of(pl.col("_page"), job.buckets)))
+    lines = _line_keys(docs).join(docs.select("_row", "_page"), on="_row").select("host", "_key", "_page").unique()
+    job.put("lines", number, lines.with_columns(_bucket_of(pl.col("host").hash(HASH_SEED), job.buckets)))
+    return docs.height
 
 
-def _sign_parts(parts: Sequence[str], load: PartLoader, cfg: CurationConfig,
-                first: _FirstPass) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-    """Pass 2: cut boilerplate from the survivors; `(after, signatures, has_ngrams)`, where `after` holds
-    per survivor `_ord`, `_empty` (nothing left), `_exact` (hash of what is left) and `_sig` (its row in
-    `signatures`)."""
-    after_parts, signature_parts, has_ngram_parts = [], [], []
-    for number, part in enumerate(parts):
-        docs = _survivors_of_part(_load(load, part), first.survivors, number)
-        docs = cut_boilerplate(docs, first.keys).with_columns(
-            (pl.col("text") == "").alias("_empty"), _page_hash(pl.col("text")).alias("_exact"))
-        after_parts.append(docs.select("_ord", "_empty", "_exact"))
-        signatures, has_ngrams = minhash_signatures(docs.select(normalized_text(pl.col("text")))["text"], cfg)
-        signature_parts.append(signatures)
-        has_ngram_parts.append(has_ngrams)
-        log.info("dedup pass 2/3: part %d/%d (%s), %d signatures", number + 1, len(parts), part, docs.height)
-        del docs
-    after = pl.concat(after_parts).with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_sig"))
-    signatures = np.concatenate(signature_parts) if signature_parts else np.zeros(
-        (0, cfg.minhash_bands * cfg.minhash_rows), np.uint32)
-    has_ngrams = np.concatenate(has_ngram_parts) if has_ngram_parts else np.zeros(0, bool)
-    return after, signatures, has_ngrams
+def _exact_before_task(bucket: int, job: _Shuffle) -> int:
+    """Reduce 1 (by page hash): exact duplicates before the boilerplate cut; the survivors' (host, page)
+    pairs, bucketed by host for reduce 2."""
+    rows = _representatives(job.bucket("index", bucket), "_page")
+    job.put("exact_before", bucket, rows.select("_part", "_row", "_is_rep", "duplicate_of").sort("_part", "_row"))
+    survivors = rows.filter(pl.col("_is_rep")).select("host", "_page").unique()
+    job.put("survivors", bucket, survivors.with_columns(_bucket_of(pl.col("host").hash(HASH_SEED), job.buckets)))
+    return int((~rows["_is_rep"]).sum())
 
 
-def _decide(first: _FirstPass, after: pl.DataFrame, signatures: np.ndarray, has_ngrams: np.ndarray,
-            cfg: CurationConfig) -> pl.DataFrame:
-    """Every removal: `_ord`, `_reason`, `_cluster` and `duplicate_of` (the representative's id)."""
-    after = _first_of_group(after.sort("_ord"), "_exact")
-    boilerplate_only = after.filter(pl.col("_empty")).select(
-        "_ord", pl.lit("boilerplate_only").alias("_reason"), pl.lit(None, pl.UInt32).alias("_rep"),
-        pl.lit(None, pl.Int64).alias("_cluster"))
-    after = after.filter(~pl.col("_empty"))
-    exact_after = after.filter(pl.col("_ord") != pl.col("_rep")).select(
-        "_ord", pl.lit("exact_duplicate").alias("_reason"), "_rep",
-        pl.col("_exact").rank("dense").cast(pl.Int64).alias("_cluster"))
-    unique = after.filter(pl.col("_ord") == pl.col("_rep")).drop("_rep")
-    rows = unique["_sig"].to_numpy()
-    clusters = near_duplicate_clusters(signatures[rows], has_ngrams[rows], cfg)
-    unique = _first_of_group(unique.with_columns(pl.Series("_cluster", clusters, dtype=pl.Int64)), "_cluster")
-    near = unique.filter(pl.col("_ord") != pl.col("_rep")).select(
-        "_ord", pl.lit("near_duplicate").alias("_reason"), "_rep", "_cluster")
-    log.info("dedup: %d boilerplate-only, %d exact duplicates after the cut, %d near duplicates in %d clusters",
-             boilerplate_only.height, exact_after.height, near.height, near["_cluster"].n_unique())
-    return (pl.concat([first.exact_before, boilerplate_only, exact_after, near])
-            .join(first.index.select(pl.col("_ord").alias("_rep"), pl.col("warc_record_id").alias("duplicate_of")),
-                  on="_rep", how="left").drop("_rep"))
+def _boilerplate_task(bucket: int, job: _Shuffle) -> int:
+    """Reduce 2 (by host): the hosts' boilerplate line keys, judged on the pages that survived reduce 1."""
+    survivors = job.bucket("survivors", bucket).select("host", "_page").unique()
+    line_pages = job.bucket("lines", bucket).select("host", "_key", "_page").unique().join(
+        survivors, on=["host", "_page"], how="semi")
+    keys = boilerplate_keys(line_pages, job.cfg)
+    job.put("keys", bucket, keys)
+    return keys.height
 
 
-def _apply_decisions(parts: Sequence[str], load: PartLoader, write: PartWriter, first: _FirstPass,
-                     decisions: pl.DataFrame) -> dict:
-    """Pass 3: write each part's kept rows (boilerplate cut) and removed rows; return the counts."""
-    counts: dict = {"input": first.index.height, "kept": 0, "removed": 0, "removed_by_reason": {}}
-    for number, part in enumerate(parts):
-        docs = _load(load, part)
-        columns = [c for c in docs.columns if c != "_row"]
-        docs = (docs.join(first.index.filter(pl.col("_part") == number).select("_row", "_ord"), on="_row")
-                .join(decisions, on="_ord", how="left"))
-        before = docs.join(first.exact_before.select("_ord"), on="_ord", how="semi")
-        cut = cut_boilerplate(docs.join(first.survivors.select("_ord"), on="_ord", how="semi"), first.keys)
-        removed_after = cut.filter(pl.col("_reason").is_not_null())
-        kept = cut.filter(pl.col("_reason").is_null()).sort("_ord").select(*columns, "boilerplate_lines_removed")
-        removed = pl.concat([_duplicate_removed(frame) for frame in (before, removed_after)],
-                            how="diagonal_relaxed")
-        write(part, kept, removed)
-        counts["kept"] += kept.height
-        counts["removed"] += removed.height
-        for reason, n in removed["reason"].value_counts().iter_rows() if removed.height else ():
-            counts["removed_by_reason"][reason] = counts["removed_by_reason"].get(reason, 0) + n
-        log.info("dedup pass 3/3: part %d/%d (%s), %d kept, %d removed", number + 1, len(parts), part,
-                 kept.height, removed.height)
-    return counts
+def _survivors(docs: pl.DataFrame, job: _Shuffle, number: int) -> pl.DataFrame:
+    """The part's documents that survived the first exact-duplicate pass, boilerplate cut."""
+    reps = job.of_part("exact_before", number).filter(pl.col("_is_rep")).select("_row").collect()
+    docs = docs.join(reps, on="_row", how="semi")
+    return cut_boilerplate(docs, job.keys_for(docs["host"]))
 
 
-def _survivors_of_part(docs: pl.DataFrame, survivors: pl.DataFrame, number: int) -> pl.DataFrame:
-    """The part's documents that survived the first exact-duplicate pass, with their `_ord`."""
-    return docs.join(survivors.filter(pl.col("_part") == number).select("_row", "_ord"), on="_row")
+def _sign_task(number: int, job: _Shuffle) -> int:
+    """Map 2: the boilerplate cut of the survivors; per document whether it is now empty and the hash of
+    what is left (bucketed by that hash for reduce 3); the LSH band buckets of its MinHash signature
+    (bucketed by band bucket for reduce 4)."""
+    docs = _survivors(_load(job.load, job.parts[number]), job, number).with_columns(
+        pl.lit(number, pl.UInt32).alias("_part"), (pl.col("text") == "").alias("_empty"),
+        _page_hash(pl.col("text")).alias("_exact"))
+    job.put("after", number, docs.select("_part", "_row", "warc_record_id", "fetch_time", "_empty", "_exact",
+                                         _bucket_of(pl.col("_exact"), job.buckets)))
+    signed = docs.filter(~pl.col("_empty"))
+    signatures, has_ngrams = minhash_signatures(signed.select(normalized_text(pl.col("text")))["text"], job.cfg)
+    signed, hashes = signed.filter(pl.Series(has_ngrams)), band_hashes(signatures[has_ngrams], job.cfg)
+    bands = pl.DataFrame({
+        "_part": pl.Series(np.full(hashes.size, number, np.uint32)),
+        "_row": pl.Series(np.repeat(signed["_row"].to_numpy(), hashes.shape[1]), dtype=pl.UInt32),
+        "_band": pl.Series(np.tile(np.arange(hashes.shape[1], dtype=np.uint8), len(signed))),
+        "_hash": pl.Series(hashes.reshape(-1), dtype=pl.UInt64),
+    })
+    job.put("bands", number, bands.with_columns(_bucket_of(pl.col("_hash"), job.buckets)))
+    return docs.height
+
+
+def _exact_after_task(bucket: int, job: _Shuffle) -> int:
+    """Reduce 3 (by hash after the cut): exact duplicates that only the host's boilerplate told apart."""
+    rows = _representatives(job.bucket("after", bucket).filter(~pl.col("_empty")), "_exact")
+    job.put("exact_after", bucket, rows.filter(~pl.col("_is_rep")).select("_part", "_row", "duplicate_of"))
+    return int((~rows["_is_rep"]).sum())
+
+
+def _candidate_pairs_task(bucket: int, job: _Shuffle) -> int:
+    """Reduce 4 (by band bucket): documents that share a band bucket, as edges to the bucket's first member.
+
+    Exact duplicates found after the cut are left out: their representative has the same signature, so it
+    is in every bucket they are in and the clusters of the others do not change."""
+    exact_after = pl.scan_parquet(Path(job.scratch) / "exact_after" / "*.parquet").select("_part", "_row")
+    rows = job.bucket("bands", bucket).join(exact_after.collect(), on=["_part", "_row"], how="anti")
+    node = pl.col("_part").cast(pl.UInt64) * _NODE_PART + pl.col("_row").cast(pl.UInt64)
+    edges = (rows.select("_band", "_hash", node.alias("_node"))
+             .with_columns(pl.col("_node").min().over("_band", "_hash").alias("_to"))
+             .filter(pl.col("_node") != pl.col("_to")).select("_node", "_to").unique())
+    job.put("edges", bucket, edges)
+    return edges.height
+
+
+def _clusters_task(_: int, job: _Shuffle) -> tuple[int, int]:
+    """Connected components of the candidate pairs (only documents with a near duplicate take part); per
+    cluster the representative, and a removal for every other member. Returns (removals, clusters)."""
+    edges = pl.read_parquet(Path(job.scratch) / "edges" / "*.parquet")
+    if edges.height == 0:
+        job.put("near", 0, pl.DataFrame(schema={"_part": pl.UInt32, "_row": pl.UInt32, "duplicate_of": pl.Utf8}))
+        return 0, 0
+    nodes = pl.concat([edges["_node"], edges["_to"]]).unique().sort()
+    index = {"_node": nodes, "_i": pl.int_range(len(nodes), dtype=pl.UInt32, eager=True)}
+    lookup = pl.DataFrame(index)
+    src = edges.join(lookup, on="_node")["_i"].to_numpy()
+    dst = edges.join(lookup.rename({"_node": "_to"}), on="_to")["_i"].to_numpy()
+    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(len(nodes), len(nodes)))
+    _, labels = connected_components(graph, directed=False)
+    members = lookup.with_columns(pl.Series("_cluster", labels, dtype=pl.Int64),
+                                  (pl.col("_node") // _NODE_PART).cast(pl.UInt32).alias("_part"),
+                                  (pl.col("_node") % _NODE_PART).cast(pl.UInt32).alias("_row"))
+    keys = (pl.scan_parquet(Path(job.scratch) / "after" / "*.parquet")
+            .select("_part", "_row", "warc_record_id", "fetch_time")
+            .join(members.lazy().select("_part", "_row", "_cluster"), on=["_part", "_row"]).collect())
+    rows = _representatives(keys, "_cluster").filter(~pl.col("_is_rep"))
+    job.put("near", 0, rows.select("_part", "_row", "duplicate_of"))
+    return rows.height, int(labels.max()) + 1
+
+
+def _apply_task(number: int, job: _Shuffle) -> tuple[int, int, dict]:
+    """Map 3: the part's kept rows (boilerplate cut, in representative order) and removed rows, written.
+    Returns (kept, removed, removed by reason)."""
+    part = job.parts[number]
+    docs = _load(job.load, part)
+    columns = [c for c in docs.columns if c != "_row"]
+    before = docs.join(job.of_part("exact_before", number).filter(~pl.col("_is_rep"))
+                       .select("_row", "duplicate_of").collect(), on="_row")
+    empty = (job.of_part("after", number).filter(pl.col("_empty"))
+             .select("_row", pl.lit(None, pl.Utf8).alias("duplicate_of"), pl.lit("boilerplate_only").alias("_reason")))
+    later = pl.concat([empty.collect()] + [
+        job.of_part(step, number).select("_row", "duplicate_of", pl.lit(reason).alias("_reason")).collect()
+        for step, reason in (("exact_after", "exact_duplicate"), ("near", "near_duplicate"))])
+    cut = _survivors(docs, job, number).join(later, on="_row", how="left")
+    kept = (cut.filter(pl.col("_reason").is_null()).sort("fetch_time", "warc_record_id", "_row", nulls_last=True)
+            .select(*columns, "boilerplate_lines_removed"))
+    removed = pl.concat([_duplicate_removed(before.with_columns(pl.lit("exact_duplicate").alias("_reason"))),
+                         _duplicate_removed(cut.filter(pl.col("_reason").is_not_null()))], how="diagonal_relaxed")
+    job.write(part, kept, removed)
+    reasons = dict(removed["reason"].value_counts().iter_rows()) if removed.height else {}
+    log.info("dedup: part %d/%d (%s), %d kept, %d removed", number + 1, len(job.parts), part, kept.height,
+             removed.height)
+    return kept.height, removed.height, reasons
 
 
 def _duplicate_removed(rows: pl.DataFrame) -> pl.DataFrame:
-    rows = rows.sort("_ord")
+    """Removed rows in representative order, with the representative's id and a cluster number derived from
+    it (the same for every document removed in favour of one representative, whatever the engine)."""
+    rows = rows.sort("fetch_time", "warc_record_id", "_row", nulls_last=True)
+    cluster = pl.when(pl.col("duplicate_of").is_not_null()).then(
+        (pl.col("duplicate_of").hash(HASH_SEED) // 2).cast(pl.Int64))
     return removed_frame(rows, STAGE, pl.col("_reason")).with_columns(
-        rows["duplicate_of"], rows["_cluster"].cast(pl.Int64).alias("cluster_id"))
+        rows["duplicate_of"], rows.select(cluster.alias("cluster_id"))["cluster_id"])
+
+
+def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter, cfg: CurationConfig,
+                      engine: LocalEngine | RayEngine | None = None, scratch: str | Path | None = None) -> dict:
+    """Deduplicate documents spread over `parts`; no task holds more than one part's text or one hash
+    bucket's keys.
+
+    `load(part)` returns a part's documents, `write(part, kept, removed)` takes its results; both must be
+    picklable for the ray engine (e.g. `functools.partial` of the lake's functions). The work is map and
+    reduce tasks on `engine` (default: in this process), exchanging hashes through files under `scratch`
+    (a folder every task can read; default a temporary one):
+    1. map per part: page hashes and (host, line) keys;
+    2. reduce per page-hash bucket: exact duplicates; per host bucket: boilerplate line keys;
+    3. map per part: the cut, the hash of what is left, MinHash band buckets;
+    4. reduce per bucket: exact duplicates after the cut; documents sharing a band bucket (candidate pairs);
+    5. one task: connected components of the candidate pairs, one representative each;
+    6. map per part: the decisions applied and written.
+    Returns counts: input, kept, removed, per reason, and per part `(kept, removed, reasons)`.
+    """
+    if not parts:
+        return {"input": 0, "kept": 0, "removed": 0, "removed_by_reason": {}, "parts": {}}
+    engine = engine or LocalEngine()
+    with contextlib.ExitStack() as stack:
+        if scratch is None:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="dedup-"))
+        job = _Shuffle(tuple(parts), load, write, cfg, str(scratch), max(1, min(MAX_BUCKETS, len(parts))))
+        numbers, buckets = list(range(len(parts))), list(range(job.buckets))
+        sizes = engine.map(_index_task, numbers, "dedup 1/6 (page hashes)", job=job)
+        exact_before = sum(engine.map(_exact_before_task, buckets, "dedup 2/6 (exact duplicates)", job=job))
+        keys = sum(engine.map(_boilerplate_task, buckets, "dedup 2/6 (boilerplate lines)", job=job))
+        log.info("dedup: %d documents in %d parts, %d exact duplicates, %d boilerplate line keys, %d buckets",
+                 sum(sizes), len(parts), exact_before, keys, job.buckets)
+        engine.map(_sign_task, numbers, "dedup 3/6 (boilerplate cut, MinHash)", job=job)
+        exact_after = sum(engine.map(_exact_after_task, buckets, "dedup 4/6 (exact duplicates after the cut)",
+                                     job=job))
+        pairs = sum(engine.map(_candidate_pairs_task, buckets, "dedup 4/6 (LSH candidate pairs)", job=job))
+        (near, clusters), = engine.map(_clusters_task, [0], "dedup 5/6 (clusters)", job=job)
+        log.info("dedup: %d exact duplicates after the cut, %d candidate pairs, %d near duplicates in %d clusters",
+                 exact_after, pairs, near, clusters)
+        written = engine.map(_apply_task, numbers, "dedup 6/6 (write)", job=job)
+    counts: dict = {"input": sum(sizes), "kept": 0, "removed": 0, "removed_by_reason": Counter(), "parts": {}}
+    for part, (kept, removed, reasons) in zip(parts, written, strict=True):
+        counts["kept"] += kept
+        counts["removed"] += removed
+        counts["removed_by_reason"].update(reasons)
+        counts["parts"][part] = (kept, removed, reasons)
+    counts["removed_by_reason"] = dict(counts["removed_by_reason"])
+    return counts
 
 
 def deduplicate(docs: pl.DataFrame, cfg: CurationConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
