@@ -271,13 +271,16 @@ def language_sample(text: str) -> str:
 
 
 def detect_languages(texts: list[str], languages: tuple[str, ...] = ()) -> tuple[list[str], list[float]]:
-    """(ISO 639-1 code, confidence) per text; "unknown" with score 0 when lingua finds no language."""
+    """(ISO 639-1 code, confidence) per text; "unknown" with score 0 when lingua finds no language.
+
+    Confidences are rounded to 9 decimals: lingua's sums run in an order that differs between processes
+    (in their last bit), and the same page must get the same score in any worker."""
     detector = language_detector(tuple(languages))
     codes, scores = [], []
     for values in detector.compute_language_confidence_values_in_parallel([language_sample(t) for t in texts]):
         if values and values[0].value > 0:
             codes.append(values[0].language.iso_code_639_1.name.lower())
-            scores.append(float(values[0].value))
+            scores.append(round(float(values[0].value), 9))
         else:
             codes.append("unknown")
             scores.append(0.0)
