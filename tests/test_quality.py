@@ -168,7 +168,7 @@ def test_no_reference_text_skips_the_model_and_keeps_what_the_heuristics_pass(tm
     assert removed["reason"].to_list() == ["gopher_quality:too_few_words"]
     written = {}
     threshold = filter_quality_parts(["a", "b"], {"a": docs, "b": bad}.__getitem__,
-                                     lambda p, k, r: written.__setitem__(p, (k, r)), None, cfg, tmp_path / "s")
+                                     lambda p, k, r: written.__setitem__(p, (k, r)), None, cfg, tmp_path / "s")["threshold"]
     assert threshold is None and written["a"][0].height == 60 and written["b"][0].height == 0
 
 

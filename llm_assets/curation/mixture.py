@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ import polars as pl
 
 from llm_assets.benchmarks import load_items
 from llm_assets.curation.quality import stable_fraction
+from llm_assets.engine import LocalEngine
 from llm_assets.lake import PartLoader, PartWriter, removed_frame
 from llm_assets.profiles import CurationConfig
 from llm_assets.text import ngram_hits, ngram_table, normalized_text
@@ -170,39 +172,63 @@ def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list
     return kept, pl.concat(removed, how="diagonal_relaxed")
 
 
+@dataclass(frozen=True)
+class _MixtureJob:
+    """What every mixture task needs, as plain values (a task may run in another process or host)."""
+
+    parts: tuple[str, ...]
+    load: PartLoader
+    write: PartWriter
+    cfg: CurationConfig
+    site_of: Callable[[str | None], str] | None
+
+
+def _mix_task(number: int, job: _MixtureJob, ngrams: dict[int, np.ndarray],
+              validation_ids: frozenset[str] = frozenset()) -> dict:
+    """Mix one part and write it; returns its counts and its train document with the lowest split hash."""
+    part = job.parts[number]
+    kept, removed = build_mixture(job.load(part), job.cfg, site_of=job.site_of, ngrams=ngrams,
+                                  validation_ids=validation_ids)
+    job.write(part, kept, removed)
+    ids = kept.filter(pl.col("copy") == 0).select("warc_record_id", "split")
+    train_ids = ids.filter(pl.col("split") == "train")["warc_record_id"]
+    lowest = None
+    if train_ids.len():
+        u = stable_fraction(train_ids, "mixture-split")
+        lowest = (float(u[int(np.argmin(u))]), number, train_ids[int(np.argmin(u))])
+    log.info("mixture: part %d/%d (%s), %d rows", number + 1, len(job.parts), part, kept.height)
+    reasons = dict(removed["reason"].value_counts().iter_rows()) if removed.height else {}
+    return {"train": train_ids.len(), "validation": ids.height - train_ids.len(), "lowest": lowest,
+            "written": (kept.height, removed.height, reasons)}
+
+
 def build_mixture_parts(parts: list[str], load: PartLoader, write: PartWriter, cfg: CurationConfig,
                         benchmark_files: list[Path] | tuple = (),
-                        site_of: Callable[[str | None], str] | None = None) -> dict:
-    """`build_mixture` part by part: `load(part)` gives a part's documents, `write(part, kept, removed)`
-    takes its mixture rows; the benchmark n-grams are built once. If no document landed in validation
+                        site_of: Callable[[str | None], str] | None = None, engine=None) -> dict:
+    """`build_mixture` part by part, one task per part on `engine` (default: in this process): `load(part)`
+    gives a part's documents, `write(part, kept, removed)` takes its mixture rows (both picklable for the
+    ray engine); the benchmark n-grams are built once and shared. If no document landed in validation
     and at least two are in train, the part holding the train document with the lowest split hash is
     mixed and written again with that document in validation. Returns `train_documents`,
-    `validation_documents` and `moved_to_validation` (that document's id, or None)."""
+    `validation_documents`, `moved_to_validation` (that document's id, or None) and per part
+    `(kept, removed, reasons)` as `parts`."""
     items = read_benchmark_items(benchmark_files)
     ngrams = benchmark_ngrams(items, cfg.decontamination_ngram)
     log.info("mixture: %d benchmark items from %d files", len(items), len(benchmark_files))
-    train = validation = 0
-    lowest: tuple[float, int, str] | None = None  # (split hash, part number, id) of the first train document
-    for number, part in enumerate(parts):
-        kept, removed = build_mixture(load(part), cfg, site_of=site_of, ngrams=ngrams)
-        write(part, kept, removed)
-        ids = kept.filter(pl.col("copy") == 0).select("warc_record_id", "split")
-        train_ids = ids.filter(pl.col("split") == "train")["warc_record_id"]
-        train += train_ids.len()
-        validation += ids.height - train_ids.len()
-        if train_ids.len():
-            u = stable_fraction(train_ids, "mixture-split")
-            first = int(np.argmin(u))
-            if lowest is None or u[first] < lowest[0]:
-                lowest = (float(u[first]), number, train_ids[first])
-        log.info("mixture: part %d/%d (%s), %d rows", number + 1, len(parts), part, kept.height)
+    engine = engine or LocalEngine()
+    job = _MixtureJob(tuple(parts), load, write, cfg, site_of)
+    results = engine.map(_mix_task, list(range(len(parts))), "mixture", job=job, ngrams=ngrams)
+    train = sum(r["train"] for r in results)
+    validation = sum(r["validation"] for r in results)
+    written = {part: r["written"] for part, r in zip(parts, results, strict=True)}
+    candidates = [r["lowest"] for r in results if r["lowest"] is not None]
     moved = None
-    if validation == 0 and train >= 2 and cfg.validation_fraction > 0 and lowest is not None:
-        _, number, moved = lowest
-        kept, removed = build_mixture(load(parts[number]), cfg, site_of=site_of, ngrams=ngrams,
-                                      validation_ids={moved})
-        write(parts[number], kept, removed)
+    if validation == 0 and train >= 2 and cfg.validation_fraction > 0 and candidates:
+        _, number, moved = min(candidates)
+        again = _mix_task(number, job, ngrams, frozenset({moved}))
+        written[parts[number]] = again["written"]
         train, validation = train - 1, 1
         log.info("mixture: no document hashed into validation; moved %s there (a crawl of %d documents)",
                  moved, train + 1)
-    return {"train_documents": train, "validation_documents": validation, "moved_to_validation": moved}
+    return {"train_documents": train, "validation_documents": validation, "moved_to_validation": moved,
+            "parts": written}

@@ -26,6 +26,7 @@ import polars as pl
 from llm_assets.crawl import redact_url, resolve_sources
 from llm_assets.crawl.raw import crawl_to_parquet
 from llm_assets.curation import dedup, mixture, quality
+from llm_assets.engine import open_engine
 from llm_assets.lake import kept_path, lake_lock, prune_parts, read_part, scan_parts, write_part
 from llm_assets.profiles import CurationConfig, Profile, curation_for, get_profile
 
@@ -137,7 +138,8 @@ def check_inputs(benchmark_files: list[str | os.PathLike] | tuple, cfg: Curation
 
 def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Profile | None = None,
            benchmark_files: list[str | os.PathLike] | tuple = (), workers: int = 1,
-           reference_files: list[str | os.PathLike] | tuple = (), synthetic: bool = False) -> dict:
+           reference_files: list[str | os.PathLike] | tuple = (), synthetic: bool = False,
+           engine: str | None = None) -> dict:
     """Run every curation stage over `warc_paths` into the lake at `out_dir`; return per-stage summaries.
 
     `profile` is a profile name or object (default: `$LLM_ASSETS_PROFILE`, else `default`);
@@ -146,14 +148,17 @@ def curate(warc_paths: list[str], out_dir: str | os.PathLike, profile: str | Pro
     whether the crawl is the synthetic one (its tuned settings then apply, see `profiles.SYNTHETIC_WEB`);
     the caller knows, this package does not look into crawls for it. `workers` > 1 runs the per-file stages
     in that many spawned processes (each loads its own models, so it only pays off with many files and
-    free cores; callers need an `if __name__ == "__main__":` guard).
+    free cores; callers need an `if __name__ == "__main__":` guard). `engine` (`local`, `ray`; default
+`$LLM_ASSETS_ENGINE`, else `local`) says where the work runs: with `ray` every file's stages and every
+global stage's tasks are Ray tasks (see `llm_assets.engine`), and `workers` is the cluster's.
 
     The run holds `lake_lock(out_dir)`: a second run into the same folder is refused (`LakeBusyError`)
     instead of overwriting and pruning this one's parts. Benchmark and reference files are read first
     (`check_inputs`). No source URL's credentials reach the log or the summary.
     """
-    with lake_lock(out_dir, "curate"):
-        return _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_files, synthetic)
+    with lake_lock(out_dir, "curate"), open_engine(engine) as running:
+        return _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_files, synthetic,
+                       running)
 
 
 def _curation_config(profile: str | Profile | None, synthetic: bool, reference_files) -> CurationConfig:
@@ -164,10 +169,14 @@ def _curation_config(profile: str | Profile | None, synthetic: bool, reference_f
     return cfg
 
 
+def _curate_file_task(source: tuple[str, str], out: str, cfg: CurationConfig) -> dict:
+    return curate_file(*source, out, cfg)
+
+
 def _curate_files(sources: dict[str, str], out: Path, cfg: CurationConfig, workers: int,
-                  tallies: dict[str, _StageTally]) -> dict:
-    """The per-file stages of every source, in `workers` processes; adds to `tallies`, returns the
-    raw_crawl figures."""
+                  tallies: dict[str, _StageTally], engine) -> dict:
+    """The per-file stages of every source, as tasks of the ray engine or in `workers` local processes;
+    adds to `tallies`, returns the raw_crawl figures."""
     raw_stats: dict = {"files": len(sources), "bytes_read": 0, "skipped": Counter()}
 
     def collect(result: dict) -> None:
@@ -176,6 +185,10 @@ def _curate_files(sources: dict[str, str], out: Path, cfg: CurationConfig, worke
         raw_stats["bytes_read"] += result["bytes_read"]
         raw_stats["skipped"].update(result["skipped"])
 
+    if engine.name == "ray":
+        for result in engine.map(_curate_file_task, list(sources.items()), "curate: files", out=str(out), cfg=cfg):
+            collect(result)
+        return raw_stats
     if workers == 1:
         for number, (part, uri) in enumerate(sources.items(), 1):
             log.info("curate: file %d/%d %s", number, len(sources), redact_url(uri))
@@ -191,13 +204,13 @@ def _curate_files(sources: dict[str, str], out: Path, cfg: CurationConfig, worke
     return raw_stats
 
 
-class _GlobalStages:
-    """The global stages over the lake at `out`, one part's text in memory at a time, outputs kept per input
-    part. `run(stage)` runs one and returns its extra figures; `written` holds what each part's last write
-    kept and removed."""
+class GlobalStages:
+    """The global stages over the lake at `out` as tasks on `engine`, one part's text in memory per task,
+    outputs kept per input part. `run(stage)` runs one and returns its extra figures; `written` holds what
+    each part's write kept and removed."""
 
-    def __init__(self, out: Path, parts: list[str], cfg: CurationConfig, benchmark_files) -> None:
-        self.out, self.parts, self.cfg = out, parts, cfg
+    def __init__(self, out: Path, parts: list[str], cfg: CurationConfig, benchmark_files, engine) -> None:
+        self.out, self.parts, self.cfg, self.engine = out, parts, cfg, engine
         self.benchmark_files = [Path(p) for p in benchmark_files]
         self.written: dict[str, dict[str, tuple]] = {stage: {} for stage in GLOBAL_STAGES}
 
@@ -210,16 +223,13 @@ class _GlobalStages:
         return functools.partial(read_part, self.out, stage)
 
     def _write(self, stage: str):
-        def writer(part: str, kept: pl.DataFrame, removed: pl.DataFrame) -> None:
-            write_part(self.out, stage, part, kept, removed)
-            reasons = (dict(removed["reason"].value_counts().iter_rows())
-                       if removed.height and "reason" in removed.columns else {})
-            self.written[stage][part] = (kept.height, removed.height, reasons)
-        return writer
+        return functools.partial(write_part, self.out, stage)
 
     def _deduplicate(self) -> None:
-        dedup.deduplicate_parts(self.parts, self._load("filtered_documents"), self._write("deduplicated_documents"),
-                                self.cfg)
+        with tempfile.TemporaryDirectory(dir=self.out, prefix=".dedup-") as scratch:
+            counts = dedup.deduplicate_parts(self.parts, self._load("filtered_documents"),
+                                             self._write("deduplicated_documents"), self.cfg, self.engine, scratch)
+        self.written["deduplicated_documents"] = counts["parts"]
 
     def _train_classifier(self) -> dict:
         return quality.train_quality_classifier(
@@ -228,16 +238,21 @@ class _GlobalStages:
 
     def _filter_quality(self) -> None:
         with tempfile.TemporaryDirectory(dir=self.out, prefix=".quality-") as scratch:
-            quality.filter_quality_parts(self.parts, self._load("deduplicated_documents"),
-                                         self._write("quality_documents"),
-                                         quality.trained_model(self.out / "quality_classifier"), self.cfg, scratch)
+            result = quality.filter_quality_parts(self.parts, self._load("deduplicated_documents"),
+                                                  self._write("quality_documents"),
+                                                  quality.trained_model(self.out / "quality_classifier"), self.cfg,
+                                                  scratch, self.engine)
+        self.written["quality_documents"] = result["parts"]
 
     def _mix(self) -> dict:
-        return mixture.build_mixture_parts(self.parts, self._load("quality_documents"),
-                                           self._write("training_mixture"), self.cfg, self.benchmark_files)
+        result = mixture.build_mixture_parts(self.parts, self._load("quality_documents"),
+                                             self._write("training_mixture"), self.cfg, self.benchmark_files,
+                                             engine=self.engine)
+        self.written["training_mixture"] = result.pop("parts")
+        return result
 
 
-def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_files, synthetic) -> dict:
+def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_files, synthetic, engine) -> dict:
     cfg = _curation_config(profile, synthetic, reference_files)
     log.info("curate: %s curation settings", cfg.settings)
     out = Path(out_dir)
@@ -245,13 +260,13 @@ def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_fi
     inputs = check_inputs(benchmark_files, cfg)
     tallies = {stage: _StageTally() for stage in STAGES}
     started = time.perf_counter()
-    workers = max(1, min(workers, len(sources)))
-    raw_stats = _curate_files(sources, out, cfg, workers, tallies)
+    workers = engine.workers if engine.name == "ray" else max(1, min(workers, len(sources)))
+    raw_stats = _curate_files(sources, out, cfg, workers, tallies, engine)
     # the per-file stages ran in parallel: their summed seconds overstate the wall time they took
     files_wall = time.perf_counter() - started
 
     parts = list(sources)
-    global_stages = _GlobalStages(out, parts, cfg, benchmark_files)
+    global_stages = GlobalStages(out, parts, cfg, benchmark_files, engine)
     figures = {}
     for stage in GLOBAL_STAGES:
         t0 = time.perf_counter()
@@ -261,7 +276,7 @@ def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_fi
     for stage in GLOBAL_STAGES:
         prune_parts(out, stage, parts)
 
-    summaries: dict = {"curation_settings": cfg.settings, "inputs": inputs}
+    summaries: dict = {"curation_settings": cfg.settings, "inputs": inputs, "engine": engine.name}
     summaries.update({stage: tally.summary() for stage, tally in tallies.items()})
     summaries["raw_crawl"].update(files=raw_stats["files"], bytes_read=raw_stats["bytes_read"],
                                   skipped=dict(raw_stats["skipped"]))

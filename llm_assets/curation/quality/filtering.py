@@ -7,12 +7,14 @@ over parts the stage scores every part before it splits any.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from llm_assets.lake import PartLoader, PartWriter, removed_frame
+from llm_assets.engine import LocalEngine
+from llm_assets.lake import PartLoader, PartWriter, removed_frame, write_parquet
 from llm_assets.profiles import CurationConfig
 
 from .classifier import quality_scores
@@ -41,38 +43,104 @@ def filter_quality(docs: pl.DataFrame, model_path: str | Path | None, cfg: Curat
     return kept, removed
 
 
+_SCORE_BINS = np.linspace(0.0, 1.0, 2**16 + 1)  # the threshold search's histogram of model scores
+
+
+@dataclass(frozen=True)
+class _QualityJob:
+    """What every quality task needs, as plain values (a task may run in another process or host)."""
+
+    parts: tuple[str, ...]
+    load: PartLoader
+    write: PartWriter
+    model_path: str | None
+    cfg: CurationConfig
+    scratch: str
+
+    def file(self, number: int, side: str) -> Path:
+        return Path(self.scratch) / f"{number}.{side}.parquet"
+
+    def scores(self, number: int) -> np.ndarray:
+        return pl.read_parquet(self.file(number, "passing"), columns=["quality_score"])["quality_score"].to_numpy()
+
+
+def _score_bin(scores: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(_SCORE_BINS, scores, side="right") - 1, 0, len(_SCORE_BINS) - 2)
+
+
+def _score_task(number: int, job: _QualityJob) -> np.ndarray:
+    """Pass 1 of a part: heuristics and model scores, kept in the scratch folder; returns the histogram of
+    its scores (a few hundred KB whatever the part's size)."""
+    passing, heuristic_removed = score_quality(job.load(job.parts[number]), job.model_path, job.cfg)
+    write_parquet(passing, job.file(number, "passing"))
+    write_parquet(heuristic_removed, job.file(number, "removed"))
+    log.info("quality pass 1/2: part %d/%d (%s), %d past the heuristics", number + 1, len(job.parts),
+             job.parts[number], passing.height)
+    if job.model_path is None:
+        return np.zeros(len(_SCORE_BINS) - 1, np.int64)
+    return np.bincount(_score_bin(job.scores(number)), minlength=len(_SCORE_BINS) - 1)
+
+
+def _scores_in_bin_task(number: int, job: _QualityJob, score_bin: int) -> np.ndarray:
+    scores = job.scores(number)
+    return scores[_score_bin(scores) == score_bin]
+
+
+def _split_task(number: int, job: _QualityJob, threshold: float | None) -> tuple[int, int, dict]:
+    """Pass 2 of a part: split by the threshold and write; returns (kept, removed, removed by reason)."""
+    passing = pl.read_parquet(job.file(number, "passing"))
+    kept, removed = split_by_score(passing, pl.read_parquet(job.file(number, "removed")), threshold)
+    job.write(job.parts[number], kept, removed)
+    job.file(number, "passing").unlink()
+    job.file(number, "removed").unlink()
+    reasons = dict(removed["reason"].value_counts().iter_rows()) if removed.height else {}
+    return kept.height, removed.height, reasons
+
+
+def _lower_quantile(histograms: list[np.ndarray], share: float, engine, job: _QualityJob) -> float | None:
+    """`np.quantile(all scores, share, method="lower")` without gathering the scores: the histograms find
+    the bin of the wanted rank, and only that bin's scores are fetched. None when there are no scores."""
+    counts = np.sum(histograms, axis=0) if histograms else np.zeros(0, np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return None
+    rank = int(np.floor(np.float64(share) * (total - 1)))  # numpy's "lower" index
+    cumulative = np.cumsum(counts)
+    score_bin = int(np.searchsorted(cumulative, rank, side="right"))
+    below = int(cumulative[score_bin - 1]) if score_bin else 0
+    in_bin = np.sort(np.concatenate(engine.map(_scores_in_bin_task, range(len(job.parts)),
+                                               "quality threshold", job=job, score_bin=score_bin)))
+    return float(in_bin[rank - below])
+
+
 def filter_quality_parts(parts: list[str], load: PartLoader, write: PartWriter, model_path: str | Path | None,
-                         cfg: CurationConfig, scratch: str | Path) -> float | None:
+                         cfg: CurationConfig, scratch: str | Path, engine=None) -> dict:
     """`filter_quality` over documents spread over `parts`, one part's text in memory at a time.
 
-    `load(part)` returns a part's documents and `write(part, kept, removed)` takes its results. The model
-    threshold depends on every score, so scored parts wait in `scratch` (a folder this function may fill
-    and empty) until all are scored. Returns the threshold used (None when `model_path` is None: the model
-    was skipped and every document past the heuristics is kept).
+    `load(part)` returns a part's documents and `write(part, kept, removed)` takes its results (picklable
+    for the ray engine). Each part is scored by a task on `engine` (default: in this process) into
+    `scratch` (a folder this function may fill and empty, readable by every task). The model threshold
+    depends on every score: the tasks return histograms of their scores, and the exact quantile is read
+    from them. Returns `threshold` (None when `model_path` is None: the model was skipped and every
+    document past the heuristics is kept) and per part `(kept, removed, reasons)`.
     """
-    scratch = Path(scratch)
-    scratch.mkdir(parents=True, exist_ok=True)
-    scores = []
-    for number, part in enumerate(parts, 1):
-        passing, heuristic_removed = score_quality(load(part), model_path, cfg)
-        passing.write_parquet(scratch / f"{number}.passing.parquet")
-        heuristic_removed.write_parquet(scratch / f"{number}.removed.parquet")
-        scores.append(passing["quality_score"].to_numpy())
-        log.info("quality pass 1/2: part %d/%d (%s), %d past the heuristics", number, len(parts), part,
-                 passing.height)
+    Path(scratch).mkdir(parents=True, exist_ok=True)
+    engine = engine or LocalEngine()
+    job = _QualityJob(tuple(parts), load, write, None if model_path is None else str(model_path), cfg, str(scratch))
+    numbers = list(range(len(parts)))
+    histograms = engine.map(_score_task, numbers, "quality pass 1/2 (heuristics, model)", job=job)
     threshold = None
     if model_path is not None:
-        threshold = effective_threshold(np.concatenate(scores) if scores else np.zeros(0), cfg)
+        threshold = float(cfg.quality_threshold)
+        share = float(getattr(cfg, "quality_max_drop_share", 1.0))
+        if share < 1.0:
+            quantile = _lower_quantile(histograms, max(share, 0.0), engine, job)
+            threshold = threshold if quantile is None else min(threshold, quantile)
         log.info("quality: model threshold %.4f", threshold)
     else:
         log.info("quality: no model (skipped); every document past the heuristics is kept")
-    for number, part in enumerate(parts, 1):
-        passing = pl.read_parquet(scratch / f"{number}.passing.parquet")
-        heuristic_removed = pl.read_parquet(scratch / f"{number}.removed.parquet")
-        write(part, *split_by_score(passing, heuristic_removed, threshold))
-        (scratch / f"{number}.passing.parquet").unlink()
-        (scratch / f"{number}.removed.parquet").unlink()
-    return threshold
+    written = engine.map(_split_task, numbers, "quality pass 2/2 (split)", job=job, threshold=threshold)
+    return {"threshold": threshold, "parts": dict(zip(parts, written, strict=True))}
 
 
 def score_quality(docs: pl.DataFrame, model_path: str | Path | None, cfg: CurationConfig
