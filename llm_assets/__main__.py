@@ -14,6 +14,7 @@ from pathlib import Path
 
 from llm_assets import profiles
 from llm_assets.cli import DEBUG_ENV, debug_requested
+from llm_assets.engine import ENGINE_ENV, ENGINES, RAY_ADDRESS_ENV
 
 
 def _cmd_build(args) -> int:
@@ -23,7 +24,7 @@ def _cmd_build(args) -> int:
     # one build per lake and profile: a second would overwrite and prune the first one's parts
     lake = Path(profiles.data_dir()) / profiles.get_profile(args.profile).name
     with lake_lock(lake, "build"):
-        return build(args.profile, args.select, args.crawl, args.seed, args.workers)
+        return build(args.profile, args.select, args.crawl, args.seed, args.workers, args.engine)
 
 
 def _out_folder(out: str) -> str:
@@ -64,7 +65,8 @@ def _cmd_curate(args) -> int:
 
     uris = list(resolve_sources(args.warc).values())
     summary = curate(uris, _out_folder(args.out), profiles.get_profile(args.profile), args.benchmark or [],
-                     reference_files=args.reference or [], synthetic=is_synthetic_crawl_files(uris))
+                     reference_files=args.reference or [], synthetic=is_synthetic_crawl_files(uris),
+                     engine=args.engine)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -162,6 +164,11 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
 
 
+def _engine_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=ENGINES, help=f"where the global stages run (default: ${ENGINE_ENV} or "
+                   f"'local'); 'ray' joins ${RAY_ADDRESS_ENV} or starts a local Ray cluster for the run")
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -179,6 +186,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, help="seed of the synthetic crawl (default 0)")
     b.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="crawl partitions run in parallel processes (default: up to 2)")
+    _engine_arg(b)
     b.set_defaults(func=_cmd_build)
 
     s = sub.add_parser("synth-crawl", parents=[common], help="write the synthetic world's web crawl (WARC + ground truth)")
@@ -197,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--reference", nargs="+", metavar="FILE_OR_DIR",
                    help="reference text for the quality model (Parquet `text`, JSONL `text`, or .txt with "
                    "blank-line separated documents; folders of them); read before curation starts")
+    _engine_arg(c)
     c.set_defaults(func=_cmd_curate)
 
     g = sub.add_parser("generate", parents=[common], help="stream a completion from a checkpoint (KV cache)")

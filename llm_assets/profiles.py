@@ -110,6 +110,8 @@ class TokenizerSize:
     vocab_size: int
     shard_tokens: int = 1 << 20  # tokens per binary shard
     batch_documents: int = 256
+    # BPE training reads at most this many characters of train text (in mixture order): a bounded sample
+    train_characters: int = 2_000_000_000
 
 
 @dataclass(frozen=True)

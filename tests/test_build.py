@@ -87,11 +87,12 @@ def write_mixture(lake: Path, texts: list[str], split: str = "train") -> None:
 def materialize_downstream(root: Path, assets: list, crawl_file: Path):
     from dagster import DagsterInstance, materialize
 
-    from llm_assets.defs.resources import CrawlSource, LakeResource
+    from llm_assets.defs.resources import CrawlSource, EngineResource, LakeResource
     from llm_assets.defs.training import TrainerResource, TrainingLauncher
 
     resources = {"lake": LakeResource(root=str(root), profile="smoke"),
                  "crawl": CrawlSource(sources=[str(crawl_file)], profile="smoke", data_root=str(root)),
+                 "engine": EngineResource(),
                  "trainer": TrainerResource(accelerator="cpu"), "launcher": TrainingLauncher()}
     return materialize(assets, resources=resources, instance=DagsterInstance.ephemeral(), raise_on_error=False)
 

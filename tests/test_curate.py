@@ -133,10 +133,11 @@ def _materialize_curation(sources: list[str], root) -> dict:
 
     from llm_assets.defs.crawl import raw_crawl
     from llm_assets.defs.curation import GLOBAL, PARTITIONED
-    from llm_assets.defs.resources import CrawlSource, LakeResource
+    from llm_assets.defs.resources import CrawlSource, EngineResource, LakeResource
 
     resources = {"lake": LakeResource(root=str(root), profile="smoke"),
-                 "crawl": CrawlSource(sources=sources, profile="smoke", data_root=str(root))}
+                 "crawl": CrawlSource(sources=sources, profile="smoke", data_root=str(root)),
+                 "engine": EngineResource()}
     instance = DagsterInstance.ephemeral()
     keys = list(resources["crawl"].resolve())
     instance.add_dynamic_partitions("warc_files", keys)

@@ -18,6 +18,7 @@ from llm_assets.defs.common import GPU_POOL
 from llm_assets.defs.partitions import warc_files
 from llm_assets.defs.resources import CRAWL_ENV, SEED_ENV, default_resources
 from llm_assets.defs.run_health import RUN_TAGS, fail_orphaned_runs, process_tags
+from llm_assets.engine import ENGINE_ENV, engine_name
 from llm_assets.training.lifeline import die_with_parent
 
 from .console import concise_console_logger
@@ -60,9 +61,12 @@ def _run(selection_keys: list[str], partition_key: str | None) -> dict:
             "assets": summary}
 
 
-def _set_environment(profile: str | None, crawl: list[str] | None, seed: int | None) -> None:
+def _set_environment(profile: str | None, crawl: list[str] | None, seed: int | None,
+                     engine: str | None = None) -> None:
     """Put the command's options where the resources read them (worker processes inherit them), and make
     the instance folder."""
+    if engine:
+        os.environ[ENGINE_ENV] = engine_name(engine)
     if profile:
         os.environ[profiles.PROFILE_ENV] = profiles.get_profile(profile).name
     if crawl:
@@ -116,9 +120,10 @@ def _run_all(instance: DagsterInstance, partitioned: list[str], unpartitioned: l
 
 
 def build(profile: str | None, select: str | None, crawl: list[str] | None, seed: int | None,
-          workers: int) -> int:
-    """Materialize the selected assets (all by default); print a summary; 0 when every run succeeded."""
-    _set_environment(profile, crawl, seed)
+          workers: int, engine: str | None = None) -> int:
+    """Materialize the selected assets (all by default); print a summary; 0 when every run succeeded.
+    `engine` (`local`, `ray`) is where the global curation stages run (default: $LLM_ASSETS_ENGINE)."""
+    _set_environment(profile, crawl, seed, engine)
     profile_name = profiles.get_profile().name
     print(f"profile {profile_name}; lake {profiles.data_dir()}/{profile_name}; "
           f"instance {os.environ['DAGSTER_HOME']}", flush=True)

@@ -1,6 +1,8 @@
 """What every defs module shares: check and metadata helpers, reading a stage's parts, the `gpu` pool."""
 
+import contextlib
 import json
+import tempfile
 from pathlib import Path
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
@@ -49,3 +51,12 @@ def stage_parts(lake: LakeResource, stage: str) -> list[str]:
     if not parts:
         raise FileNotFoundError(f"{stage} has no part files under {lake.asset_dir(stage)}; materialize it first")
     return parts
+
+
+@contextlib.contextmanager
+def scratch_dir(lake: LakeResource, stage: str):
+    """A scratch folder in the lake beside the stage's folder (readable by every task of the engine),
+    removed after the step."""
+    lake.path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=lake.path, prefix=f".{stage}-") as scratch:
+        yield scratch

@@ -1,7 +1,6 @@
 """Curation assets: thin wrappers that read the lake, call one library function, write, and report."""
 
 import functools
-import tempfile
 from pathlib import Path
 
 import polars as pl
@@ -13,9 +12,9 @@ from llm_assets.lake import kept_path, part_files, prune_parts, read_part, scan_
 from llm_assets.synthetic.crawl_folder import LABELS_FILE
 from llm_assets.text import normalized_text
 
-from .common import check, kept_files, metadata_value, spec, stage_parts
+from .common import check, kept_files, metadata_value, scratch_dir, spec, stage_parts
 from .partitions import warc_files
-from .resources import CrawlSource, LakeResource
+from .resources import CrawlSource, EngineResource, LakeResource
 
 GROUP = "curation"
 OWNERS = ["team:data"]
@@ -75,7 +74,7 @@ def settings(cfg) -> dict:
 
 @asset(
     partitions_def=warc_files, deps=STAGE_INPUTS["extracted_documents"], group_name=GROUP, owners=OWNERS,
-    kinds={"parquet"}, code_version="extracted_documents-1",
+    kinds={"parquet"}, code_version="extracted_documents-2",
     description="Main-content text and title of each HTML page, with language and score; non-HTML, "
     "error statuses, empty pages and extraction failures removed with reasons.",
     # a warning, not a gate: a real crawl has WARC files of only images, scripts and redirects; the crawl-wide
@@ -122,20 +121,21 @@ def filtered_documents(context: AssetExecutionContext, lake: LakeResource, crawl
 
 @asset(
     deps=STAGE_INPUTS["deduplicated_documents"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
-    code_version="deduplicated_documents-1",
+    code_version="deduplicated_documents-2",
     description="Global deduplication over every crawl partition: exact (normalized text hash), near "
     "(MinHash LSH over word n-grams, bands x rows), and lines repeated across a site's pages.",
     check_specs=[spec("deduplicated_documents", "no_exact_duplicates",
                       "No two kept documents have the same normalized text.", blocking=True)],
 )
-def deduplicated_documents(lake: LakeResource, crawl: CrawlSource):
+def deduplicated_documents(lake: LakeResource, crawl: CrawlSource, engine: EngineResource):
     parts = list(crawl.resolve())
     kept_files(lake, "filtered_documents", parts)
     cfg = crawl.curation()
 
     def step(write):
-        counts = dedup.deduplicate_parts(parts, loader(lake, "filtered_documents"), write, cfg)
-        return {"input_documents": counts["input"], **settings(cfg)}
+        with engine.open() as running, scratch_dir(lake, "deduplicated_documents") as scratch:
+            counts = dedup.deduplicate_parts(parts, loader(lake, "filtered_documents"), write, cfg, running, scratch)
+        return {"input_documents": counts["input"], "engine": running.name, **settings(cfg)}
 
     meta = run_global_stage(lake, "deduplicated_documents", parts, step)
     yield MaterializeResult(metadata=meta)
@@ -185,17 +185,16 @@ def quality_classifier(lake: LakeResource, crawl: CrawlSource):
     # a warning: the gate before the tokenizer is training_mixture's train_nonempty, which names the cause
     check_specs=[spec("quality_documents", "has_documents", "Documents survive the quality filters.")],
 )
-def quality_documents(lake: LakeResource, crawl: CrawlSource):
+def quality_documents(lake: LakeResource, crawl: CrawlSource, engine: EngineResource):
     parts = stage_parts(lake, "deduplicated_documents")
     model = quality.trained_model(lake.asset_dir("quality_classifier"))
     cfg = crawl.curation()
 
     def step(write):
-        with tempfile.TemporaryDirectory(dir=lake.asset_dir("quality_documents").parent,
-                                         prefix=".quality-") as scratch:
+        with engine.open() as running, scratch_dir(lake, "quality_documents") as scratch:
             threshold = quality.filter_quality_parts(parts, loader(lake, "deduplicated_documents"), write,
-                                                     model, cfg, scratch)
-        return {"model_threshold": threshold if threshold is not None else "none",
+                                                     model, cfg, scratch, running)["threshold"]
+        return {"model_threshold": threshold if threshold is not None else "none", "engine": running.name,
                 "quality_model": "used" if model is not None else "skipped (see quality_classifier)",
                 **settings(cfg)}
 
@@ -220,12 +219,18 @@ def quality_documents(lake: LakeResource, crawl: CrawlSource):
              blocking=True),
     ],
 )
-def training_mixture(lake: LakeResource, crawl: CrawlSource):
+def training_mixture(lake: LakeResource, crawl: CrawlSource, engine: EngineResource):
     parts = stage_parts(lake, "quality_documents")
     cfg = crawl.curation()
     benchmarks = crawl.benchmarks()
-    meta = run_global_stage(lake, "training_mixture", parts, lambda write: {**mixture.build_mixture_parts(
-        parts, loader(lake, "quality_documents"), write, cfg, benchmarks), **settings(cfg)})
+
+    def step(write):
+        with engine.open() as running:
+            counts = mixture.build_mixture_parts(parts, loader(lake, "quality_documents"), write, cfg, benchmarks,
+                                                 engine=running)
+        return {**{k: v for k, v in counts.items() if k != "parts"}, "engine": running.name, **settings(cfg)}
+
+    meta = run_global_stage(lake, "training_mixture", parts, step)
     meta["benchmark_files"] = metadata_value([str(p) for p in benchmarks])
     synthetic = crawl.synthetic_folder()
     if synthetic is not None:

@@ -12,6 +12,7 @@ from dagster import ConfigurableResource
 
 from llm_assets import profiles
 from llm_assets.crawl import resolve_sources
+from llm_assets.engine import open_engine
 from llm_assets.synthetic import generate_crawl, is_current_synthetic_crawl, is_synthetic_crawl
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, SFT_FILE
 
@@ -127,6 +128,21 @@ def _split_env(name: str) -> list[str]:
     return os.environ.get(name, "").split()
 
 
+class EngineResource(ConfigurableResource):
+    """Where the global curation stages run: `local` (this process) or `ray` (a Ray cluster at
+    `ray_address`, or a local one of `workers` CPUs started for the step). Empty fields are read from
+    $LLM_ASSETS_ENGINE, $LLM_ASSETS_RAY_ADDRESS and $LLM_ASSETS_RAY_WORKERS when the step runs."""
+
+    name: str = ""
+    ray_address: str = ""
+    workers: int = 0
+
+    @contextmanager
+    def open(self):
+        with open_engine(self.name or None, self.ray_address or None, self.workers or None) as running:
+            yield running
+
+
 def default_resources() -> dict:
     """Resources from the environment: LLM_ASSETS_PROFILE, LLM_ASSETS_DATA_DIR, LLM_ASSETS_CRAWL, ..."""
     profile = profiles.get_profile().name
@@ -143,4 +159,5 @@ def default_resources() -> dict:
             sft_files=_split_env(SFT_ENV),
             reference_files=_split_env(REFERENCE_ENV),
         ),
+        "engine": EngineResource(),
     }

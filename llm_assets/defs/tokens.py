@@ -7,8 +7,8 @@ from llm_assets.tokens import checks as token_checks
 from llm_assets.tokens.shards import write_shards
 from llm_assets.tokens.tokenizer import measure_compression, mixture_texts, split_counts, train_tokenizer
 
-from .common import check, kept_files, metadata_value, spec, stage_parts
-from .resources import LakeResource
+from .common import check, kept_files, metadata_value, scratch_dir, spec, stage_parts
+from .resources import EngineResource, LakeResource
 
 GROUP = "tokens"
 OWNERS = ["team:modeling"]
@@ -38,7 +38,7 @@ def tokenizer(context: AssetExecutionContext, lake: LakeResource):
     if not documents.get("train"):
         raise ValueError(f"training_mixture has 0 train documents ({documents.get('validation', 0)} validation): "
                          "nothing to train the tokenizer on")
-    stats = train_tokenizer(mixture_texts(files, "train"), size.vocab_size, out)
+    stats = train_tokenizer(mixture_texts(files, "train", max_characters=size.train_characters), size.vocab_size, out)
     # with no validation documents (a tiny crawl), compression and the round trip are measured on train text
     measured = "validation" if documents.get("validation") else "train"
     sample = list(mixture_texts(files, measured, max_characters=20_000_000))
@@ -67,11 +67,12 @@ def tokenizer(context: AssetExecutionContext, lake: LakeResource):
         spec("token_shards", "no_validation_leak", "No validation document is in train.", blocking=True),
     ],
 )
-def token_shards(lake: LakeResource):
+def token_shards(lake: LakeResource, engine: EngineResource):
     size = lake.profile_def().tokenizer
     out = lake.asset_dir("token_shards")
-    manifest = write_shards(mixture_files(lake), tokenizer_path(lake), out, size.shard_tokens,
-                            size.batch_documents)
+    with engine.open() as running, scratch_dir(lake, "token_shards") as scratch:
+        manifest = write_shards(mixture_files(lake), tokenizer_path(lake), out, size.shard_tokens,
+                                size.batch_documents, running, scratch)
     totals = {split: sum(s["tokens"] for s in shards) for split, shards in manifest["splits"].items()}
     yield MaterializeResult(metadata={
         "path": MetadataValue.path(str(out)),

@@ -19,29 +19,32 @@ REQUIRED_COLUMNS = ("text", "split", "warc_record_id")
 
 @dataclass
 class DocumentBatch:
-    """Documents of one split, in order: their texts and `warc_record_id`, `copy`, `text_hash`."""
+    """Documents of one split, in order: their texts and `warc_record_id`, `copy`, `text_hash`, and their
+    fetch times when the mixture has them (what the merge of encoded parts orders by)."""
 
     split: str
     texts: list[str]
     meta: pl.DataFrame  # warc_record_id, copy, text_hash
+    fetch_time: pl.Series | None = None
 
 
-def _file_frames(files: list[Path], batch_documents: int) -> Iterator[Iterator[pl.DataFrame]]:
-    """Per file, its record batches as frames with `text`, `split`, `warc_record_id`, `copy` (and
-    `fetch_time` when the file has it), after checking the columns."""
+def _file_frames(files: list[Path], batch_documents: int,
+                 required: tuple[str, ...] = REQUIRED_COLUMNS) -> Iterator[Iterator[pl.DataFrame]]:
+    """Per file, its record batches as frames with the `required` columns, `copy` (and `fetch_time` when
+    the file has it), after checking the columns."""
     for path in files:
         parquet = pq.ParquetFile(path)
         names = parquet.schema_arrow.names
-        missing = [c for c in REQUIRED_COLUMNS if c not in names]
+        missing = [c for c in required if c not in names]
         if missing:
             raise ValueError(f"mixture file {path}: missing column(s) {', '.join(missing)}; "
                              f"it has {', '.join(names)}")
-        columns = [*REQUIRED_COLUMNS, *(c for c in ("copy", "fetch_time") if c in names)]
+        columns = [*required, *(c for c in ("copy", "fetch_time") if c in names)]
 
         def frames(parquet=parquet, path=path, columns=columns) -> Iterator[pl.DataFrame]:
             for record_batch in parquet.iter_batches(batch_size=batch_documents, columns=columns):
                 frame = pl.from_arrow(record_batch)
-                if frame.schema["text"] != pl.Utf8:
+                if "text" in frame.columns and frame.schema["text"] != pl.Utf8:
                     raise ValueError(f"mixture file {path}: column text is {frame.schema['text']}, "
                                      "expected a string")
                 frame = frame.with_columns(pl.col("split").cast(pl.Utf8))
@@ -60,7 +63,8 @@ def _with_order_key(frame: pl.DataFrame) -> pl.DataFrame:
     ], separator="\x00").alias("_key"))
 
 
-def _in_fetch_order(files: list[Path], batch_documents: int) -> Iterator[pl.DataFrame]:
+def in_fetch_order(files: list[Path], batch_documents: int,
+                   required: tuple[str, ...] = REQUIRED_COLUMNS) -> Iterator[pl.DataFrame]:
     """The documents of all files merged by (fetch time, record id, copy).
 
     The training mixture is written one part per WARC file, each part in that order; merging the parts
@@ -73,12 +77,12 @@ def _in_fetch_order(files: list[Path], batch_documents: int) -> Iterator[pl.Data
         "fetch_time" in schema.names and isinstance(schema.field("fetch_time").type, pa.TimestampType)
         for schema in schemas)
     if not ordered:
-        for frames in _file_frames(files, batch_documents):
+        for frames in _file_frames(files, batch_documents, required):
             yield from frames
         return
     # a batch per file, smaller with many files so the merge holds about 64 K documents at most
     per_file = max(64, min(batch_documents, 65_536 // len(files)))
-    sources = [iter(frames) for frames in _file_frames(files, per_file)]
+    sources = [iter(frames) for frames in _file_frames(files, per_file, required)]
     buffers: list[pl.DataFrame | None] = [None] * len(sources)
 
     def refill(i: int) -> None:
@@ -114,7 +118,7 @@ def iter_batches(files: list[Path], batch_documents: int, splits: tuple[str, ...
                  skipped: dict[str, int]) -> Iterator[DocumentBatch]:
     """Per-split batches of documents, streamed from the mixture files in record batches and merged in fetch
     order; documents with empty text or a split not in `splits` are counted in `skipped` and left out."""
-    for frame in _in_fetch_order(files, batch_documents):
+    for frame in in_fetch_order(files, batch_documents):
         empty = frame["text"].is_null() | (frame["text"] == "")
         unknown = ~frame["split"].is_in(splits) | frame["split"].is_null()
         for reason, mask in (("empty_text", empty), ("unknown_split", unknown & ~empty)):
@@ -128,4 +132,5 @@ def iter_batches(files: list[Path], batch_documents: int, splits: tuple[str, ...
                 meta = part.select(
                     pl.col("warc_record_id"), pl.col("copy").cast(pl.Int32),
                     pl.col("text").hash(seed=0).alias("text_hash"))
-                yield DocumentBatch(split, part["text"].to_list(), meta)
+                yield DocumentBatch(split, part["text"].to_list(), meta,
+                                    part["fetch_time"] if "fetch_time" in part.columns else None)

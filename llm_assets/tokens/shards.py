@@ -22,16 +22,18 @@ import os
 import struct
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from llm_assets.lake import file_sha256, read_json, write_parquet
-from llm_assets.tokens.fetch_order import DocumentBatch, iter_batches
+from llm_assets.tokens.fetch_order import DocumentBatch, in_fetch_order, iter_batches
 from llm_assets.tokens.special import ENDOFTEXT
 
 log = logging.getLogger(__name__)
@@ -262,12 +264,16 @@ def load_tokenizer(tokenizer_path: str | os.PathLike):
 
 
 def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, out_dir: str | os.PathLike,
-                 shard_tokens: int, batch_documents: int) -> dict:
+                 shard_tokens: int, batch_documents: int, engine=None, scratch: str | os.PathLike | None = None
+                 ) -> dict:
     """Tokenize the mixture into per-split binary shards under `out_dir`; write and return the manifest.
 
-    Streams the Parquet files in record batches of `batch_documents`, encodes each batch on all cores
-    while the previous one is written, appends EOT after every document, and writes `shard_tokens`
-    tokens per shard. Documents with null/empty text or an unknown split are counted under `skipped`.
+    Streams the Parquet files in record batches of `batch_documents`, appends EOT after every document,
+    and writes `shard_tokens` tokens per shard. Documents with null/empty text or an unknown split are
+    counted under `skipped`. With no `engine` (or the local one) batches are encoded on all cores while
+    the previous one is written. On the ray engine each mixture part is encoded by a task into `scratch`
+    (a folder every task can reach), and this process merges the encoded parts in fetch order into the
+    shards: the same documents in the same order, so the same bytes.
     """
     if shard_tokens <= 0 or batch_documents <= 0:
         raise ValueError(f"shard_tokens ({shard_tokens}) and batch_documents ({batch_documents}) must be positive")
@@ -292,25 +298,17 @@ def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, o
     skipped: dict[str, int] = {}
     started = time.perf_counter()
     n_docs = 0
-
-    def encode(batch: DocumentBatch):
-        return batch, encode_documents(tokenizer, batch.texts, eot_id, dtype)
-
     try:
-        # one thread encodes the next batch (the Rust side releases the GIL) while this one writes
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = None
-            for n_batches, batch in enumerate(iter_batches(files, batch_documents, SPLITS, skipped), start=1):
-                future = pool.submit(encode, batch)
-                if pending is not None:
-                    n_docs += _write_batch(*pending.result(), writers, documents)
-                pending = future
-                if n_batches % 64 == 0:
-                    log.info("tokenized %d documents, %d tokens, %.0f tokens/s", n_docs,
-                             sum(w.position for w in writers.values()),
-                             sum(w.position for w in writers.values()) / (time.perf_counter() - started))
-            if pending is not None:
-                n_docs += _write_batch(*pending.result(), writers, documents)
+        if engine is None or engine.name == "local":
+            encoded = _encoded_here(files, tokenizer, eot_id, dtype, batch_documents, skipped)
+        else:
+            encoded = _encoded_by_tasks(files, str(tokenizer_path), batch_documents, skipped, engine, scratch)
+        for n_batches, (batch, tokens_and_lengths) in enumerate(encoded, start=1):
+            n_docs += _write_batch(batch, tokens_and_lengths, writers, documents)
+            if n_batches % 64 == 0:
+                log.info("tokenized %d documents, %d tokens, %.0f tokens/s", n_docs,
+                         sum(w.position for w in writers.values()),
+                         sum(w.position for w in writers.values()) / (time.perf_counter() - started))
         splits = {s: w.close() for s, w in writers.items()}
     except BaseException:
         for w in writers.values():
@@ -335,6 +333,69 @@ def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, o
     log.info("token_shards: %s tokens, %s documents, skipped %s in %.1fs", manifest["tokens"],
              manifest["documents"], skipped or "none", time.perf_counter() - started)
     return manifest
+
+
+def _encoded_here(files: list[Path], tokenizer, eot_id: int, dtype: np.dtype, batch_documents: int,
+                  skipped: dict[str, int]) -> Iterator[tuple[DocumentBatch, tuple[np.ndarray, np.ndarray]]]:
+    """Batches in fetch order with their tokens; one thread encodes the next batch (the Rust side releases
+    the GIL) while the caller writes this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for batch in iter_batches(files, batch_documents, SPLITS, skipped):
+            future = pool.submit(lambda b: (b, encode_documents(tokenizer, b.texts, eot_id, dtype)), batch)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
+
+
+_ENCODED_COLUMNS = ("warc_record_id", "text_hash", "tokens", "split")
+
+
+def encode_part(number: int, files: tuple[str, ...], tokenizer_path: str, scratch: str,
+                batch_documents: int) -> dict[str, int]:
+    """Encode mixture part `files[number]` into `scratch/<split>/<number>.parquet` (its documents in order,
+    with `tokens` as a list column); return what it skipped. A task of the ray engine."""
+    tokenizer = load_tokenizer(tokenizer_path)
+    eot_id = tokenizer.token_to_id(ENDOFTEXT)
+    dtype = dtype_for_vocab(tokenizer.get_vocab_size(with_added_tokens=True))
+    skipped: dict[str, int] = {}
+    frames: dict[str, list[pl.DataFrame]] = {s: [] for s in SPLITS}
+    for batch in iter_batches([Path(files[number])], batch_documents, SPLITS, skipped):
+        tokens, lengths = encode_documents(tokenizer, batch.texts, eot_id, dtype)
+        offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        lists = pl.from_arrow(pa.LargeListArray.from_arrays(offsets, tokens.astype(np.uint32)))
+        frame = batch.meta.with_columns(pl.Series("tokens", lists), pl.lit(batch.split).alias("split"))
+        if batch.fetch_time is not None:
+            frame = frame.with_columns(batch.fetch_time)
+        frames[batch.split].append(frame)
+    for split, parts in frames.items():
+        if parts:
+            write_parquet(pl.concat(parts), Path(scratch) / split / f"{number:06d}.parquet")
+    return skipped
+
+
+def _encoded_by_tasks(files: list[Path], tokenizer_path: str, batch_documents: int, skipped: dict[str, int],
+                      engine, scratch) -> Iterator[tuple[DocumentBatch, tuple[np.ndarray, np.ndarray]]]:
+    """Encode every part as a task, then merge each split's encoded parts in fetch order (the merge holds
+    a record batch per part, as the text merge does)."""
+    if scratch is None:
+        raise ValueError("write_shards on the ray engine needs a scratch folder that every task can reach")
+    names = tuple(str(f) for f in files)
+    for part_skipped in engine.map(encode_part, list(range(len(names))), "token_shards (encode parts)",
+                                   files=names, tokenizer_path=tokenizer_path, scratch=str(scratch),
+                                   batch_documents=batch_documents):
+        for reason, count in part_skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+    for split in SPLITS:
+        encoded = sorted((Path(scratch) / split).glob("*.parquet"))
+        for frame in in_fetch_order(encoded, batch_documents, _ENCODED_COLUMNS) if encoded else ():
+            lists = frame["tokens"]
+            tokens = lists.explode().to_numpy()
+            lengths = lists.list.len().to_numpy().astype(np.int64)
+            meta = frame.select("warc_record_id", pl.col("copy").cast(pl.Int32), "text_hash")
+            yield DocumentBatch(split, [], meta), (tokens, lengths)
 
 
 _DOCUMENT_SCHEMA = {"warc_record_id": pl.Utf8, "copy": pl.Int32, "text_hash": pl.UInt64,
