@@ -22,7 +22,9 @@ from llm_assets.defs.training import TrainerResource, TrainingLauncher
 IMAGE = os.environ.get("LLM_ASSETS_IMAGE", "ghcr.io/llm-assets/llm-assets:latest")
 NAMESPACE = os.environ.get("LLM_ASSETS_NAMESPACE", "dagster")
 GPUS = int(os.environ.get("LLM_ASSETS_GPUS", "1"))
-SHARED_ENV = ("LLM_ASSETS_PROFILE", "LLM_ASSETS_DATA_DIR", "LLM_ASSETS_CRAWL", "LLM_ASSETS_SEED")
+# the engine settings reach every step Job, so the global stages run on the Ray cluster when they name one
+SHARED_ENV = ("LLM_ASSETS_PROFILE", "LLM_ASSETS_DATA_DIR", "LLM_ASSETS_CRAWL", "LLM_ASSETS_SEED", "LLM_ASSETS_ENGINE",
+              "LLM_ASSETS_RAY_ADDRESS", "LLM_ASSETS_RAY_WORKERS")
 
 step_executor = k8s_job_executor.configured({
     "job_image": IMAGE,
