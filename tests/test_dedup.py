@@ -237,3 +237,25 @@ def test_minhash_chunk_smaller_than_the_ngram_is_refused():
         assert "minhash_chunk_words" in str(err)
     else:
         raise AssertionError("a chunk smaller than the n-gram was accepted")
+
+
+def test_the_number_of_hash_buckets_does_not_change_a_decision(tmp_path):
+    """The shuffle's bucket count only spreads the work: 1, 3 and 7 buckets decide alike."""
+    rng = random.Random(11)
+    originals = [_text(rng, 60) for _ in range(30)]
+    texts = originals + [t.upper() for t in originals[:8]] + [_change_words(t, (3, 30)) for t in originals[8:16]]
+    hosts = [f"site{i % 5}.example" for i in range(len(texts))]
+    docs = _docs(texts, hosts=hosts).sample(fraction=1.0, shuffle=True, seed=2)
+    parts = {f"part{i}": docs.slice(i * 9, 9) for i in range(6)}
+    results = []
+    for buckets in (1, 3, 7):
+        written: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
+        deduplicate_parts(list(parts), parts.__getitem__, lambda p, k, r, w=written: w.__setitem__(p, (k, r)),
+                          CFG, scratch=tmp_path / str(buckets), buckets=buckets)
+        results.append(written)
+    removed = pl.concat([r for _, r in results[0].values()], how="diagonal_relaxed")
+    assert {"exact_duplicate", "near_duplicate"} <= set(removed["reason"])
+    for other in results[1:]:
+        for part in parts:
+            assert other[part][0].equals(results[0][part][0])
+            assert other[part][1].equals(results[0][part][1])

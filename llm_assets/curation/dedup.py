@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -220,7 +224,10 @@ _REQUIRED = {"warc_record_id", "url", "host", "text", "fetch_time"}
 # representative order: earliest fetch, then lowest id, then input position (part, row) for full determinism
 _ORDER = ["fetch_time", "warc_record_id", "_part", "_row"]
 _NODE_PART = 2**32  # a document's node number in the pair graph: part * 2**32 + row
-MAX_BUCKETS = 256  # hash buckets of each shuffle: at most one per part, so a bucket holds about one part's keys
+# hash buckets of each shuffle: a bucket holds about the keys of PARTS_PER_BUCKET parts (ids and hashes, not
+# text), and every reduce task reads one row group of each part's file
+PARTS_PER_BUCKET = 8
+MAX_BUCKETS = 256
 
 
 def _load(load: PartLoader, part: str) -> pl.DataFrame:
@@ -262,6 +269,24 @@ class _Shuffle:
     def put(self, step: str, name: int | str, frame: pl.DataFrame) -> None:
         write_parquet(frame, self.file(step, name))
 
+    def put_buckets(self, step: str, name: int | str, frame: pl.DataFrame) -> None:
+        """`frame` (with `_bucket`) as one Parquet row group per bucket, so that a reduce task's filter on
+        its bucket reads its row group of each file and skips the others by their statistics."""
+        path = self.file(step, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        frame = frame.sort("_bucket")
+        table = frame.to_arrow()
+        try:
+            with pq.ParquetWriter(tmp, table.schema, compression="zstd") as writer:
+                if frame.height == 0:
+                    writer.write_table(table)
+                for (_,), rows in frame.group_by("_bucket", maintain_order=True):
+                    writer.write_table(rows.to_arrow().cast(table.schema))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def bucket(self, step: str, bucket: int) -> pl.DataFrame:
         return pl.scan_parquet(Path(self.scratch) / step / "*.parquet").filter(pl.col("_bucket") == bucket).collect()
 
@@ -292,10 +317,10 @@ def _index_task(number: int, job: _Shuffle) -> int:
     """Map 1: each document's place in representative order and its page hash; the (host, line, page)
     triples of the boilerplate rule."""
     docs = _load(job.load, job.parts[number]).with_columns(_page_hash(pl.col("text")).alias("_page"))
-    job.put("index", number, docs.select(pl.lit(number, pl.UInt32).alias("_part"), "_row", "warc_record_id",
+    job.put_buckets("index", number, docs.select(pl.lit(number, pl.UInt32).alias("_part"), "_row", "warc_record_id",
                                          "fetch_time", "host", "_page", _bucket_of(pl.col("_page"), job.buckets)))
     lines = _line_keys(docs).join(docs.select("_row", "_page"), on="_row").select("host", "_key", "_page").unique()
-    job.put("lines", number, lines.with_columns(_bucket_of(pl.col("host").hash(HASH_SEED), job.buckets)))
+    job.put_buckets("lines", number, lines.with_columns(_bucket_of(pl.col("host").hash(HASH_SEED), job.buckets)))
     return docs.height
 
 
@@ -305,7 +330,7 @@ def _exact_before_task(bucket: int, job: _Shuffle) -> int:
     rows = _representatives(job.bucket("index", bucket), "_page")
     job.put("exact_before", bucket, rows.select("_part", "_row", "_is_rep", "duplicate_of").sort("_part", "_row"))
     survivors = rows.filter(pl.col("_is_rep")).select("host", "_page").unique()
-    job.put("survivors", bucket, survivors.with_columns(_bucket_of(pl.col("host").hash(HASH_SEED), job.buckets)))
+    job.put_buckets("survivors", bucket, survivors.with_columns(_bucket_of(pl.col("host").hash(HASH_SEED), job.buckets)))
     return int((~rows["_is_rep"]).sum())
 
 
@@ -333,7 +358,7 @@ def _sign_task(number: int, job: _Shuffle) -> int:
     docs = _survivors(_load(job.load, job.parts[number]), job, number).with_columns(
         pl.lit(number, pl.UInt32).alias("_part"), (pl.col("text") == "").alias("_empty"),
         _page_hash(pl.col("text")).alias("_exact"))
-    job.put("after", number, docs.select("_part", "_row", "warc_record_id", "fetch_time", "_empty", "_exact",
+    job.put_buckets("after", number, docs.select("_part", "_row", "warc_record_id", "fetch_time", "_empty", "_exact",
                                          _bucket_of(pl.col("_exact"), job.buckets)))
     signed = docs.filter(~pl.col("_empty"))
     signatures, has_ngrams = minhash_signatures(signed.select(normalized_text(pl.col("text")))["text"], job.cfg)
@@ -344,7 +369,7 @@ def _sign_task(number: int, job: _Shuffle) -> int:
         "_band": pl.Series(np.tile(np.arange(hashes.shape[1], dtype=np.uint8), len(signed))),
         "_hash": pl.Series(hashes.reshape(-1), dtype=pl.UInt64),
     })
-    job.put("bands", number, bands.with_columns(_bucket_of(pl.col("_hash"), job.buckets)))
+    job.put_buckets("bands", number, bands.with_columns(_bucket_of(pl.col("_hash"), job.buckets)))
     return docs.height
 
 
@@ -377,11 +402,9 @@ def _clusters_task(_: int, job: _Shuffle) -> tuple[int, int]:
     if edges.height == 0:
         job.put("near", 0, pl.DataFrame(schema={"_part": pl.UInt32, "_row": pl.UInt32, "duplicate_of": pl.Utf8}))
         return 0, 0
-    nodes = pl.concat([edges["_node"], edges["_to"]]).unique().sort()
-    index = {"_node": nodes, "_i": pl.int_range(len(nodes), dtype=pl.UInt32, eager=True)}
-    lookup = pl.DataFrame(index)
-    src = edges.join(lookup, on="_node")["_i"].to_numpy()
-    dst = edges.join(lookup.rename({"_node": "_to"}), on="_to")["_i"].to_numpy()
+    nodes = np.unique(np.concatenate([edges["_node"].to_numpy(), edges["_to"].to_numpy()]))
+    lookup = pl.DataFrame({"_node": pl.Series(nodes, dtype=pl.UInt64)})
+    src, dst = np.searchsorted(nodes, edges["_node"].to_numpy()), np.searchsorted(nodes, edges["_to"].to_numpy())
     graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(len(nodes), len(nodes)))
     _, labels = connected_components(graph, directed=False)
     members = lookup.with_columns(pl.Series("_cluster", labels, dtype=pl.Int64),
@@ -431,14 +454,16 @@ def _duplicate_removed(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter, cfg: CurationConfig,
-                      engine: LocalEngine | RayEngine | None = None, scratch: str | Path | None = None) -> dict:
+                      engine: LocalEngine | RayEngine | None = None, scratch: str | Path | None = None,
+                      buckets: int | None = None) -> dict:
     """Deduplicate documents spread over `parts`; no task holds more than one part's text or one hash
     bucket's keys.
 
     `load(part)` returns a part's documents, `write(part, kept, removed)` takes its results; both must be
     picklable for the ray engine (e.g. `functools.partial` of the lake's functions). The work is map and
     reduce tasks on `engine` (default: in this process), exchanging hashes through files under `scratch`
-    (a folder every task can read; default a temporary one):
+    (a folder every task can read; default a temporary one) in `buckets` hash buckets (default: one per
+    `PARTS_PER_BUCKET` parts; the decisions do not depend on it):
     1. map per part: page hashes and (host, line) keys;
     2. reduce per page-hash bucket: exact duplicates; per host bucket: boilerplate line keys;
     3. map per part: the cut, the hash of what is left, MinHash band buckets;
@@ -453,7 +478,8 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
     with contextlib.ExitStack() as stack:
         if scratch is None:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="dedup-"))
-        job = _Shuffle(tuple(parts), load, write, cfg, str(scratch), max(1, min(MAX_BUCKETS, len(parts))))
+        buckets = buckets or max(1, min(MAX_BUCKETS, math.ceil(len(parts) / PARTS_PER_BUCKET)))
+        job = _Shuffle(tuple(parts), load, write, cfg, str(scratch), buckets)
         numbers, buckets = list(range(len(parts))), list(range(job.buckets))
         sizes = engine.map(_index_task, numbers, "dedup 1/6 (page hashes)", job=job)
         exact_before = sum(engine.map(_exact_before_task, buckets, "dedup 2/6 (exact duplicates)", job=job))
