@@ -2,7 +2,7 @@
 
 A stage is written as tasks over parts (or over hash buckets of a shuffle) that read and write the lake
 and return small values; `Engine.map(fn, items)` runs `fn(item, **shared)` for every item and returns the
-results in item order. `local` runs them one after the other here; `ray` submits each as a Ray task
+results in item order (`Engine.fold` combines them as they come instead, holding one at a time). `local` runs them one after the other here; `ray` submits each as a Ray task
 (`ray.remote`, one CPU each) to the cluster at `LLM_ASSETS_RAY_ADDRESS` (`auto`, `ray://host:10001`), or
 to a local cluster started for the run when it is unset. The tasks and their results are the same
 either way, so both engines make the same decisions.
@@ -33,6 +33,14 @@ class LocalEngine:
 
     name = "local"
     workers = 1
+
+    def fold(self, fn: Callable, items: Sequence, combine: Callable, label: str = "tasks", **shared: Any):
+        """`combine` over the results (no initial value), as `map` would return them but never all held."""
+        total = None
+        for number, item in enumerate(items):
+            value = fn(item, **shared)
+            total = value if number == 0 else combine(total, value)
+        return total
 
     def map(self, fn: Callable, items: Sequence, label: str = "tasks", **shared: Any) -> list:
         results = []
@@ -66,26 +74,41 @@ class RayEngine:
         self.task_peak_rss = 0
 
     def map(self, fn: Callable, items: Sequence, label: str = "tasks", **shared: Any) -> list:
+        results: list = [None] * len(items)
+        for position, value in self._completed(fn, items, label, shared):
+            results[position] = value
+        return results
+
+    def fold(self, fn: Callable, items: Sequence, combine: Callable, label: str = "tasks", **shared: Any):
+        """`combine` over the results in the order tasks finish (so `combine` must be associative and
+        commutative); the driver holds one result at a time."""
+        total, first = None, True
+        for _, value in self._completed(fn, items, label, shared):
+            total, first = (value if first else combine(total, value)), False
+        return total
+
+    def _completed(self, fn: Callable, items: Sequence, label: str, shared: dict):
+        """`(position, result)` of each task as it finishes."""
         ray = self._ray
         if not items:
-            return []
+            return
         refs = {name: ray.put(value) for name, value in shared.items()}
         # a lost worker is retried; an exception of our own code is not (it would fail again the same way)
         task = ray.remote(num_cpus=1, max_retries=2, retry_exceptions=False)(_measured)
-        pending = [task.remote(fn, item, **refs) for item in items]
-        position = {ref: i for i, ref in enumerate(pending)}
-        results: list = [None] * len(items)
-        started, waiting = time.perf_counter(), list(pending)
+        waiting = [task.remote(fn, item, **refs) for item in items]
+        position = {ref: i for i, ref in enumerate(waiting)}
+        started = time.perf_counter()
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
             for ref in done:
-                results[position[ref]], peak = _result(ray, ref)
+                value, peak = _result(ray, ref)
                 self.task_peak_rss = max(self.task_peak_rss, peak)
+                # no reference to a finished task stays here, so Ray frees its result once the caller has it
+                yield position.pop(ref), value
             finished = len(items) - len(waiting)
             if finished == len(items) or finished % max(1, len(items) // 10) == 0:
                 log.info("%s: %d/%d done on ray (%.1fs, worker peak RSS %d MiB)", label, finished, len(items),
                          time.perf_counter() - started, self.task_peak_rss >> 20)
-        return results
 
 
 def _result(ray, ref):

@@ -290,8 +290,19 @@ class _Shuffle:
     def bucket(self, step: str, bucket: int) -> pl.DataFrame:
         return pl.scan_parquet(Path(self.scratch) / step / "*.parquet").filter(pl.col("_bucket") == bucket).collect()
 
+    def put_by_part(self, step: str, name: int, frame: pl.DataFrame) -> None:
+        """A reduce task's rows for the per-part tasks: one file per group of `PARTS_PER_BUCKET` parts (every
+        group gets one, empty or not), so a part's task reads its group's files and no other."""
+        group = (pl.col("_part") // PARTS_PER_BUCKET).alias("_group")
+        rows = frame.with_columns(group)
+        for number in range(math.ceil(len(self.parts) / PARTS_PER_BUCKET)):
+            write_parquet(rows.filter(pl.col("_group") == number).drop("_group"),
+                          Path(self.scratch) / step / f"g{number:06d}" / f"{name}.parquet")
+
     def of_part(self, step: str, number: int) -> pl.LazyFrame:
-        return pl.scan_parquet(Path(self.scratch) / step / "*.parquet").filter(pl.col("_part") == number)
+        """The rows of part `number` that reduce tasks wrote with `put_by_part`."""
+        group = Path(self.scratch) / step / f"g{number // PARTS_PER_BUCKET:06d}"
+        return pl.scan_parquet(group / "*.parquet").filter(pl.col("_part") == number)
 
     def keys_for(self, hosts: pl.Series) -> pl.DataFrame:
         """The boilerplate line keys of `hosts` (the small broadcast of this stage)."""
@@ -328,7 +339,7 @@ def _exact_before_task(bucket: int, job: _Shuffle) -> int:
     """Reduce 1 (by page hash): exact duplicates before the boilerplate cut; the survivors' (host, page)
     pairs, bucketed by host for reduce 2."""
     rows = _representatives(job.bucket("index", bucket), "_page")
-    job.put("exact_before", bucket, rows.select("_part", "_row", "_is_rep", "duplicate_of").sort("_part", "_row"))
+    job.put_by_part("exact_before", bucket, rows.select("_part", "_row", "_is_rep", "duplicate_of"))
     survivors = rows.filter(pl.col("_is_rep")).select("host", "_page").unique()
     job.put_buckets("survivors", bucket, survivors.with_columns(_bucket_of(pl.col("host").hash(HASH_SEED), job.buckets)))
     return int((~rows["_is_rep"]).sum())
@@ -351,18 +362,33 @@ def _survivors(docs: pl.DataFrame, job: _Shuffle, number: int) -> pl.DataFrame:
     return cut_boilerplate(docs, job.keys_for(docs["host"]))
 
 
-def _sign_task(number: int, job: _Shuffle) -> int:
+def _cut_task(number: int, job: _Shuffle) -> int:
     """Map 2: the boilerplate cut of the survivors; per document whether it is now empty and the hash of
-    what is left (bucketed by that hash for reduce 3); the LSH band buckets of its MinHash signature
-    (bucketed by band bucket for reduce 4)."""
+    what is left, bucketed by that hash for reduce 3."""
     docs = _survivors(_load(job.load, job.parts[number]), job, number).with_columns(
         pl.lit(number, pl.UInt32).alias("_part"), (pl.col("text") == "").alias("_empty"),
         _page_hash(pl.col("text")).alias("_exact"))
     job.put_buckets("after", number, docs.select("_part", "_row", "warc_record_id", "fetch_time", "_empty", "_exact",
-                                         _bucket_of(pl.col("_exact"), job.buckets)))
-    signed = docs.filter(~pl.col("_empty"))
-    signatures, has_ngrams = minhash_signatures(signed.select(normalized_text(pl.col("text")))["text"], job.cfg)
-    signed, hashes = signed.filter(pl.Series(has_ngrams)), band_hashes(signatures[has_ngrams], job.cfg)
+                                                 _bucket_of(pl.col("_exact"), job.buckets)))
+    return docs.height
+
+
+def _exact_after_task(bucket: int, job: _Shuffle) -> int:
+    """Reduce 3 (by hash after the cut): exact duplicates that only the host's boilerplate told apart."""
+    rows = _representatives(job.bucket("after", bucket).filter(~pl.col("_empty")), "_exact")
+    job.put_by_part("exact_after", bucket, rows.filter(~pl.col("_is_rep")).select("_part", "_row", "duplicate_of"))
+    return int((~rows["_is_rep"]).sum())
+
+
+def _sign_task(number: int, job: _Shuffle) -> int:
+    """Map 3: MinHash signatures of the part's unique documents (not empty after the cut, not an exact
+    duplicate), as LSH band buckets bucketed for reduce 4. The cut is made again: cheaper than storing
+    the cut text, and signing stays the only pass over it."""
+    drop = job.of_part("exact_after", number).select("_row").collect()
+    docs = (_survivors(_load(job.load, job.parts[number]), job, number).join(drop, on="_row", how="anti")
+            .filter(pl.col("text") != ""))
+    signatures, has_ngrams = minhash_signatures(docs.select(normalized_text(pl.col("text")))["text"], job.cfg)
+    signed, hashes = docs.filter(pl.Series(has_ngrams)), band_hashes(signatures[has_ngrams], job.cfg)
     bands = pl.DataFrame({
         "_part": pl.Series(np.full(hashes.size, number, np.uint32)),
         "_row": pl.Series(np.repeat(signed["_row"].to_numpy(), hashes.shape[1]), dtype=pl.UInt32),
@@ -370,25 +396,13 @@ def _sign_task(number: int, job: _Shuffle) -> int:
         "_hash": pl.Series(hashes.reshape(-1), dtype=pl.UInt64),
     })
     job.put_buckets("bands", number, bands.with_columns(_bucket_of(pl.col("_hash"), job.buckets)))
-    return docs.height
-
-
-def _exact_after_task(bucket: int, job: _Shuffle) -> int:
-    """Reduce 3 (by hash after the cut): exact duplicates that only the host's boilerplate told apart."""
-    rows = _representatives(job.bucket("after", bucket).filter(~pl.col("_empty")), "_exact")
-    job.put("exact_after", bucket, rows.filter(~pl.col("_is_rep")).select("_part", "_row", "duplicate_of"))
-    return int((~rows["_is_rep"]).sum())
+    return signed.height
 
 
 def _candidate_pairs_task(bucket: int, job: _Shuffle) -> int:
-    """Reduce 4 (by band bucket): documents that share a band bucket, as edges to the bucket's first member.
-
-    Exact duplicates found after the cut are left out: their representative has the same signature, so it
-    is in every bucket they are in and the clusters of the others do not change."""
-    exact_after = pl.scan_parquet(Path(job.scratch) / "exact_after" / "*.parquet").select("_part", "_row")
-    rows = job.bucket("bands", bucket).join(exact_after.collect(), on=["_part", "_row"], how="anti")
+    """Reduce 4 (by band bucket): documents that share a band bucket, as edges to the bucket's first member."""
     node = pl.col("_part").cast(pl.UInt64) * _NODE_PART + pl.col("_row").cast(pl.UInt64)
-    edges = (rows.select("_band", "_hash", node.alias("_node"))
+    edges = (job.bucket("bands", bucket).select("_band", "_hash", node.alias("_node"))
              .with_columns(pl.col("_node").min().over("_band", "_hash").alias("_to"))
              .filter(pl.col("_node") != pl.col("_to")).select("_node", "_to").unique())
     job.put("edges", bucket, edges)
@@ -400,7 +414,8 @@ def _clusters_task(_: int, job: _Shuffle) -> tuple[int, int]:
     cluster the representative, and a removal for every other member. Returns (removals, clusters)."""
     edges = pl.read_parquet(Path(job.scratch) / "edges" / "*.parquet")
     if edges.height == 0:
-        job.put("near", 0, pl.DataFrame(schema={"_part": pl.UInt32, "_row": pl.UInt32, "duplicate_of": pl.Utf8}))
+        job.put_by_part("near", 0, pl.DataFrame(schema={"_part": pl.UInt32, "_row": pl.UInt32,
+                                                        "duplicate_of": pl.Utf8}))
         return 0, 0
     nodes = np.unique(np.concatenate([edges["_node"].to_numpy(), edges["_to"].to_numpy()]))
     lookup = pl.DataFrame({"_node": pl.Series(nodes, dtype=pl.UInt64)})
@@ -410,23 +425,25 @@ def _clusters_task(_: int, job: _Shuffle) -> tuple[int, int]:
     members = lookup.with_columns(pl.Series("_cluster", labels, dtype=pl.Int64),
                                   (pl.col("_node") // _NODE_PART).cast(pl.UInt32).alias("_part"),
                                   (pl.col("_node") % _NODE_PART).cast(pl.UInt32).alias("_row"))
+    # streamed: the members are a few percent of the documents, the scan is all of them
     keys = (pl.scan_parquet(Path(job.scratch) / "after" / "*.parquet")
             .select("_part", "_row", "warc_record_id", "fetch_time")
-            .join(members.lazy().select("_part", "_row", "_cluster"), on=["_part", "_row"]).collect())
+            .join(members.lazy().select("_part", "_row", "_cluster"), on=["_part", "_row"])
+            .collect(engine="streaming"))
     rows = _representatives(keys, "_cluster").filter(~pl.col("_is_rep"))
-    job.put("near", 0, rows.select("_part", "_row", "duplicate_of"))
+    job.put_by_part("near", 0, rows.select("_part", "_row", "duplicate_of"))
     return rows.height, int(labels.max()) + 1
 
 
 def _apply_task(number: int, job: _Shuffle) -> tuple[int, int, dict]:
-    """Map 3: the part's kept rows (boilerplate cut, in representative order) and removed rows, written.
+    """Map 4: the part's kept rows (boilerplate cut, in representative order) and removed rows, written.
     Returns (kept, removed, removed by reason)."""
     part = job.parts[number]
     docs = _load(job.load, part)
     columns = [c for c in docs.columns if c != "_row"]
     before = docs.join(job.of_part("exact_before", number).filter(~pl.col("_is_rep"))
                        .select("_row", "duplicate_of").collect(), on="_row")
-    empty = (job.of_part("after", number).filter(pl.col("_empty"))
+    empty = (pl.scan_parquet(job.file("after", number)).filter(pl.col("_empty"))
              .select("_row", pl.lit(None, pl.Utf8).alias("duplicate_of"), pl.lit("boilerplate_only").alias("_reason")))
     later = pl.concat([empty.collect()] + [
         job.of_part(step, number).select("_row", "duplicate_of", pl.lit(reason).alias("_reason")).collect()
@@ -466,8 +483,9 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
     `PARTS_PER_BUCKET` parts; the decisions do not depend on it):
     1. map per part: page hashes and (host, line) keys;
     2. reduce per page-hash bucket: exact duplicates; per host bucket: boilerplate line keys;
-    3. map per part: the cut, the hash of what is left, MinHash band buckets;
-    4. reduce per bucket: exact duplicates after the cut; documents sharing a band bucket (candidate pairs);
+    3. map per part: the cut and the hash of what is left; reduce per bucket: exact duplicates after it;
+    4. map per part: MinHash band buckets of the unique documents; reduce per band bucket: documents
+       sharing one (candidate pairs);
     5. one task: connected components of the candidate pairs, one representative each;
     6. map per part: the decisions applied and written.
     Returns counts: input, kept, removed, per reason, and per part `(kept, removed, reasons)`.
@@ -481,19 +499,20 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
         buckets = buckets or max(1, min(MAX_BUCKETS, math.ceil(len(parts) / PARTS_PER_BUCKET)))
         job = _Shuffle(tuple(parts), load, write, cfg, str(scratch), buckets)
         numbers, buckets = list(range(len(parts))), list(range(job.buckets))
-        sizes = engine.map(_index_task, numbers, "dedup 1/6 (page hashes)", job=job)
-        exact_before = sum(engine.map(_exact_before_task, buckets, "dedup 2/6 (exact duplicates)", job=job))
-        keys = sum(engine.map(_boilerplate_task, buckets, "dedup 2/6 (boilerplate lines)", job=job))
+        sizes = engine.map(_index_task, numbers, "dedup 1/8 (page hashes)", job=job)
+        exact_before = sum(engine.map(_exact_before_task, buckets, "dedup 2/8 (exact duplicates)", job=job))
+        keys = sum(engine.map(_boilerplate_task, buckets, "dedup 3/8 (boilerplate lines)", job=job))
         log.info("dedup: %d documents in %d parts, %d exact duplicates, %d boilerplate line keys, %d buckets",
                  sum(sizes), len(parts), exact_before, keys, job.buckets)
-        engine.map(_sign_task, numbers, "dedup 3/6 (boilerplate cut, MinHash)", job=job)
-        exact_after = sum(engine.map(_exact_after_task, buckets, "dedup 4/6 (exact duplicates after the cut)",
+        engine.map(_cut_task, numbers, "dedup 4/8 (boilerplate cut)", job=job)
+        exact_after = sum(engine.map(_exact_after_task, buckets, "dedup 5/8 (exact duplicates after the cut)",
                                      job=job))
-        pairs = sum(engine.map(_candidate_pairs_task, buckets, "dedup 4/6 (LSH candidate pairs)", job=job))
-        (near, clusters), = engine.map(_clusters_task, [0], "dedup 5/6 (clusters)", job=job)
-        log.info("dedup: %d exact duplicates after the cut, %d candidate pairs, %d near duplicates in %d clusters",
-                 exact_after, pairs, near, clusters)
-        written = engine.map(_apply_task, numbers, "dedup 6/6 (write)", job=job)
+        signed = sum(engine.map(_sign_task, numbers, "dedup 6/8 (MinHash)", job=job))
+        pairs = sum(engine.map(_candidate_pairs_task, buckets, "dedup 7/8 (LSH candidate pairs)", job=job))
+        (near, clusters), = engine.map(_clusters_task, [0], "dedup 7/8 (clusters)", job=job)
+        log.info("dedup: %d exact duplicates after the cut, %d documents signed, %d candidate pairs, %d near "
+                 "duplicates in %d clusters", exact_after, signed, pairs, near, clusters)
+        written = engine.map(_apply_task, numbers, "dedup 8/8 (write)", job=job)
     counts: dict = {"input": sum(sizes), "kept": 0, "removed": 0, "removed_by_reason": Counter(), "parts": {}}
     for part, (kept, removed, reasons) in zip(parts, written, strict=True):
         counts["kept"] += kept

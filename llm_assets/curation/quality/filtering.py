@@ -97,19 +97,23 @@ def _split_task(number: int, job: _QualityJob, threshold: float | None) -> tuple
     return kept.height, removed.height, reasons
 
 
-def _lower_quantile(histograms: list[np.ndarray], share: float, engine, job: _QualityJob) -> float | None:
-    """`np.quantile(all scores, share, method="lower")` without gathering the scores: the histograms find
-    the bin of the wanted rank, and only that bin's scores are fetched. None when there are no scores."""
-    counts = np.sum(histograms, axis=0) if histograms else np.zeros(0, np.int64)
-    total = int(counts.sum())
+def _joined(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate([a, b])
+
+
+def _lower_quantile(counts: np.ndarray | None, share: float, engine, job: _QualityJob) -> float | None:
+    """`np.quantile(all scores, share, method="lower")` without gathering the scores: the histogram of all
+    scores finds the bin of the wanted rank, and only that bin's scores are fetched. None when there are no
+    scores."""
+    total = int(counts.sum()) if counts is not None else 0
     if total == 0:
         return None
     rank = int(np.floor(np.float64(share) * (total - 1)))  # numpy's "lower" index
     cumulative = np.cumsum(counts)
     score_bin = int(np.searchsorted(cumulative, rank, side="right"))
     below = int(cumulative[score_bin - 1]) if score_bin else 0
-    in_bin = np.sort(np.concatenate(engine.map(_scores_in_bin_task, range(len(job.parts)),
-                                               "quality threshold", job=job, score_bin=score_bin)))
+    in_bin = np.sort(engine.fold(_scores_in_bin_task, list(range(len(job.parts))), _joined, "quality threshold",
+                                 job=job, score_bin=score_bin))
     return float(in_bin[rank - below])
 
 
@@ -128,13 +132,14 @@ def filter_quality_parts(parts: list[str], load: PartLoader, write: PartWriter, 
     engine = engine or LocalEngine()
     job = _QualityJob(tuple(parts), load, write, None if model_path is None else str(model_path), cfg, str(scratch))
     numbers = list(range(len(parts)))
-    histograms = engine.map(_score_task, numbers, "quality pass 1/2 (heuristics, model)", job=job)
+    # summed as the tasks finish: the driver holds one histogram, not one per part
+    counts = engine.fold(_score_task, numbers, np.add, "quality pass 1/2 (heuristics, model)", job=job)
     threshold = None
     if model_path is not None:
         threshold = float(cfg.quality_threshold)
         share = float(getattr(cfg, "quality_max_drop_share", 1.0))
         if share < 1.0:
-            quantile = _lower_quantile(histograms, max(share, 0.0), engine, job)
+            quantile = _lower_quantile(counts, max(share, 0.0), engine, job)
             threshold = threshold if quantile is None else min(threshold, quantile)
         log.info("quality: model threshold %.4f", threshold)
     else:
