@@ -16,6 +16,7 @@ from dagster import (
     asset,
 )
 
+from llm_assets.engine import RAY_ADDRESS_ENV
 from llm_assets.evaluation.gain import paired_gain
 from llm_assets.evaluation.multiple_choice import answer_accuracy
 from llm_assets.lake import file_sha256, write_parquet
@@ -62,21 +63,31 @@ class TrainerResource(ConfigurableResource):
 
 
 class TrainingLauncher(ConfigurableResource):
-    """Runs `python -m llm_assets.training ...` through Dagster Pipes: a local subprocess by default, or a
-    Kubernetes pod (dagster-k8s `PipesK8sClient`) with GPU requests; the program is the same."""
+    """Runs `python -m llm_assets.training ...` through Dagster Pipes: a local subprocess by default, a
+    Kubernetes pod (dagster-k8s `PipesK8sClient`) with GPU requests, or (`ray`) a local subprocess that trains
+    as a Ray Train job (`--ray`); the program is the same.
 
-    backend: str = "subprocess"  # or "kubernetes"
+    With `ray` the trainer resource's runtime says the job's size: `devices` x `num_nodes` workers, each with
+    one GPU when `accelerator` is gpu (the `gpu` profile's), else one CPU. The cluster is `ray_address`, else
+    `$LLM_ASSETS_RAY_ADDRESS`, else a local one started for the run; the out folders must be storage that
+    the cluster's workers reach. `env` may set `LLM_ASSETS_RAY_RUNTIME_ENV` (JSON) for a remote cluster.
+    """
+
+    backend: str = "subprocess"  # or "kubernetes" or "ray"
     image: str | None = None
     namespace: str | None = None
     gpus: int = 0
     env: dict[str, str] = {}
+    ray_address: str | None = None  # backend "ray": `auto` or `ray://host:10001`
 
     def run(self, context: AssetExecutionContext, args: list[str]) -> list:
-        if self.backend == "subprocess":
-            client = PipesSubprocessClient(env=self.env or None)
+        if self.backend in ("subprocess", "ray"):
+            env = {**self.env, **({RAY_ADDRESS_ENV: self.ray_address} if self.ray_address else {})}
+            client = PipesSubprocessClient(env=env or None)
+            flags = ["--ray"] if self.backend == "ray" else []
+            command = [sys.executable, "-m", "llm_assets.training", *args, *flags]
             # the child checks this pid and dies with this process (no orphan holding the pool after a kill -9)
-            invocation = client.run(command=[sys.executable, "-m", "llm_assets.training", *args], context=context,
-                                    env=launcher_env())
+            invocation = client.run(command=command, context=context, env=launcher_env())
         elif self.backend == "kubernetes":
             from dagster_k8s import PipesK8sClient
 
@@ -87,7 +98,8 @@ class TrainingLauncher(ConfigurableResource):
                 base_pod_spec={"containers": [{"name": "training", "resources": {"limits": limits}}]},
             )
         else:
-            raise ValueError(f"TrainingLauncher.backend must be 'subprocess' or 'kubernetes', not {self.backend!r}")
+            raise ValueError(f"TrainingLauncher.backend must be 'subprocess', 'kubernetes' or 'ray', not "
+                             f"{self.backend!r}")
         return list(invocation.get_results())
 
 

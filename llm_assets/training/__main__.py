@@ -1,9 +1,12 @@
-"""`python -m llm_assets.training pretrain|sft --config FILE`: train standalone or under Dagster Pipes.
+"""`python -m llm_assets.training pretrain|sft --config FILE [--ray]`: train alone or under Dagster Pipes.
 
 Under Pipes (launched by the Dagster asset) progress lines go to `pipes.log.info` and the final metrics
 to `pipes.report_asset_materialization`; otherwise lines go to stdout and metrics to `metrics.json`.
 A failure prints one line on stderr (LLM_ASSETS_DEBUG=1: the traceback), writes it next to the config
 file as `<config>.error` for the launching asset to report, and exits with status 1.
+
+`--ray` runs the same training as a Ray Train job (`ray_train`): `devices` x `num_nodes` workers on the
+cluster at `$LLM_ASSETS_RAY_ADDRESS` (unset: a local one), each with one GPU when the accelerator is gpu.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from llm_assets.training import error_path
 from llm_assets.training.config import PretrainConfig, SFTConfig, load_config
 from llm_assets.training.lifeline import die_with_parent
 from llm_assets.training.pretrain import run_pretraining
+from llm_assets.training.ray_train import train_on_ray
 from llm_assets.training.sft import run_sft
 
 logger = logging.getLogger("llm_assets.training")
@@ -47,14 +51,20 @@ def materialization_metadata(metrics: dict, keys: tuple[str, ...] = METADATA_KEY
     return metadata
 
 
-def pretrain_command(config_path: str) -> int:
-    return train_command(lambda emit: run_pretraining(load_config(PretrainConfig, config_path), emit=emit),
-                         METADATA_KEYS, config_path, "pretrain")
+def pretrain_command(config_path: str, ray: bool = False) -> int:
+    def train(emit):
+        config = load_config(PretrainConfig, config_path)
+        return train_on_ray("pretrain", config, emit) if ray else run_pretraining(config, emit=emit)
+
+    return train_command(train, METADATA_KEYS, config_path, "pretrain")
 
 
-def sft_command(config_path: str) -> int:
-    return train_command(lambda emit: run_sft(load_config(SFTConfig, config_path), emit=emit), SFT_METADATA_KEYS,
-                         config_path, "sft")
+def sft_command(config_path: str, ray: bool = False) -> int:
+    def train(emit):
+        config = load_config(SFTConfig, config_path)
+        return train_on_ray("sft", config, emit) if ray else run_sft(config, emit=emit)
+
+    return train_command(train, SFT_METADATA_KEYS, config_path, "sft")
 
 
 def train_command(train, metadata_keys: tuple[str, ...], config_path: str | None = None,
@@ -88,12 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     pretrain.add_argument("--config", required=True, help="JSON file: shards, tokenizer, out, model, train, ...")
     sft = commands.add_parser("sft", help="fine-tune the base checkpoint on chat examples (assistant tokens only)")
     sft.add_argument("--config", required=True, help="JSON file: examples, base, out, profile, sft, accelerator, ...")
+    for program in (pretrain, sft):
+        program.add_argument("--ray", action="store_true",
+                             help="train as a Ray Train job: devices x num_nodes workers, one GPU each on "
+                                  "gpu, at $LLM_ASSETS_RAY_ADDRESS (unset: a local cluster)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "pretrain":
-        return pretrain_command(args.config)
+        return pretrain_command(args.config, ray=args.ray)
     if args.command == "sft":
-        return sft_command(args.config)
+        return sft_command(args.config, ray=args.ray)
     parser.error(f"unknown command {args.command}")
     return 2
 

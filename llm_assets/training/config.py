@@ -13,10 +13,12 @@ import dataclasses
 import json
 import os
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import lightning as L
 import torch
 
 from llm_assets.config_checks import checked_value, replace_fields
@@ -113,6 +115,11 @@ def load_config(cls: type[Config], path: str | os.PathLike) -> Config:
     path, kind = Path(path), KINDS[cls]
     values = read_json(path, f"{kind} config {path} not found", label=f"{kind} config {path}")
     return config_from_dict(cls, values, str(path))
+
+
+# builds a Trainer from its keyword arguments: `L.Trainer` lets Lightning launch the processes itself; a
+# launcher that started them already (Ray Train) swaps in its own strategy and cluster environment
+TrainerFactory = Callable[..., L.Trainer]
 
 
 def resolve_runtime(runtime: Runtime) -> tuple[str, str]:

@@ -26,7 +26,7 @@ from llm_assets.training.callbacks import (
     save_last_checkpoint,
 )
 from llm_assets.training.checks import loss_is_finite, unigram_entropy
-from llm_assets.training.config import PretrainConfig, resolve_runtime
+from llm_assets.training.config import PretrainConfig, TrainerFactory, resolve_runtime
 from llm_assets.training.data import TokenWindowData
 from llm_assets.training.flops import flops_per_token, measure_matmul_peak
 from llm_assets.training.module import LanguageModelTask, OptimizerConfig
@@ -59,11 +59,12 @@ def epoch_capped(train: TrainSize, train_tokens: int, tokens_per_step: int) -> t
                     f"{train_tokens:,} training tokens")
 
 
-def build_trainer(config: PretrainConfig, callbacks: Sequence[L.Callback]) -> L.Trainer:
+def build_trainer(config: PretrainConfig, callbacks: Sequence[L.Callback],
+                  make_trainer: TrainerFactory = L.Trainer) -> L.Trainer:
     train = config.train
     accelerator, precision = resolve_runtime(train)
     eval_every = min(train.eval_every, train.max_steps) if train.eval_every > 0 else None
-    return L.Trainer(
+    return make_trainer(
         accelerator=accelerator, devices=train.devices, num_nodes=train.num_nodes, strategy=train.strategy,
         precision=precision, max_steps=train.max_steps, accumulate_grad_batches=train.grad_accum,
         gradient_clip_val=train.grad_clip or None, gradient_clip_algorithm="norm",
@@ -75,29 +76,33 @@ def build_trainer(config: PretrainConfig, callbacks: Sequence[L.Callback]) -> L.
     )
 
 
-def _data_and_trainer(config: PretrainConfig, model_config: ModelConfig, out: Path,
-                      callbacks: Sequence[L.Callback]) -> tuple[PretrainConfig, TokenWindowData, L.Trainer, int, str | None]:
+def _data_and_trainer(
+        config: PretrainConfig, model_config: ModelConfig, out: Path, callbacks: Sequence[L.Callback],
+        make_trainer: TrainerFactory) -> tuple[PretrainConfig, TokenWindowData, L.Trainer, int, str | None]:
     """(config, data, trainer, tokens per step, why max_steps was cut), with max_steps cut to max_epochs: the step
     count is part of the trainer, the data stream and the schedule, so a cut rebuilds them."""
     train = config.train
     data = TokenWindowData(config.shards, model_config.context, train.micro_batch, train.max_steps,
                            train.grad_accum, train.eval_batches, train.seed)
-    trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks])
+    trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks],
+                            make_trainer)
     tokens_per_step = train.micro_batch * model_config.context * train.grad_accum * trainer.world_size
     train, cut = epoch_capped(train, data.train_windows.tokens, tokens_per_step)
     if cut:
         config = dataclasses.replace(config, train=train)
         data.max_steps = train.max_steps
-        trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks])
+        trainer = build_trainer(config, [LastCheckpoint(out, train.checkpoint_every), *callbacks],
+                                make_trainer)
     return config, data, trainer, tokens_per_step, cut
 
 
 def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
-                    callbacks: Sequence[L.Callback] = ()) -> dict:
+                    callbacks: Sequence[L.Callback] = (), make_trainer: TrainerFactory = L.Trainer) -> dict:
     """Train (or resume) and write the checkpoint folder; return the metrics (also in `metrics.json`).
 
     `emit` receives progress lines on global rank zero. Under DDP every rank runs this function; only
-    rank zero writes files and returns full metrics.
+    rank zero writes files and returns full metrics. `make_trainer` builds the Trainer from its keyword
+    arguments (see `ray_train` for one that runs in processes Ray Train started).
     """
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +110,8 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
     _check_tokenizer(config, manifest)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     model_config = ModelConfig.from_size(config.model, vocab_size=int(manifest["vocab_size"]))
-    config, data, trainer, tokens_per_step, cut = _data_and_trainer(config, model_config, out, callbacks)
+    config, data, trainer, tokens_per_step, cut = _data_and_trainer(config, model_config, out, callbacks,
+                                                                     make_trainer)
     train, world = config.train, trainer.world_size
     optimizer = OptimizerConfig(lr=train.lr, warmup_steps=train.warmup_steps, max_steps=train.max_steps,
                                 min_lr_ratio=train.min_lr_ratio, weight_decay=train.weight_decay)

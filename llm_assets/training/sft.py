@@ -42,7 +42,7 @@ from llm_assets.training.callbacks import (
     save_last_checkpoint,
 )
 from llm_assets.training.checks import loss_is_finite
-from llm_assets.training.config import SFTConfig, resolve_runtime
+from llm_assets.training.config import SFTConfig, TrainerFactory, resolve_runtime
 from llm_assets.training.data import ResumableWindowLoader, ResumeSampler, ShardWindows
 from llm_assets.training.module import LanguageModelTask, OptimizerConfig
 from llm_assets.training.report import final_train_loss, plot_loss_curve, write_metrics
@@ -222,12 +222,13 @@ def replay_windows_of(config: SFTConfig, context: int) -> ShardWindows | None:
     return windows
 
 
-def _sft_trainer(config: SFTConfig, steps: int, callbacks: Sequence[L.Callback]) -> tuple[L.Trainer, str, str]:
+def _sft_trainer(config: SFTConfig, steps: int, callbacks: Sequence[L.Callback],
+                 make_trainer: TrainerFactory = L.Trainer) -> tuple[L.Trainer, str, str]:
     """(trainer, accelerator, precision) for `steps` optimizer steps; no validation loop (losses are measured
     on held-back examples before and after)."""
     sizes, runtime = config.sft, config.runtime
     accelerator, precision = resolve_runtime(runtime)
-    trainer = L.Trainer(
+    trainer = make_trainer(
         accelerator=accelerator, devices=runtime.devices, num_nodes=runtime.num_nodes, strategy=runtime.strategy,
         precision=precision, max_steps=steps, accumulate_grad_batches=sizes.grad_accum,
         gradient_clip_val=sizes.grad_clip or None, gradient_clip_algorithm="norm", limit_val_batches=0,
@@ -238,9 +239,11 @@ def _sft_trainer(config: SFTConfig, steps: int, callbacks: Sequence[L.Callback])
     return trainer, accelerator, precision
 
 
-def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: Sequence[L.Callback] = ()) -> dict:
+def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: Sequence[L.Callback] = (),
+            make_trainer: TrainerFactory = L.Trainer) -> dict:
     """Fine-tune (or resume) and write the assistant checkpoint folder; return the metrics (also in
-    `metrics.json`). Under DDP only global rank zero writes files and returns full metrics."""
+    `metrics.json`). Under DDP only global rank zero writes files and returns full metrics. `make_trainer`
+    builds the Trainer from its keyword arguments (as in `pretrain.run_pretraining`)."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = config.sft
@@ -263,7 +266,7 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
     replay = replay_windows_of(config, model_config.context)
     data = ExampleData(input_ids, loss_masks, sizes.micro_batch, sizes.grad_accum, steps, sizes.seed, pad_id,
                        replay, sizes.replay_windows)
-    trainer, accelerator, precision = _sft_trainer(config, steps, callbacks)
+    trainer, accelerator, precision = _sft_trainer(config, steps, callbacks, make_trainer)
     world = trainer.world_size
     mean_length = float(np.mean([len(a) for a in input_ids]))
     replay_per_step = (sizes.replay_windows * model_config.context * sizes.grad_accum * world) if replay else 0
