@@ -51,6 +51,7 @@ def both_engines(smoke_crawl, tmp_path_factory):
             patch.setenv("LLM_ASSETS_RAY_WORKERS", "2")  # a local cluster of at least 2 worker processes
             if engine == "ray":  # one hash bucket per part, so the shuffles spread keys over several tasks
                 patch.setattr(dedup, "PARTS_PER_BUCKET", 1)
+                patch.setattr(dedup, "PARTS_PER_GROUP", 2)
             summary = _curate(smoke_crawl, lakes[engine], engine)
         assert summary["engine"] == engine
     return lakes

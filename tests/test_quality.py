@@ -297,3 +297,21 @@ def test_training_set_is_capped_and_reads_only_chosen_text(tmp_path):
     # the same choice from the same documents in one frame
     assert training_documents(docs, replace(WIKI, quality_max_train_docs=30)).sort("warc_record_id").equals(
         chosen.sort("warc_record_id"))
+
+
+def test_a_large_crawl_is_cut_to_a_bounded_set_of_candidates(monkeypatch):
+    """Over `CANDIDATES_PER_CHOICE` x the cap per class, a hash of the id keeps about that many candidates;
+    the chosen set is still balanced and as large as the cap."""
+    import llm_assets.curation.quality.classifier as classifier
+
+    docs = _corpus(400)
+    cfg = replace(WIKI, quality_max_train_docs=10)
+    monkeypatch.setattr(classifier, "CANDIDATES_PER_CHOICE", 3)
+    cut = classifier._candidates(docs.lazy(), list(cfg.reference_hosts), cfg.quality_max_train_docs)
+    references = cut.filter(pl.col("host").is_in(list(cfg.reference_hosts))).height
+    assert 10 <= references <= 60 and 10 <= cut.height - references <= 60, cut.height
+    assert set(cut["warc_record_id"]) <= set(docs["warc_record_id"])
+    chosen = training_documents(docs.lazy(), cfg)
+    assert chosen["label"].sum() == 10 and chosen.height == 20
+    monkeypatch.setattr(classifier, "CANDIDATES_PER_CHOICE", 1000)  # nothing cut: every document a candidate
+    assert classifier._candidates(docs.lazy(), list(cfg.reference_hosts), 10).height == docs.height

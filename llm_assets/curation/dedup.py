@@ -228,6 +228,9 @@ _NODE_PART = 2**32  # a document's node number in the pair graph: part * 2**32 +
 # text), and every reduce task reads one row group of each part's file
 PARTS_PER_BUCKET = 8
 MAX_BUCKETS = 256
+# reduce outputs that per-part tasks read back are filed per group of this many parts: a part's task reads
+# its group's files, one per bucket (buckets x parts / 64 files a step, not buckets x parts)
+PARTS_PER_GROUP = 64
 
 
 def _load(load: PartLoader, part: str) -> pl.DataFrame:
@@ -262,6 +265,7 @@ class _Shuffle:
     cfg: CurationConfig
     scratch: str
     buckets: int
+    group_parts: int = PARTS_PER_GROUP
 
     def file(self, step: str, name: int | str) -> Path:
         return Path(self.scratch) / step / f"{name}.parquet"
@@ -291,17 +295,17 @@ class _Shuffle:
         return pl.scan_parquet(Path(self.scratch) / step / "*.parquet").filter(pl.col("_bucket") == bucket).collect()
 
     def put_by_part(self, step: str, name: int, frame: pl.DataFrame) -> None:
-        """A reduce task's rows for the per-part tasks: one file per group of `PARTS_PER_BUCKET` parts (every
+        """A reduce task's rows for the per-part tasks: one file per group of `PARTS_PER_GROUP` parts (every
         group gets one, empty or not), so a part's task reads its group's files and no other."""
-        group = (pl.col("_part") // PARTS_PER_BUCKET).alias("_group")
+        group = (pl.col("_part") // self.group_parts).alias("_group")
         rows = frame.with_columns(group)
-        for number in range(math.ceil(len(self.parts) / PARTS_PER_BUCKET)):
+        for number in range(math.ceil(len(self.parts) / self.group_parts)):
             write_parquet(rows.filter(pl.col("_group") == number).drop("_group"),
                           Path(self.scratch) / step / f"g{number:06d}" / f"{name}.parquet")
 
     def of_part(self, step: str, number: int) -> pl.LazyFrame:
         """The rows of part `number` that reduce tasks wrote with `put_by_part`."""
-        group = Path(self.scratch) / step / f"g{number // PARTS_PER_BUCKET:06d}"
+        group = Path(self.scratch) / step / f"g{number // self.group_parts:06d}"
         return pl.scan_parquet(group / "*.parquet").filter(pl.col("_part") == number)
 
     def keys_for(self, hosts: pl.Series) -> pl.DataFrame:
@@ -497,7 +501,7 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
         if scratch is None:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="dedup-"))
         buckets = buckets or max(1, min(MAX_BUCKETS, math.ceil(len(parts) / PARTS_PER_BUCKET)))
-        job = _Shuffle(tuple(parts), load, write, cfg, str(scratch), buckets)
+        job = _Shuffle(tuple(parts), load, write, cfg, str(scratch), buckets, PARTS_PER_GROUP)
         numbers, buckets = list(range(len(parts))), list(range(job.buckets))
         sizes = engine.map(_index_task, numbers, "dedup 1/8 (page hashes)", job=job)
         exact_before = sum(engine.map(_exact_before_task, buckets, "dedup 2/8 (exact duplicates)", job=job))

@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_fscore_support
 
 from llm_assets.profiles import CurationConfig
+from llm_assets.text import HASH_SEED
 
 from .reference import read_reference_texts
 
@@ -130,7 +131,7 @@ def training_documents(docs: pl.DataFrame | pl.LazyFrame, cfg: CurationConfig,
         reference = read_reference_texts(cfg.reference_files)
     hosts = list(cfg.reference_hosts)
     schema = docs.collect_schema().names()
-    meta = (docs.select("warc_record_id", "host").collect() if schema
+    meta = (_candidates(docs, hosts, cfg.quality_max_train_docs) if schema
             else pl.DataFrame(schema={"warc_record_id": pl.Utf8, "host": pl.Utf8}))
     is_reference = meta["host"].is_in(hosts)
     from_hosts, others = meta.filter(is_reference), meta.filter(~is_reference)
@@ -159,6 +160,31 @@ def training_documents(docs: pl.DataFrame | pl.LazyFrame, cfg: CurationConfig,
     return chosen.join(texts.unique("warc_record_id"), on="warc_record_id", how="left",
                        maintain_order="left").select(
         "warc_record_id", "text", "label")
+
+
+CANDIDATES_PER_CHOICE = 10  # each class's candidates are cut to 10x the documents the model trains on
+
+
+def _candidates(docs: pl.LazyFrame, hosts: list[str], cap: int) -> pl.DataFrame:
+    """`warc_record_id, host` of the documents the training set is chosen from: all of them, unless a class
+    (reference hosts, others) has more than `CANDIDATES_PER_CHOICE` x `cap`; then a hash of the id keeps
+    about that many of it. So the scan is streamed and what it holds is bounded by the cap, not the crawl."""
+    is_reference = pl.col("host").is_in(hosts)
+    sizes = dict(docs.select(is_reference.fill_null(False).alias("_ref")).group_by("_ref").len()
+                 .collect(engine="streaming").iter_rows())
+    wanted = CANDIDATES_PER_CHOICE * max(1, cap)
+    if all(n <= wanted for n in sizes.values()):
+        return docs.select("warc_record_id", "host").collect()
+
+    def below(n: int) -> pl.Expr:  # a hash under this bound keeps about `wanted` of `n` documents
+        bound = min(2**64 - 1, int(2**64 * wanted / n)) if n > wanted else 2**64 - 1
+        return pl.col("warc_record_id").hash(HASH_SEED) <= pl.lit(bound, dtype=pl.UInt64)
+
+    keep = (pl.when(is_reference.fill_null(False)).then(below(sizes.get(True, 0)))
+            .otherwise(below(sizes.get(False, 0))))
+    log.info("quality classifier: choosing from about %d of %s documents per class", wanted, sizes)
+    # sorted: the streamed scan's row order is not the files' order, and the training set's order is kept
+    return docs.select("warc_record_id", "host").filter(keep).collect(engine="streaming").sort("warc_record_id")
 
 
 def stable_fraction(keys: pl.Series, salt: str) -> np.ndarray:
