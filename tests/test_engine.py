@@ -139,3 +139,20 @@ def test_the_dagster_assets_run_their_tasks_on_the_engine_resource(both_engines,
             assert _ids(local, stage, side).equals(_ids(tmp_path / "smoke", stage, side)), (stage, side)
     assert (tmp_path / "smoke" / "token_shards" / "manifest.json").is_file()
     assert not list((tmp_path / "smoke").glob(".*-*")), "scratch folders are removed after each step"
+
+
+def test_a_real_crawl_is_curated_alike_on_both_engines(real_crawl, tmp_path):
+    """Crawls recorded by real clients (warcio, and wget where installed): the same decisions on both engines."""
+    warcs = [str(path) for name, path in real_crawl.items() if name != "no_html"]
+    for engine in ("local", "ray"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("LLM_ASSETS_RAY_WORKERS", "2")
+            patch.setattr(dedup, "PARTS_PER_BUCKET", 1)
+            curate(warcs, tmp_path / engine, "smoke", engine=engine)
+    for stage in STAGES:
+        if stage == "quality_classifier":
+            continue
+        for side in ("kept", "removed"):
+            assert _ids(tmp_path / "local", stage, side).equals(_ids(tmp_path / "ray", stage, side)), (stage, side)
+    assert _ids(tmp_path / "local", "training_mixture", "kept").height > 0
+
