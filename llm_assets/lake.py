@@ -124,6 +124,13 @@ def removed_frame(rows: pl.DataFrame, stage: str, reason: pl.Expr | str) -> pl.D
     return rows.select(cols)
 
 
+def reason_counts(removed: pl.DataFrame) -> dict[str, int]:
+    """Removed rows per `reason` (empty when nothing was removed or the frame has no reasons)."""
+    if removed.height == 0 or "reason" not in removed.columns:
+        return {}
+    return dict(removed["reason"].value_counts().iter_rows())
+
+
 LOCK_FILE = ".llm_assets.lock"
 
 

@@ -31,7 +31,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from llm_assets.engine import LocalEngine, RayEngine
-from llm_assets.lake import PartLoader, PartWriter, removed_frame, write_parquet
+from llm_assets.lake import PartLoader, PartWriter, reason_counts, removed_frame, write_parquet
 from llm_assets.profiles import CurationConfig
 from llm_assets.text import HASH_SEED, NGRAM_MULTIPLIERS, mix64, normalized_text, word_ngram_hashes
 
@@ -458,7 +458,7 @@ def _apply_task(number: int, job: _Shuffle) -> tuple[int, int, dict]:
     removed = pl.concat([_duplicate_removed(before.with_columns(pl.lit("exact_duplicate").alias("_reason"))),
                          _duplicate_removed(cut.filter(pl.col("_reason").is_not_null()))], how="diagonal_relaxed")
     job.write(part, kept, removed)
-    reasons = dict(removed["reason"].value_counts().iter_rows()) if removed.height else {}
+    reasons = reason_counts(removed)
     log.info("dedup: part %d/%d (%s), %d kept, %d removed", number + 1, len(job.parts), part, kept.height,
              removed.height)
     return kept.height, removed.height, reasons

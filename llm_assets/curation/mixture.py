@@ -28,7 +28,7 @@ import polars as pl
 from llm_assets.benchmarks import load_items
 from llm_assets.curation.quality import stable_fraction
 from llm_assets.engine import LocalEngine
-from llm_assets.lake import PartLoader, PartWriter, removed_frame
+from llm_assets.lake import PartLoader, PartWriter, reason_counts, removed_frame
 from llm_assets.profiles import CurationConfig
 from llm_assets.text import ngram_hits, ngram_table, normalized_text
 
@@ -197,7 +197,7 @@ def _mix_task(number: int, job: _MixtureJob, ngrams: dict[int, np.ndarray],
         u = stable_fraction(train_ids, "mixture-split")
         lowest = (float(u[int(np.argmin(u))]), number, train_ids[int(np.argmin(u))])
     log.info("mixture: part %d/%d (%s), %d rows", number + 1, len(job.parts), part, kept.height)
-    reasons = dict(removed["reason"].value_counts().iter_rows()) if removed.height else {}
+    reasons = reason_counts(removed)
     return {"train": train_ids.len(), "validation": ids.height - train_ids.len(), "lowest": lowest,
             "written": (kept.height, removed.height, reasons)}
 

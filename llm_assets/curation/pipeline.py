@@ -27,7 +27,15 @@ from llm_assets.crawl import redact_url, resolve_sources
 from llm_assets.crawl.raw import crawl_to_parquet
 from llm_assets.curation import dedup, mixture, quality
 from llm_assets.engine import open_engine
-from llm_assets.lake import kept_path, lake_lock, prune_parts, read_part, scan_parts, write_part
+from llm_assets.lake import (
+    kept_path,
+    lake_lock,
+    prune_parts,
+    read_part,
+    reason_counts,
+    scan_parts,
+    write_part,
+)
 from llm_assets.profiles import CurationConfig, Profile, curation_for, get_profile
 
 log = logging.getLogger(__name__)
@@ -57,8 +65,7 @@ class _StageTally:
         self.reasons: Counter = Counter()
 
     def add(self, rows_in: int, kept: pl.DataFrame, removed: pl.DataFrame, seconds: float) -> None:
-        reasons = (dict(removed["reason"].value_counts().iter_rows())
-                   if removed.height and "reason" in removed.columns else {})
+        reasons = reason_counts(removed)
         self.add_counts(rows_in, kept.height, removed.height, reasons, seconds)
 
     def add_counts(self, rows_in: int, kept: int, removed: int, reasons: dict, seconds: float) -> None:

@@ -8,7 +8,15 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from llm_assets.curation import dedup, extraction, filtration, groundtruth, mixture, pii, quality, report
 from llm_assets.curation.pipeline import STAGE_INPUTS
-from llm_assets.lake import kept_path, part_files, prune_parts, read_part, scan_parts, write_part
+from llm_assets.lake import (
+    kept_path,
+    part_files,
+    prune_parts,
+    read_part,
+    reason_counts,
+    scan_parts,
+    write_part,
+)
 from llm_assets.synthetic.crawl_folder import LABELS_FILE
 from llm_assets.text import normalized_text
 
@@ -89,7 +97,7 @@ def extracted_documents(context: AssetExecutionContext, lake: LakeResource, craw
     cfg = crawl.curation()
     kept, removed = extraction.extract_documents(raw, cfg)
     yield MaterializeResult(metadata=write_stage(lake, "extracted_documents", part, kept, removed, settings(cfg)))
-    reasons = dict(removed["reason"].value_counts().iter_rows()) if removed.height else {}
+    reasons = reason_counts(removed)
     yield check("has_documents", kept.height > 0, blocking_severity=False, documents=kept.height,
                 records=raw.height, removed_by_reason=reasons,
                 description=None if kept.height else f"extracted_documents of {part} has no text page: "

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from llm_assets.engine import LocalEngine
-from llm_assets.lake import PartLoader, PartWriter, removed_frame, write_parquet
+from llm_assets.lake import PartLoader, PartWriter, reason_counts, removed_frame, write_parquet
 from llm_assets.profiles import CurationConfig
 
 from .classifier import quality_scores
@@ -93,7 +93,7 @@ def _split_task(number: int, job: _QualityJob, threshold: float | None) -> tuple
     job.write(job.parts[number], kept, removed)
     job.file(number, "passing").unlink()
     job.file(number, "removed").unlink()
-    reasons = dict(removed["reason"].value_counts().iter_rows()) if removed.height else {}
+    reasons = reason_counts(removed)
     return kept.height, removed.height, reasons
 
 
