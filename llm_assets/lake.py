@@ -35,16 +35,27 @@ def removed_path(root: str | os.PathLike, asset_key: str, part: str = "all") -> 
     return asset_dir(root, asset_key) / "removed" / f"{part}.parquet"
 
 
-def write_parquet(frame: pl.DataFrame, path: str | os.PathLike, metadata: dict[bytes, bytes] | None = None) -> Path:
+def write_parquet(frame: pl.DataFrame, path: str | os.PathLike, metadata: dict[bytes, bytes] | None = None,
+                  row_group_by: str | None = None) -> Path:
     """Write `frame` as zstd Parquet to a temporary name, then rename: a crash never leaves half a file.
 
     `metadata` goes into the file's key-value metadata (read back with `pyarrow.parquet.read_schema`).
+    `row_group_by` writes one row group per value of that column, so a reader's filter on it skips the
+    other row groups by their statistics.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        if metadata:
+        if row_group_by:
+            frame = frame.sort(row_group_by)
+            schema = frame.to_arrow().schema
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                if frame.height == 0:
+                    writer.write_table(frame.to_arrow())
+                for _, rows in frame.group_by(row_group_by, maintain_order=True):
+                    writer.write_table(rows.to_arrow().cast(schema))
+        elif metadata:
             table = frame.to_arrow()
             pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata}), tmp,
                            compression="zstd")

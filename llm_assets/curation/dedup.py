@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import tempfile
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -276,20 +273,7 @@ class _Shuffle:
     def put_buckets(self, step: str, name: int | str, frame: pl.DataFrame) -> None:
         """`frame` (with `_bucket`) as one Parquet row group per bucket, so that a reduce task's filter on
         its bucket reads its row group of each file and skips the others by their statistics."""
-        path = self.file(step, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        frame = frame.sort("_bucket")
-        table = frame.to_arrow()
-        try:
-            with pq.ParquetWriter(tmp, table.schema, compression="zstd") as writer:
-                if frame.height == 0:
-                    writer.write_table(table)
-                for (_,), rows in frame.group_by("_bucket", maintain_order=True):
-                    writer.write_table(rows.to_arrow().cast(table.schema))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_parquet(frame, self.file(step, name), row_group_by="_bucket")
 
     def bucket(self, step: str, bucket: int) -> pl.DataFrame:
         return pl.scan_parquet(Path(self.scratch) / step / "*.parquet").filter(pl.col("_bucket") == bucket).collect()
