@@ -19,10 +19,10 @@ from llm_assets.engine import ENGINE_ENV, ENGINES, RAY_ADDRESS_ENV
 
 def _cmd_build(args) -> int:
     from llm_assets.cli.build import build
-    from llm_assets.lake import lake_lock
+    from llm_assets.lake import lake_lock, lake_path
 
     # one build per lake and profile: a second would overwrite and prune the first one's parts
-    lake = Path(profiles.data_dir()) / profiles.get_profile(args.profile).name
+    lake = lake_path(profiles.data_dir()) / profiles.get_profile(args.profile).name
     with lake_lock(lake, "build"):
         return build(args.profile, args.select, args.crawl, args.seed, args.workers, args.engine)
 

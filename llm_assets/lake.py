@@ -1,4 +1,4 @@
-"""The lake: Parquet files under a root folder, one folder per asset, written atomically and checksummed.
+"""The lake: Parquet files under a root folder or object-store URL, one folder per asset, written atomically.
 
 Every stage writes `<root>/<asset_key>/kept/<part>.parquet` for the rows it keeps and
 `<root>/<asset_key>/removed/<part>.parquet` for the rows it drops (each with `stage` and `reason`), so
@@ -7,10 +7,12 @@ Every stage writes `<root>/<asset_key>/kept/<part>.parquet` for the rows it keep
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -20,11 +22,14 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from llm_assets.objectstore import is_remote, lake_path, mirror_dir, uri
+
 REMOVED_COLUMNS = ("warc_record_id", "url", "stage", "reason")
 
 
 def asset_dir(root: str | os.PathLike, asset_key: str) -> Path:
-    return Path(root) / asset_key
+    """`<root>/<asset_key>`: a `Path`, or a `UPath` when the root is a URL (`s3://bucket/prefix`)."""
+    return lake_path(root) / asset_key
 
 
 def kept_path(root: str | os.PathLike, asset_key: str, part: str = "all") -> Path:
@@ -35,18 +40,38 @@ def removed_path(root: str | os.PathLike, asset_key: str, part: str = "all") -> 
     return asset_dir(root, asset_key) / "removed" / f"{part}.parquet"
 
 
+@contextmanager
+def atomic_target(path: str | os.PathLike):
+    """A local temporary file to write `path`'s bytes into. When the block ends without error the file
+    becomes `path` (a rename on disk; one PUT, all or nothing, on an object store); on error it is deleted,
+    so a crash never leaves half a file where readers look."""
+    path = lake_path(path)
+    with contextlib.ExitStack() as stack:
+        if is_remote(path):
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lake-put-")))
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            folder = path.parent
+        tmp = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            yield tmp
+            if is_remote(path):
+                path.fs.put_file(str(tmp), path.path)
+            else:
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike, metadata: dict[bytes, bytes] | None = None,
                   row_group_by: str | None = None) -> Path:
-    """Write `frame` as zstd Parquet to a temporary name, then rename: a crash never leaves half a file.
+    """Write `frame` as zstd Parquet through `atomic_target`: a crash never leaves half a file.
 
     `metadata` goes into the file's key-value metadata (read back with `pyarrow.parquet.read_schema`).
     `row_group_by` writes one row group per value of that column, so a reader's filter on it skips the
     other row groups by their statistics.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_target(path) as tmp:
         if row_group_by:
             frame = frame.sort(row_group_by)
             schema = frame.to_arrow().schema
@@ -61,16 +86,16 @@ def write_parquet(frame: pl.DataFrame, path: str | os.PathLike, metadata: dict[b
                            compression="zstd")
         else:
             frame.write_parquet(tmp, compression="zstd", statistics=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return lake_path(path)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
     """The sha256 of a file's bytes, as hex: the checksum manifests and resume records compare."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    digest = hashlib.sha256()
+    with lake_path(path).open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # a global stage's access to the parts of a crawl: read one part's rows, write one part's kept and removed rows
@@ -83,7 +108,7 @@ def read_json(path: str | os.PathLike, missing: str, label: str | None = None,
     """The JSON value in `path`. A missing file raises `missing_error(missing)`; a file that is not JSON raises
     `error` naming it (`label`, default the path) and the parser's reason. No chained traceback: the message
     says it all."""
-    path = Path(path)
+    path = lake_path(path)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -94,7 +119,7 @@ def read_json(path: str | os.PathLike, missing: str, label: str | None = None,
 
 def read_part(root: str | os.PathLike, asset_key: str, part: str) -> pl.DataFrame:
     """The kept rows of one part of a stage."""
-    return pl.read_parquet(kept_path(root, asset_key, part))
+    return pl.read_parquet(uri(kept_path(root, asset_key, part)))
 
 
 def write_part(root: str | os.PathLike, asset_key: str, part: str, kept: pl.DataFrame,
@@ -106,14 +131,17 @@ def write_part(root: str | os.PathLike, asset_key: str, part: str, kept: pl.Data
 
 def part_files(root: str | os.PathLike, asset_key: str, side: str = "kept") -> list[Path]:
     """The Parquet part files of a stage's `kept` or `removed` rows, in part-name order."""
-    return sorted((asset_dir(root, asset_key) / side).glob("*.parquet"))
+    folder = asset_dir(root, asset_key) / side
+    if is_remote(folder) and not folder.exists():
+        return []
+    return sorted(folder.glob("*.parquet"), key=str)
 
 
 def scan_parts(files: list[Path]) -> pl.LazyFrame:
     """A lazy frame over part files whose schemas may differ by missing columns (filled with nulls)."""
     if not files:
         return pl.LazyFrame()
-    return pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
+    return pl.concat([pl.scan_parquet(uri(f)) for f in files], how="diagonal_relaxed")
 
 
 def prune_parts(root: str | os.PathLike, asset_key: str, parts: list[str]) -> list[Path]:
@@ -156,8 +184,12 @@ def lake_lock(root: str | os.PathLike, command: str):
     Two runs writing the same lake overwrite and prune each other's parts; the lock turns that into a
     clear refusal. It is an advisory `flock`, released by the kernel when the process dies (so a killed
     run never leaves a stale lock behind); the file records who holds it, for the message only.
+    An object store has no such lock: for a lake at a URL the lock is taken on its local mirror folder, so
+    it guards the runs of this host only.
     """
-    root = Path(root)
+    root = lake_path(root)
+    if is_remote(root):
+        root = mirror_dir(root)
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_FILE
     with open(path, "a+") as handle:  # closing the descriptor releases the lock

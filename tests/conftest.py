@@ -53,9 +53,10 @@ class Build:
         return self.data_dir / "smoke"
 
 
-def run_build(home: Path, data_dir: Path, *args: str, profile: str = "smoke",
-              timeout: int = 1800) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DAGSTER_HOME": str(home), "LLM_ASSETS_DATA_DIR": str(data_dir)}
+def run_build(home: Path, data_dir: Path | str, *args: str, profile: str = "smoke",
+              timeout: int = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m llm_assets build` into `data_dir` (a folder or an object-store URL); `env` adds variables."""
+    env = {**os.environ, **(env or {}), "DAGSTER_HOME": str(home), "LLM_ASSETS_DATA_DIR": str(data_dir)}
     env.pop("LLM_ASSETS_PROFILE", None)
     return subprocess.run([sys.executable, "-m", "llm_assets", "build", "--profile", profile, *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)

@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "llm_assets"
 
 LAYERS = [
-    {"llm_assets", "profiles", "lake", "benchmarks", "text", "config_checks", "engine"},
+    {"llm_assets", "profiles", "objectstore", "lake", "benchmarks", "text", "config_checks", "engine"},
     {"synthetic"},
     {"crawl"},
     {"curation"},

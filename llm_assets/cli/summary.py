@@ -2,11 +2,11 @@
 
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 from dagster import DagsterInstance
 
 from llm_assets.defs import all_assets
+from llm_assets.objectstore import is_remote, lake_path
 
 
 def user_error(error) -> str:
@@ -41,7 +41,7 @@ def summarize_run(result, instance: DagsterInstance) -> dict:
         if "dagster/row_count" in meta:
             entry["rows"] = (entry["rows"] or 0) + int(meta["dagster/row_count"].value)
         if "path" in meta:
-            entry["bytes"] += _size(Path(str(meta["path"].value)))
+            entry["bytes"] += _size(str(meta["path"].value))
         if "skipped" in meta and isinstance(meta["skipped"].value, str):  # raw_crawl's is a count per reason
             entry["notes"].append(meta["skipped"].value)
         entry["seconds"] += durations.get(event.step_key, 0.0)
@@ -66,7 +66,14 @@ def _step_assets(step_key: str) -> list[str]:
     return [op_name]
 
 
-def _size(path: Path) -> int:
+def _size(location: str) -> int:
+    """Bytes of the file or folder at `location` (a local path or an object-store URL); 0 when it is gone."""
+    path = lake_path(location)
+    if is_remote(path):
+        try:
+            return int(path.fs.du(path.path))
+        except FileNotFoundError:
+            return 0
     if path.is_file():
         return path.stat().st_size
     if path.is_dir():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections import Counter
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import polars as pl
 import pyarrow.parquet as pq
+
+from llm_assets.lake import atomic_target
 
 from .sources import REDACTED, redact_text, redact_url
 from .warc import DEFAULT_MAX_BODY_BYTES, RAW_SCHEMA, Tally, UnreadableWarcError, iter_warc_batches
@@ -63,35 +63,28 @@ def crawl_to_parquet(uri: str, out_path: str | os.PathLike, batch_records: int =
     a credential of `uri` (userinfo, presigned signatures): `uri` comes back redacted, and an error reading
     a URL with credentials is raised as `UnreadableWarcError` with a redacted message and no chain.
     """
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
     tally = Tally()
     statuses: Counter = Counter()
     ctypes: Counter = Counter()
     rows = body_bytes = 0
     start = time.perf_counter()
     writer = None
-    try:
-        for batch in _batches(uri, batch_records, tally, max_body_bytes):
-            table = batch.to_arrow()
+    with atomic_target(out_path) as tmp:
+        try:
+            for batch in _batches(uri, batch_records, tally, max_body_bytes):
+                table = batch.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+                rows += batch.height
+                body_bytes += int(batch["body"].bin.size().sum() or 0)
+                statuses.update(dict(batch["http_status"].value_counts().iter_rows()))
+                ctypes.update(dict(batch["content_type"].value_counts().iter_rows()))
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-            writer.write_table(table)
-            rows += batch.height
-            body_bytes += int(batch["body"].bin.size().sum() or 0)
-            statuses.update(dict(batch["http_status"].value_counts().iter_rows()))
-            ctypes.update(dict(batch["content_type"].value_counts().iter_rows()))
-        if writer is None:
-            pl.DataFrame(schema=RAW_SCHEMA).write_parquet(tmp, compression="zstd")
-        else:
-            writer.close()
-            writer = None
-        os.replace(tmp, out_path)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+                pl.DataFrame(schema=RAW_SCHEMA).write_parquet(tmp, compression="zstd")
+        finally:
+            if writer is not None:
+                writer.close()
     seconds = time.perf_counter() - start
     bad = sum(tally.skipped.values())
     return {

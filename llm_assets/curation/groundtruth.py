@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from llm_assets.lake import part_files, scan_parts
+from llm_assets.lake import part_files, scan_parts, uri
 
 REMOVING_STAGES = ("extracted_documents", "filtered_documents", "deduplicated_documents",
                    "quality_documents", "training_mixture")
@@ -54,7 +54,7 @@ def _kept_ids(root: Path, stage: str) -> set[str]:
 
 def score_against_labels(out_dir: str | os.PathLike, labels_path: str | os.PathLike) -> dict:
     """Precision/recall per filter, PII leaks and per-site survival of the lake at `out_dir`."""
-    root = Path(out_dir)
+    root = out_dir
     labels_path = Path(labels_path)
     if not labels_path.exists():
         raise FileNotFoundError(f"labels file {labels_path} not found (the synthetic crawl writes labels.parquet)")
@@ -101,7 +101,7 @@ def _pii_leaks(root: Path, labels: pl.DataFrame) -> dict:
     strings = sorted({s for row in labels["pii"].to_list() if row for s in row if s})
     found: set[str] = set()
     for path in (f for stage in KEPT_TEXT_STAGES for f in part_files(root, stage)) if strings else ():
-        kept = pl.read_parquet(path, columns=["text"])
+        kept = pl.read_parquet(uri(path), columns=["text"])
         matches = kept.select(pl.col("text").str.extract_many(strings, overlapping=True).alias("m"))
         found.update(matches.explode("m")["m"].drop_nulls().unique().to_list())
     return {"labeled_strings": len(strings), "leaked_strings": len(found),

@@ -28,7 +28,7 @@ import polars as pl
 from llm_assets.benchmarks import load_items
 from llm_assets.curation.quality import stable_fraction
 from llm_assets.engine import LocalEngine
-from llm_assets.lake import PartLoader, PartWriter, reason_counts, removed_frame
+from llm_assets.lake import PartLoader, PartWriter, reason_counts, removed_frame, uri
 from llm_assets.profiles import CurationConfig
 from llm_assets.text import ngram_hits, ngram_table, normalized_text
 
@@ -108,7 +108,7 @@ def contaminated_rows(files: Iterable[str | Path], benchmark_files: Iterable[str
     ngrams = benchmark_ngrams(read_benchmark_items(benchmark_files), n)
     if not ngrams:
         return 0
-    return sum(int(contaminated_mask(pl.read_parquet(f, columns=["text"])["text"], ngrams).sum()) for f in files)
+    return sum(int(contaminated_mask(pl.read_parquet(uri(f), columns=["text"])["text"], ngrams).sum()) for f in files)
 
 
 def build_mixture(docs: pl.DataFrame, cfg: CurationConfig, benchmark_files: list[Path] | tuple = (),

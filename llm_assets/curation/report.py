@@ -64,7 +64,7 @@ def stage_counts(root: str | os.PathLike, stages: list[str], parts: list[str]) -
             continue
         reasons = (scan_parts(removed).group_by("reason").len().collect() if removed
                    else pl.DataFrame(schema={"reason": pl.Utf8, "len": pl.UInt32}))
-        rows.append({"stage": stage, "kept": pl.scan_parquet(kept).select(pl.len()).collect().item(),
+        rows.append({"stage": stage, "kept": scan_parts(kept).select(pl.len()).collect().item(),
                      "removed": int(reasons["len"].sum()) if removed else None,
                      "reasons": dict(reasons.iter_rows())})
     return rows
@@ -76,7 +76,7 @@ def source_counts(root: str | os.PathLike, sources: dict[str, str]) -> list[dict
     rows = []
     for key, uri in sources.items():
         raw = kept_path(root, "raw_crawl", key)
-        records = pl.scan_parquet(raw).select(pl.len()).collect().item() if raw.exists() else None
+        records = scan_parts([raw]).select(pl.len()).collect().item() if raw.exists() else None
         local = Path(uri)
         rows.append({"uri": redact_url(uri), "records": records, "bytes": local.stat().st_size if local.exists() else None})
     return rows

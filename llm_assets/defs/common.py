@@ -8,6 +8,7 @@ from pathlib import Path
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 
 from llm_assets.lake import kept_path, part_files
+from llm_assets.objectstore import mirror_dir
 
 from .resources import LakeResource
 
@@ -53,10 +54,22 @@ def stage_parts(lake: LakeResource, stage: str) -> list[str]:
     return parts
 
 
+def local_kept_files(lake: LakeResource, stage: str) -> list[Path]:
+    """The kept part files of a global stage as local files, for readers that need a local path (the
+    tokenizer, the shard writer, the evaluation): on an object-store lake, those of its synced mirror."""
+    files = kept_files(lake, stage, stage_parts(lake, stage))
+    if not lake.remote:
+        return files
+    folder = lake.fetch(stage) / "kept"
+    return [folder / f.name for f in files]
+
+
 @contextlib.contextmanager
 def scratch_dir(lake: LakeResource, stage: str):
     """A scratch folder in the lake beside the stage's folder (readable by every task of the engine),
-    removed after the step."""
-    lake.path.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=lake.path, prefix=f".{stage}-") as scratch:
+    removed after the step. A lake on an object store gets a local one (beside its mirror): the engine's
+    tasks then share this host's disk, as a local Ray cluster does."""
+    parent = mirror_dir(lake.path) if lake.remote else lake.path
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=f".{stage}-") as scratch:
         yield scratch

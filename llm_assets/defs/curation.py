@@ -15,6 +15,7 @@ from llm_assets.lake import (
     read_part,
     reason_counts,
     scan_parts,
+    uri,
     write_part,
 )
 from llm_assets.synthetic.crawl_folder import LABELS_FILE
@@ -47,7 +48,7 @@ def stage_metadata(lake: LakeResource, stage: str, kept: pl.DataFrame | pl.LazyF
     """Counts, reasons and samples of a stage; `extra` should name the `curation_settings` that ran."""
     summary = report.summarize(stage, kept, removed)
     meta = {
-        "path": MetadataValue.path(str(lake.asset_dir(stage))),
+        "path": MetadataValue.path(lake.url(stage)),
         "dagster/row_count": summary["kept"],
         "removed": summary["removed"],
         "removed_by_reason": reason_table(summary["removed_by_reason"]),
@@ -59,7 +60,7 @@ def stage_metadata(lake: LakeResource, stage: str, kept: pl.DataFrame | pl.LazyF
 
 
 def read_kept(lake: LakeResource, stage: str, parts: list[str]) -> pl.DataFrame:
-    return pl.read_parquet(kept_files(lake, stage, parts))
+    return pl.read_parquet([uri(f) for f in kept_files(lake, stage, parts)])
 
 
 def run_global_stage(lake: LakeResource, stage: str, parts: list[str], step) -> dict:
@@ -93,7 +94,7 @@ def settings(cfg) -> dict:
 )
 def extracted_documents(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
     part = context.partition_key
-    raw = pl.read_parquet(kept_path(lake.path, "raw_crawl", part))
+    raw = pl.read_parquet(uri(kept_path(lake.path, "raw_crawl", part)))
     cfg = crawl.curation()
     kept, removed = extraction.extract_documents(raw, cfg)
     yield MaterializeResult(metadata=write_stage(lake, "extracted_documents", part, kept, removed, settings(cfg)))
@@ -164,14 +165,15 @@ def deduplicated_documents(lake: LakeResource, crawl: CrawlSource, engine: Engin
 )
 def quality_classifier(lake: LakeResource, crawl: CrawlSource):
     docs = scan_parts(kept_files(lake, "deduplicated_documents", stage_parts(lake, "deduplicated_documents")))
-    out = lake.asset_dir("quality_classifier")
     cfg = crawl.curation()
-    metrics = quality.train_quality_classifier(docs, out, cfg)
+    with lake.working("quality_classifier") as out:
+        metrics = quality.train_quality_classifier(docs, out, cfg)
     shown = {k: metadata_value(v) for k, v in metrics.items() if v is not None and k not in ("skipped", "skip_reason")}
     if metrics["skipped"]:  # `skipped` holds the sentence a user reads (the build summary prints it)
         shown["skipped"] = (f"quality model skipped: {metrics['skip_reason']}; quality_documents keeps what the "
                             "heuristics pass")
-    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)), **settings(cfg), **shown})
+    yield MaterializeResult(metadata={"path": MetadataValue.path(lake.url("quality_classifier")), **settings(cfg),
+                                      **shown})
     if metrics["skipped"]:
         yield check("reference_text", False, blocking_severity=False, description=shown["skipped"],
                     skipped=metrics["skip_reason"])
@@ -195,7 +197,7 @@ def quality_classifier(lake: LakeResource, crawl: CrawlSource):
 )
 def quality_documents(lake: LakeResource, crawl: CrawlSource, engine: EngineResource):
     parts = stage_parts(lake, "deduplicated_documents")
-    model = quality.trained_model(lake.asset_dir("quality_classifier"))
+    model = quality.trained_model(lake.fetch("quality_classifier"))
     cfg = crawl.curation()
 
     def step(write):

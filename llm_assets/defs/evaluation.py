@@ -14,11 +14,10 @@ from llm_assets.evaluation.card import evaluation_sections, lineage_order, rende
 from llm_assets.evaluation.cloze import cloze_pairs
 from llm_assets.evaluation.scoreboard import score_models
 from llm_assets.evaluation.suite import build_suite, malformed_tasks, read_suite, write_suite
-from llm_assets.lake import part_files
 from llm_assets.modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE
 
-from .common import check, metadata_value, spec
+from .common import check, local_kept_files, metadata_value, spec
 from .resources import CrawlSource, LakeResource
 from .training import SKIPPED_FILE, checkpoint_ready
 
@@ -51,16 +50,16 @@ def benchmark_suite(context: AssetExecutionContext, lake: LakeResource, crawl: C
         # form; its cloze statements as written; a crawl from before these files existed has neither
         templates = {str(synthetic / BENCHMARK_FILE): QUESTION_TEMPLATE, str(synthetic / CLOZE_FILE): "{query}"}
         files += [synthetic / name for name in (CLOZE_FILE, OPEN_QUESTIONS_FILE) if (synthetic / name).is_file()]
-    out = lake.asset_dir("benchmark_suite") / "suite.json"
     suite = build_suite(files, templates)
-    write_suite(suite, out)
+    with lake.working("benchmark_suite") as folder:
+        write_suite(suite, folder / "suite.json")
     tasks, open_tasks, fewshot = suite["tasks"], suite["open_tasks"], suite["fewshot"]
     counts = {task: len(items) for task, items in {**tasks, **open_tasks}.items()}
     formats = {task: items[0]["format"] for task, items in tasks.items() if items}
     skipped = {} if suite["files"] else {"skipped": NO_BENCHMARKS}
     if skipped:
         context.log.warning(NO_BENCHMARKS)
-    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)),
+    yield MaterializeResult(metadata={"path": MetadataValue.path(f"{lake.url('benchmark_suite')}/suite.json"),
                                       "dagster/row_count": sum(counts.values()),
                                       "items_per_task": metadata_value(counts),
                                       "formats": metadata_value(formats),
@@ -93,16 +92,16 @@ class BenchmarkConfig(Config):
 )
 def benchmark_scores(context: AssetExecutionContext, lake: LakeResource, config: BenchmarkConfig):
     size = lake.profile_def().eval
-    models = {name: lake.asset_dir(key) for name, key in CHECKPOINTS.items() if checkpoint_ready(lake.asset_dir(key))}
+    models = {name: lake.fetch(key) for name, key in CHECKPOINTS.items() if checkpoint_ready(lake.asset_dir(key))}
     if "base" not in models:
-        raise FileNotFoundError(f"benchmark_scores: no trained model in {lake.asset_dir('base_checkpoint')}; "
+        raise FileNotFoundError(f"benchmark_scores: no trained model in {lake.url('base_checkpoint')}; "
                                 "materialize base_checkpoint first")
-    out = lake.asset_dir("benchmark_scores")
-    tasks, fewshot, open_tasks = read_suite(lake.asset_dir("benchmark_suite") / "suite.json")
-    results = score_models(models, tasks, lake.asset_dir("token_shards"),
-                           part_files(lake.path, "training_mixture"), out, shots=size.shots,
-                           batch_size=size.batch_size, max_items=size.max_items,
-                           template=config.template or None, fewshot=fewshot, open_tasks=open_tasks)
+    tasks, fewshot, open_tasks = read_suite(lake.fetch("benchmark_suite") / "suite.json")
+    with lake.working("benchmark_scores") as out:
+        results = score_models(models, tasks, lake.fetch("token_shards"),
+                               local_kept_files(lake, "training_mixture"), out, shots=size.shots,
+                               batch_size=size.batch_size, max_items=size.max_items,
+                               template=config.template or None, fewshot=fewshot, open_tasks=open_tasks)
     table: pl.DataFrame = results["table"]
     headline = {f"{r['model']}/{r['benchmark']}/{r['metric']}": float(r["value"])
                 for r in table.iter_rows(named=True)}
@@ -110,7 +109,7 @@ def benchmark_scores(context: AssetExecutionContext, lake: LakeResource, config:
     skipped = [key for name, key in CHECKPOINTS.items() if name not in models]
     plot = out / "scores.png"
     yield MaterializeResult(metadata={
-        "path": MetadataValue.path(str(out / "scores.parquet")),
+        "path": MetadataValue.path(f"{lake.url('benchmark_scores')}/scores.parquet"),
         "dagster/row_count": table.height,
         "scores": MetadataValue.md((out / "scores.md").read_text()),
         **({"question_vs_cloze": MetadataValue.md((out / "question_vs_cloze.md").read_text())}
@@ -172,9 +171,9 @@ def tokenizer_figures(context: AssetExecutionContext) -> dict:
     check_specs=[spec("model_card", "complete", "The card records lineage for every upstream asset.")],
 )
 def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
-    scores_dir = lake.asset_dir("benchmark_scores")
+    scores_dir = lake.fetch("benchmark_scores")
     results = json.loads((scores_dir / "results.json").read_text())
-    base = lake.asset_dir("base_checkpoint")
+    base = lake.fetch("base_checkpoint")
     sources = crawl.resolve()
     upstream = upstream_assets(context)
     lineage = upstream_lineage(context, upstream)
@@ -193,10 +192,10 @@ def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
                   if not checkpoint_ready(lake.asset_dir(key))] + results.get("notes", []),
         "lineage": lineage,
     }
-    out = lake.asset_dir("model_card") / "MODEL_CARD.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
     card = render_model_card(info)
-    out.write_text(card)
-    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)), "card": MetadataValue.md(card)})
+    with lake.working("model_card") as folder:
+        (folder / "MODEL_CARD.md").write_text(card)
+    yield MaterializeResult(metadata={"path": MetadataValue.path(f"{lake.url('model_card')}/MODEL_CARD.md"),
+                                      "card": MetadataValue.md(card)})
     missing = [k for k in upstream if k not in {row["asset"] for row in lineage}]
     yield check("complete", not missing, blocking_severity=False, missing=missing)

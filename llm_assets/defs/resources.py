@@ -13,6 +13,7 @@ from dagster import ConfigurableResource
 from llm_assets import profiles
 from llm_assets.crawl import resolve_sources
 from llm_assets.engine import open_engine
+from llm_assets.objectstore import is_remote, lake_path, mirror_dir, pull, push, uri
 from llm_assets.synthetic import generate_crawl, is_current_synthetic_crawl, is_synthetic_crawl
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, SFT_FILE
 
@@ -37,17 +38,51 @@ def _file_lock(path: Path):
 
 
 class LakeResource(ConfigurableResource):
-    """Root folder of the lake; one sub-folder per profile so profiles never overwrite each other."""
+    """Root folder (or object-store URL, `s3://bucket/prefix`) of the lake; one sub-folder per profile so
+    profiles never overwrite each other."""
 
     root: str
     profile: str
 
     @property
     def path(self) -> Path:
-        return Path(self.root) / self.profile
+        """The profile's lake: a `Path`, or a `UPath` when the root is a URL."""
+        return lake_path(self.root) / self.profile
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.path)
 
     def asset_dir(self, key: str) -> Path:
         return self.path / key
+
+    def url(self, key: str) -> str:
+        """The asset folder as the `path` metadata shows it: a local path or the object-store URL."""
+        return uri(self.asset_dir(key))
+
+    def fetch(self, key: str) -> Path:
+        """A local folder holding the asset's files, for libraries that need local paths (a tokenizer,
+        memory-mapped shards, checkpoints): the folder itself on a local lake, else its synced mirror."""
+        folder = self.asset_dir(key)
+        return pull(folder) if self.remote else folder
+
+    @contextmanager
+    def working(self, key: str):
+        """The local folder an asset writes its files in. On an object-store lake it is the mirror of the
+        asset's folder, pulled first (a rerun resumes from what is there) and pushed after the step, also
+        when it fails, so what the step finished (a checkpoint) is kept as on a local lake."""
+        folder = self.asset_dir(key)
+        if not self.remote:
+            folder.mkdir(parents=True, exist_ok=True)
+            yield folder
+            return
+        local = pull(folder)
+        try:
+            yield local
+        finally:
+            counts = push(local, folder)
+            log.info("%s: %d file(s) sent to %s, %d removed there", key, counts["uploaded"], uri(folder),
+                     counts["deleted"])
 
     def profile_def(self) -> profiles.Profile:
         """The profile's sizes. Its `curation` is the published set: a crawl's own set (synthetic or not)
@@ -70,7 +105,11 @@ class CrawlSource(ConfigurableResource):
     reference_files: list[str] = []
 
     def synthetic_dir(self) -> Path:
-        return Path(self.data_root) / "synthetic_crawl" / f"{self.profile}-seed{self.seed}"
+        """Where the synthetic crawl is made: in the lake's root folder, or, for a lake on an object store,
+        in the local mirror of its root (the crawl is a local source the raw_crawl step reads)."""
+        root = lake_path(self.data_root)
+        local = mirror_dir(root) if is_remote(root) else root
+        return local / "synthetic_crawl" / f"{self.profile}-seed{self.seed}"
 
     def ensure_synthetic(self) -> Path:
         out = self.synthetic_dir()

@@ -7,7 +7,7 @@ from llm_assets.tokens import checks as token_checks
 from llm_assets.tokens.shards import write_shards
 from llm_assets.tokens.tokenizer import measure_compression, mixture_texts, split_counts, train_tokenizer
 
-from .common import check, kept_files, metadata_value, scratch_dir, spec, stage_parts
+from .common import check, local_kept_files, metadata_value, scratch_dir, spec
 from .resources import EngineResource, LakeResource
 
 GROUP = "tokens"
@@ -15,11 +15,12 @@ OWNERS = ["team:modeling"]
 
 
 def mixture_files(lake: LakeResource):
-    return kept_files(lake, "training_mixture", stage_parts(lake, "training_mixture"))
+    return local_kept_files(lake, "training_mixture")
 
 
 def tokenizer_path(lake: LakeResource):
-    return lake.asset_dir("tokenizer") / TOKENIZER_FILE
+    """The trained tokenizer as a local file (fetched from an object-store lake)."""
+    return lake.fetch("tokenizer") / TOKENIZER_FILE
 
 
 @asset(
@@ -32,13 +33,15 @@ def tokenizer_path(lake: LakeResource):
 )
 def tokenizer(context: AssetExecutionContext, lake: LakeResource):
     size = lake.profile_def().tokenizer
-    out = tokenizer_path(lake)
     files = mixture_files(lake)
     documents = split_counts(files)
     if not documents.get("train"):
         raise ValueError(f"training_mixture has 0 train documents ({documents.get('validation', 0)} validation): "
                          "nothing to train the tokenizer on")
-    stats = train_tokenizer(mixture_texts(files, "train", max_characters=size.train_characters), size.vocab_size, out)
+    with lake.working("tokenizer") as folder:
+        out = folder / TOKENIZER_FILE
+        stats = train_tokenizer(mixture_texts(files, "train", max_characters=size.train_characters),
+                                size.vocab_size, out)
     # with no validation documents (a tiny crawl), compression and the round trip are measured on train text
     measured = "validation" if documents.get("validation") else "train"
     sample = list(mixture_texts(files, measured, max_characters=20_000_000))
@@ -46,7 +49,7 @@ def tokenizer(context: AssetExecutionContext, lake: LakeResource):
     context.log.info("tokenizer: %s; %s %s", {k: stats[k] for k in ("vocab_size", "training_seconds")},
                      measured, compression)
     yield MaterializeResult(metadata={
-        "path": MetadataValue.path(str(out)),
+        "path": MetadataValue.path(f"{lake.url('tokenizer')}/{TOKENIZER_FILE}"),
         **{k: metadata_value(v) for k, v in stats.items()},
         **{f"{measured}/{k}": metadata_value(v) for k, v in compression.items()},
         "measured_on": measured if measured == "validation" else "train (the validation split is empty)",
@@ -69,13 +72,13 @@ def tokenizer(context: AssetExecutionContext, lake: LakeResource):
 )
 def token_shards(lake: LakeResource, engine: EngineResource):
     size = lake.profile_def().tokenizer
-    out = lake.asset_dir("token_shards")
-    with engine.open() as running, scratch_dir(lake, "token_shards") as scratch:
+    with lake.working("token_shards") as out, engine.open() as running, \
+            scratch_dir(lake, "token_shards") as scratch:
         manifest = write_shards(mixture_files(lake), tokenizer_path(lake), out, size.shard_tokens,
                                 size.batch_documents, running, scratch)
     totals = {split: sum(s["tokens"] for s in shards) for split, shards in manifest["splits"].items()}
     yield MaterializeResult(metadata={
-        "path": MetadataValue.path(str(out)),
+        "path": MetadataValue.path(lake.url("token_shards")),
         "dagster/row_count": sum(totals.values()),
         **{f"tokens/{split}": n for split, n in totals.items()},
         "shards": sum(len(s) for s in manifest["splits"].values()),

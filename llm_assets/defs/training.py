@@ -104,21 +104,28 @@ class TrainingLauncher(ConfigurableResource):
 
 
 def launch(context: AssetExecutionContext, launcher: TrainingLauncher, command: str, config: dict,
-           config_path) -> list:
+           config_path, url: str | None = None) -> list:
     """Write the program's JSON config where the program can read it and launch it; a failed run raises
-    the program's own one-line error (which it leaves next to the config) instead of Pipes' exit code."""
+    the program's own one-line error (which it leaves next to the config) instead of Pipes' exit code.
+    `url`, when given, replaces the `path` the program reports (its local folder) in the materialization:
+    the asset's folder in an object-store lake."""
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(config, indent=2))
     error = error_path(config_path)
     error.unlink(missing_ok=True)
     context.log.info("launching %s with %s", command, config_path)
     try:
-        return launcher.run(context, [command, "--config", str(config_path)])
+        results = launcher.run(context, [command, "--config", str(config_path)])
     except Exception:
         if error.is_file():
             raise RuntimeError(f"{context.asset_key.to_user_string()}: the {command} program failed: "
                                f"{error.read_text().strip()}") from None
         raise
+    if url is None:
+        return results
+    return [MaterializeResult(asset_key=r.asset_key, metadata={**(r.metadata or {}), "path": MetadataValue.path(url)},
+                              check_results=r.check_results, data_version=r.data_version, tags=r.tags)
+            if isinstance(r, MaterializeResult) else r for r in results]
 
 
 def checkpoint_ready(folder: Path) -> bool:
@@ -149,10 +156,16 @@ def mark_skipped(folder: Path, why: str) -> Path:
 )
 def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer: TrainerResource,
                     launcher: TrainingLauncher):
-    out = lake.asset_dir("base_checkpoint")
-    shards = lake.asset_dir("token_shards")
+    # the program reads and writes local files: on an object-store lake, the synced mirrors of the folders
+    with lake.working("base_checkpoint") as out, lake.working("configs") as configs:
+        yield from _pretrain(context, lake, trainer, launcher, out, configs)
+
+
+def _pretrain(context: AssetExecutionContext, lake: LakeResource, trainer: TrainerResource,
+              launcher: TrainingLauncher, out: Path, configs: Path):
+    shards = lake.fetch("token_shards")
     config = {"profile": lake.profile, "shards": str(shards),
-              "tokenizer": str(lake.asset_dir("tokenizer") / TOKENIZER_FILE), "out": str(out),
+              "tokenizer": str(lake.fetch("tokenizer") / TOKENIZER_FILE), "out": str(out),
               **trainer.runtime()}
     context_len = lake.profile_def().model.context
     counts = require_trainable(shards, context_len)
@@ -165,7 +178,7 @@ def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer:
     context.log.info("inputs changed since last.ckpt: training from scratch" if stale else
                      "same inputs as last.ckpt: resuming it" if (out / LAST_CHECKPOINT).is_file() else
                      "no last.ckpt: training from scratch")
-    yield from launch(context, launcher, "pretrain", config, lake.asset_dir("configs") / "pretrain.json")
+    yield from launch(context, launcher, "pretrain", config, configs / "pretrain.json", lake.url("base_checkpoint"))
     metrics = json.loads((out / METRICS_FILE).read_text())
     entropy = metrics["unigram_entropy"]
     train_loss, val_loss = metrics.get("train_loss"), metrics.get("val_loss")
@@ -200,25 +213,25 @@ def base_checkpoint(context: AssetExecutionContext, lake: LakeResource, trainer:
 def sft_examples(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource):
     sources = crawl.sft_sources()
     context_len = lake.profile_def().model.context
-    out = lake.asset_dir("sft_examples") / EXAMPLES_FILE
+    url = MetadataValue.path(f"{lake.url('sft_examples')}/{EXAMPLES_FILE}")
     if not sources:
         context.log.warning(NO_SFT)
-        write_parquet(pl.DataFrame(schema=EXAMPLE_SCHEMA), out)
-        yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)), "dagster/row_count": 0,
-                                          "skipped": NO_SFT})
+        write_parquet(pl.DataFrame(schema=EXAMPLE_SCHEMA), lake.asset_dir("sft_examples") / EXAMPLES_FILE)
+        yield MaterializeResult(metadata={"path": url, "dagster/row_count": 0, "skipped": NO_SFT})
         for name in ("within_context", "assistant_spans_non_empty", "no_heldout_overlap"):
             yield check(name, True, skipped=NO_SFT)
         return
-    stats = render_examples(load_conversations(sources), lake.asset_dir("tokenizer") / TOKENIZER_FILE,
-                            context_len, out, plain=lake.profile_def().sft.plain_questions)
+    with lake.working("sft_examples") as folder:
+        out = folder / EXAMPLES_FILE
+        stats = render_examples(load_conversations(sources), lake.fetch("tokenizer") / TOKENIZER_FILE,
+                                context_len, out, plain=lake.profile_def().sft.plain_questions)
     if stats["examples"] == 0:
         raise ValueError(f"sft_examples: none of the {stats['conversations']} conversations in "
                          f"{', '.join(str(s) for s in sources)} is usable (dropped: {stats['dropped']}); "
                          f"give conversations that fit the model's {context_len}-token context")
-    yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)),
-                                      "dagster/row_count": stats["examples"],
+    yield MaterializeResult(metadata={"path": url, "dagster/row_count": stats["examples"],
                                       "sources": metadata_value([str(s) for s in sources]),
-                                      **{k: metadata_value(v) for k, v in stats.items() if k != "examples"}})
+                                      **{k: metadata_value(v) for k, v in stats.items() if k not in ("examples", "path")}})
     results = check_examples(out, context_len, crawl.benchmarks())
     for name, (passed, details) in results.items():
         yield check(name, passed, **details)
@@ -240,28 +253,34 @@ def sft_examples(context: AssetExecutionContext, lake: LakeResource, crawl: Craw
 )
 def assistant_checkpoint(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource,
                          trainer: TrainerResource, launcher: TrainingLauncher):
-    out = lake.asset_dir("assistant_checkpoint")
-    base = lake.asset_dir("base_checkpoint")
-    examples = lake.asset_dir("sft_examples") / EXAMPLES_FILE
+    with lake.working("assistant_checkpoint") as out, lake.working("configs") as configs:
+        yield from _fine_tune(context, lake, crawl, trainer, launcher, out, configs)
+
+
+def _fine_tune(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSource, trainer: TrainerResource,
+               launcher: TrainingLauncher, out: Path, configs: Path):
+    base = lake.fetch("base_checkpoint")
+    examples = lake.fetch("sft_examples") / EXAMPLES_FILE
     if not examples.is_file():
         raise FileNotFoundError(f"assistant_checkpoint: {examples} does not exist; materialize sft_examples first")
     if pl.scan_parquet(examples).select(pl.len()).collect().item() == 0:
         why = f"skipped: sft_examples has no examples ({NO_SFT})"
         context.log.warning(why)
         mark_skipped(out, why)
-        yield MaterializeResult(metadata={"path": MetadataValue.path(str(out)), "skipped": why})
+        yield MaterializeResult(metadata={"path": MetadataValue.path(lake.url("assistant_checkpoint")),
+                                          "skipped": why})
         yield check("ends_turn", True, skipped=why)
         yield check("beats_base_on_heldout", True, blocking_severity=False, skipped=why)
         return
     (out / SKIPPED_FILE).unlink(missing_ok=True)
     sizes = lake.profile_def().sft
-    shards = lake.asset_dir("token_shards")
+    shards = lake.fetch("token_shards")
     config = {"profile": lake.profile, "examples": str(examples), "base": str(base), "out": str(out),
               "shards": str(shards) if sizes.replay_windows else "", **trainer.runtime()}
     reset_if_inputs_changed(out, {"config": config, "sizes": sizes, "examples": file_sha256(config["examples"]),
                                   "base": file_sha256(base / WEIGHTS_FILE),
                                   "shards": json_content_digest(shards / MANIFEST) if config["shards"] else None})
-    yield from launch(context, launcher, "sft", config, lake.asset_dir("configs") / "sft.json")
+    yield from launch(context, launcher, "sft", config, configs / "sft.json", lake.url("assistant_checkpoint"))
     texts = chat_texts(examples, 8)
     passed, blocking, details = ends_turn_check(out, texts, json.loads((out / METRICS_FILE).read_text()))
     yield check("ends_turn", passed, blocking_severity=blocking, **details)
