@@ -89,6 +89,17 @@ def write_parquet(frame: pl.DataFrame, path: str | os.PathLike, metadata: dict[b
     return lake_path(path)
 
 
+def parquet_file(path: str | os.PathLike) -> pq.ParquetFile:
+    """pyarrow's reader of a Parquet file on disk or in the object store (opened through fsspec)."""
+    path = lake_path(path)
+    return pq.ParquetFile(path.open("rb") if is_remote(path) else path)
+
+
+def parquet_schema(path: str | os.PathLike):
+    """The Arrow schema (with key-value metadata) of a Parquet file on disk or in the object store."""
+    return parquet_file(path).schema_arrow
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """The sha256 of a file's bytes, as hex: the checksum manifests and resume records compare."""
     digest = hashlib.sha256()

@@ -184,3 +184,42 @@ def test_smoke_build_with_the_lake_on_s3_decides_as_the_local_one(s3_env, smoke_
         assert_every_check_ran_and_blocking_passed(instance, graph)
     finally:
         instance.dispose()
+
+
+def test_ray_tasks_share_a_scratch_prefix_in_the_bucket_and_decide_as_local(s3_env, smoke_build, tmp_path,
+                                                                             monkeypatch):
+    """The global assets on the `ray` engine (2 workers) with the lake in the bucket: the tasks read and write
+    parts and their shuffle files through the object store, keep the same documents as the local build, write
+    the same shards, and leave no scratch objects behind."""
+    pytest.importorskip("ray")
+    import fsspec
+    from dagster import DagsterInstance, materialize
+
+    from llm_assets.curation import dedup
+    from llm_assets.defs.curation import GLOBAL
+    from llm_assets.defs.resources import CrawlSource, EngineResource, LakeResource
+    from llm_assets.defs.tokens import token_shards, tokenizer
+    from llm_assets.lake import lake_path
+    from llm_assets.tokens.shards import MANIFEST
+
+    assert smoke_build.proc.returncode == 0, smoke_build.proc.stdout[-3000:]
+    monkeypatch.setenv("LLM_ASSETS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(dedup, "PARTS_PER_BUCKET", 1)  # several hash buckets, so the shuffles spread over tasks
+    monkeypatch.setattr(dedup, "PARTS_PER_GROUP", 2)
+    fs = fsspec.filesystem("s3")
+    fs.put(str(smoke_build.lake / "filtered_documents"), f"{BUCKET}/ray/smoke/", recursive=True)
+    crawl = smoke_build.data_dir / "synthetic_crawl" / "smoke-seed0"
+    resources = {"lake": LakeResource(root=f"s3://{BUCKET}/ray", profile="smoke"),
+                 "crawl": CrawlSource(sources=[str(crawl)], profile="smoke", data_root=str(tmp_path)),
+                 "engine": EngineResource(name="ray", workers=2)}
+    result = materialize([*GLOBAL, tokenizer, token_shards], resources=resources,
+                         instance=DagsterInstance.ephemeral())
+    assert result.success
+    meta = result.asset_materializations_for_node("deduplicated_documents")[0].metadata
+    assert meta["engine"].value == "ray"
+    assert meta["path"].value == f"s3://{BUCKET}/ray/smoke/deduplicated_documents"
+    remote = lake_path(f"s3://{BUCKET}/ray") / "smoke"
+    for stage in ("deduplicated_documents", "quality_documents", "training_mixture"):
+        assert _kept_ids(remote, stage) == _kept_ids(smoke_build.lake, stage), stage
+    assert (remote / "token_shards" / MANIFEST).read_text() == (smoke_build.lake / "token_shards" / MANIFEST).read_text()
+    assert not [o for o in _objects("ray/smoke") if "/.scratch-" in o], "scratch prefixes are removed after each step"

@@ -28,7 +28,15 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from llm_assets.engine import LocalEngine, RayEngine
-from llm_assets.lake import PartLoader, PartWriter, reason_counts, removed_frame, write_parquet
+from llm_assets.lake import (
+    PartLoader,
+    PartWriter,
+    lake_path,
+    reason_counts,
+    removed_frame,
+    uri,
+    write_parquet,
+)
 from llm_assets.profiles import CurationConfig
 from llm_assets.text import HASH_SEED, NGRAM_MULTIPLIERS, mix64, normalized_text, word_ngram_hashes
 
@@ -264,8 +272,17 @@ class _Shuffle:
     buckets: int
     group_parts: int = PARTS_PER_GROUP
 
+    def folder(self, step: str):
+        """The scratch folder of one step: a local path, or a URL when the scratch is in the object store."""
+        return lake_path(self.scratch) / step
+
     def file(self, step: str, name: int | str) -> Path:
-        return Path(self.scratch) / step / f"{name}.parquet"
+        return self.folder(step) / f"{name}.parquet"
+
+    def scan(self, step: str, group: str | None = None) -> pl.LazyFrame:
+        """Every file one step wrote (in `group`'s sub-folder when given), as one lazy frame."""
+        folder = self.folder(step) / group if group else self.folder(step)
+        return pl.scan_parquet(uri(folder / "*.parquet"))
 
     def put(self, step: str, name: int | str, frame: pl.DataFrame) -> None:
         write_parquet(frame, self.file(step, name))
@@ -276,7 +293,7 @@ class _Shuffle:
         write_parquet(frame, self.file(step, name), row_group_by="_bucket")
 
     def bucket(self, step: str, bucket: int) -> pl.DataFrame:
-        return pl.scan_parquet(Path(self.scratch) / step / "*.parquet").filter(pl.col("_bucket") == bucket).collect()
+        return self.scan(step).filter(pl.col("_bucket") == bucket).collect()
 
     def put_by_part(self, step: str, name: int, frame: pl.DataFrame) -> None:
         """A reduce task's rows for the per-part tasks: one file per group of `PARTS_PER_GROUP` parts (every
@@ -285,17 +302,16 @@ class _Shuffle:
         rows = frame.with_columns(group)
         for number in range(math.ceil(len(self.parts) / self.group_parts)):
             write_parquet(rows.filter(pl.col("_group") == number).drop("_group"),
-                          Path(self.scratch) / step / f"g{number:06d}" / f"{name}.parquet")
+                          self.folder(step) / f"g{number:06d}" / f"{name}.parquet")
 
     def of_part(self, step: str, number: int) -> pl.LazyFrame:
         """The rows of part `number` that reduce tasks wrote with `put_by_part`."""
-        group = Path(self.scratch) / step / f"g{number // self.group_parts:06d}"
-        return pl.scan_parquet(group / "*.parquet").filter(pl.col("_part") == number)
+        return self.scan(step, f"g{number // self.group_parts:06d}").filter(pl.col("_part") == number)
 
     def keys_for(self, hosts: pl.Series) -> pl.DataFrame:
         """The boilerplate line keys of `hosts` (the small broadcast of this stage)."""
         wanted = pl.LazyFrame({"host": hosts.unique()})
-        return (pl.scan_parquet(Path(self.scratch) / "keys" / "*.parquet").select("host", "_key")
+        return (self.scan("keys").select("host", "_key")
                 .join(wanted, on="host", how="semi").collect())
 
 
@@ -400,7 +416,7 @@ def _candidate_pairs_task(bucket: int, job: _Shuffle) -> int:
 def _clusters_task(_: int, job: _Shuffle) -> tuple[int, int]:
     """Connected components of the candidate pairs (only documents with a near duplicate take part); per
     cluster the representative, and a removal for every other member. Returns (removals, clusters)."""
-    edges = pl.read_parquet(Path(job.scratch) / "edges" / "*.parquet")
+    edges = job.scan("edges").collect()
     if edges.height == 0:
         job.put_by_part("near", 0, pl.DataFrame(schema={"_part": pl.UInt32, "_row": pl.UInt32,
                                                         "duplicate_of": pl.Utf8}))
@@ -414,7 +430,7 @@ def _clusters_task(_: int, job: _Shuffle) -> tuple[int, int]:
                                   (pl.col("_node") // _NODE_PART).cast(pl.UInt32).alias("_part"),
                                   (pl.col("_node") % _NODE_PART).cast(pl.UInt32).alias("_row"))
     # streamed: the members are a few percent of the documents, the scan is all of them
-    keys = (pl.scan_parquet(Path(job.scratch) / "after" / "*.parquet")
+    keys = (job.scan("after")
             .select("_part", "_row", "warc_record_id", "fetch_time")
             .join(members.lazy().select("_part", "_row", "_cluster"), on=["_part", "_row"])
             .collect(engine="streaming"))
@@ -431,7 +447,7 @@ def _apply_task(number: int, job: _Shuffle) -> tuple[int, int, dict]:
     columns = [c for c in docs.columns if c != "_row"]
     before = docs.join(job.of_part("exact_before", number).filter(~pl.col("_is_rep"))
                        .select("_row", "duplicate_of").collect(), on="_row")
-    empty = (pl.scan_parquet(job.file("after", number)).filter(pl.col("_empty"))
+    empty = (pl.scan_parquet(uri(job.file("after", number))).filter(pl.col("_empty"))
              .select("_row", pl.lit(None, pl.Utf8).alias("duplicate_of"), pl.lit("boilerplate_only").alias("_reason")))
     later = pl.concat([empty.collect()] + [
         job.of_part(step, number).select("_row", "duplicate_of", pl.lit(reason).alias("_reason")).collect()

@@ -3,12 +3,13 @@
 import contextlib
 import json
 import tempfile
+import uuid
 from pathlib import Path
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 
 from llm_assets.lake import kept_path, part_files
-from llm_assets.objectstore import mirror_dir
+from llm_assets.objectstore import mirror_dir, uri
 
 from .resources import LakeResource
 
@@ -54,21 +55,24 @@ def stage_parts(lake: LakeResource, stage: str) -> list[str]:
     return parts
 
 
-def local_kept_files(lake: LakeResource, stage: str) -> list[Path]:
-    """The kept part files of a global stage as local files, for readers that need a local path (the
-    tokenizer, the shard writer, the evaluation): on an object-store lake, those of its synced mirror."""
-    files = kept_files(lake, stage, stage_parts(lake, stage))
-    if not lake.remote:
-        return files
-    folder = lake.fetch(stage) / "kept"
-    return [folder / f.name for f in files]
+def global_kept_files(lake: LakeResource, stage: str) -> list[Path]:
+    """The kept part files of a global stage (paths, or URLs on an object-store lake)."""
+    return kept_files(lake, stage, stage_parts(lake, stage))
 
 
 @contextlib.contextmanager
-def scratch_dir(lake: LakeResource, stage: str):
-    """A scratch folder in the lake beside the stage's folder (readable by every task of the engine),
-    removed after the step. A lake on an object store gets a local one (beside its mirror): the engine's
-    tasks then share this host's disk, as a local Ray cluster does."""
+def scratch_dir(lake: LakeResource, stage: str, engine):
+    """A scratch folder for the tasks of `engine`, removed after the step: in the lake beside the stage's
+    folder, which every task reaches. On an object-store lake, a prefix of the bucket when the tasks may run
+    on other hosts (the `ray` engine), else a local folder beside the lake's mirror (faster: no requests)."""
+    if lake.remote and engine.name != "local":
+        scratch = lake.path / f".scratch-{stage}-{uuid.uuid4().hex[:12]}"
+        try:
+            yield uri(scratch)
+        finally:
+            with contextlib.suppress(FileNotFoundError):  # no task wrote anything
+                scratch.fs.rm(scratch.path, recursive=True)
+        return
     parent = mirror_dir(lake.path) if lake.remote else lake.path
     parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=parent, prefix=f".{stage}-") as scratch:

@@ -142,7 +142,7 @@ def deduplicated_documents(lake: LakeResource, crawl: CrawlSource, engine: Engin
     cfg = crawl.curation()
 
     def step(write):
-        with engine.open() as running, scratch_dir(lake, "deduplicated_documents") as scratch:
+        with engine.open() as running, scratch_dir(lake, "deduplicated_documents", running) as scratch:
             counts = dedup.deduplicate_parts(parts, loader(lake, "filtered_documents"), write, cfg, running, scratch)
         return {"input_documents": counts["input"], "engine": running.name, **settings(cfg)}
 
@@ -201,7 +201,7 @@ def quality_documents(lake: LakeResource, crawl: CrawlSource, engine: EngineReso
     cfg = crawl.curation()
 
     def step(write):
-        with engine.open() as running, scratch_dir(lake, "quality_documents") as scratch:
+        with engine.open() as running, scratch_dir(lake, "quality_documents", running) as scratch:
             threshold = quality.filter_quality_parts(parts, loader(lake, "deduplicated_documents"), write,
                                                      model, cfg, scratch, running)["threshold"]
         return {"model_threshold": threshold if threshold is not None else "none", "engine": running.name,

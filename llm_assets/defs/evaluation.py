@@ -17,7 +17,7 @@ from llm_assets.evaluation.suite import build_suite, malformed_tasks, read_suite
 from llm_assets.modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE
 
-from .common import check, local_kept_files, metadata_value, spec
+from .common import check, global_kept_files, metadata_value, spec
 from .resources import CrawlSource, LakeResource
 from .training import SKIPPED_FILE, checkpoint_ready
 
@@ -99,7 +99,7 @@ def benchmark_scores(context: AssetExecutionContext, lake: LakeResource, config:
     tasks, fewshot, open_tasks = read_suite(lake.fetch("benchmark_suite") / "suite.json")
     with lake.working("benchmark_scores") as out:
         results = score_models(models, tasks, lake.fetch("token_shards"),
-                               local_kept_files(lake, "training_mixture"), out, shots=size.shots,
+                               global_kept_files(lake, "training_mixture"), out, shots=size.shots,
                                batch_size=size.batch_size, max_items=size.max_items,
                                template=config.template or None, fewshot=fewshot, open_tasks=open_tasks)
     table: pl.DataFrame = results["table"]

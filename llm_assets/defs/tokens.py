@@ -7,7 +7,7 @@ from llm_assets.tokens import checks as token_checks
 from llm_assets.tokens.shards import write_shards
 from llm_assets.tokens.tokenizer import measure_compression, mixture_texts, split_counts, train_tokenizer
 
-from .common import check, local_kept_files, metadata_value, scratch_dir, spec
+from .common import check, global_kept_files, metadata_value, scratch_dir, spec
 from .resources import EngineResource, LakeResource
 
 GROUP = "tokens"
@@ -15,7 +15,7 @@ OWNERS = ["team:modeling"]
 
 
 def mixture_files(lake: LakeResource):
-    return local_kept_files(lake, "training_mixture")
+    return global_kept_files(lake, "training_mixture")
 
 
 def tokenizer_path(lake: LakeResource):
@@ -73,7 +73,7 @@ def tokenizer(context: AssetExecutionContext, lake: LakeResource):
 def token_shards(lake: LakeResource, engine: EngineResource):
     size = lake.profile_def().tokenizer
     with lake.working("token_shards") as out, engine.open() as running, \
-            scratch_dir(lake, "token_shards") as scratch:
+            scratch_dir(lake, "token_shards", running) as scratch:
         manifest = write_shards(mixture_files(lake), tokenizer_path(lake), out, size.shard_tokens,
                                 size.batch_documents, running, scratch)
     totals = {split: sum(s["tokens"] for s in shards) for split, shards in manifest["splits"].items()}

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 
 from llm_assets.benchmarks import Item
+from llm_assets.lake import parquet_file
 from llm_assets.text import ngram_hits, phrase_hashes
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def find_contamination(tasks: dict[str, list[Item]], training_files: Iterable[st
     documents = 0
     started = time.monotonic()
     for file in training_files:
-        handle = pq.ParquetFile(file)
+        handle = parquet_file(file)
         if handle.metadata.num_rows == 0:  # an empty part may have been written without columns
             continue
         if text_column not in handle.schema_arrow.names:

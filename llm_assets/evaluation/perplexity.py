@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from llm_assets.evaluation.adapter import ScoringModel
+from llm_assets.lake import parquet_file
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +133,10 @@ def perplexity_from_shards(model: ScoringModel, shard_dir: str | Path, split: st
 
 def texts_from_parquet(files: Iterable[str | Path], column: str = "text", limit: int | None = None) -> list[str]:
     """Up to `limit` non-null texts from Parquet files (e.g. the mixture's validation split)."""
-    import pyarrow.parquet as pq
 
     texts: list[str] = []
     for file in files:
-        for batch in pq.ParquetFile(file).iter_batches(columns=[column], batch_size=1024):
+        for batch in parquet_file(file).iter_batches(columns=[column], batch_size=1024):
             texts.extend(t for t in batch.column(0).to_pylist() if t)
             if limit is not None and len(texts) >= limit:
                 return texts[:limit]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from llm_assets.lake import parquet_file, parquet_schema
 
 REQUIRED_COLUMNS = ("text", "split", "warc_record_id")
 
@@ -33,7 +34,7 @@ def _file_frames(files: list[Path], batch_documents: int,
     """Per file, its record batches as frames with the `required` columns, `copy` (and `fetch_time` when
     the file has it), after checking the columns."""
     for path in files:
-        parquet = pq.ParquetFile(path)
+        parquet = parquet_file(path)
         names = parquet.schema_arrow.names
         missing = [c for c in required if c not in names]
         if missing:
@@ -72,7 +73,7 @@ def in_fetch_order(files: list[Path], batch_documents: int,
     merge holds one small record batch per file. Files without a datetime `fetch_time` are read one
     after the other.
     """
-    schemas = [pq.read_schema(f) for f in files] if len(files) > 1 else []
+    schemas = [parquet_schema(f) for f in files] if len(files) > 1 else []
     ordered = bool(schemas) and all(
         "fetch_time" in schema.names and isinstance(schema.field("fetch_time").type, pa.TimestampType)
         for schema in schemas)

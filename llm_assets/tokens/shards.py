@@ -30,9 +30,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from llm_assets.lake import file_sha256, read_json, write_parquet
+from llm_assets.lake import file_sha256, lake_path, parquet_file, read_json, uri, write_parquet
 from llm_assets.tokens.fetch_order import DocumentBatch, in_fetch_order, iter_batches
 from llm_assets.tokens.special import ENDOFTEXT
 
@@ -277,12 +276,12 @@ def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, o
     """
     if shard_tokens <= 0 or batch_documents <= 0:
         raise ValueError(f"shard_tokens ({shard_tokens}) and batch_documents ({batch_documents}) must be positive")
-    files = [Path(f) for f in mixture_files]
+    files = [lake_path(f) for f in mixture_files]
     for path in files:
         if not path.exists():
             raise FileNotFoundError(f"mixture file {path} does not exist; materialize training_mixture first")
     # an empty part (a crawl partition whose pages were all removed) may have been written without columns
-    files = [f for f in files if pq.ParquetFile(f).metadata.num_rows > 0]
+    files = [f for f in files if parquet_file(f).metadata.num_rows > 0]
     tokenizer = load_tokenizer(tokenizer_path)
     eot_id = tokenizer.token_to_id(ENDOFTEXT)
     if eot_id is None:
@@ -362,7 +361,7 @@ def encode_part(number: int, files: tuple[str, ...], tokenizer_path: str, scratc
     dtype = dtype_for_vocab(tokenizer.get_vocab_size(with_added_tokens=True))
     skipped: dict[str, int] = {}
     frames: dict[str, list[pl.DataFrame]] = {s: [] for s in SPLITS}
-    for batch in iter_batches([Path(files[number])], batch_documents, SPLITS, skipped):
+    for batch in iter_batches([files[number]], batch_documents, SPLITS, skipped):
         tokens, lengths = encode_documents(tokenizer, batch.texts, eot_id, dtype)
         offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
         lists = pl.from_arrow(pa.LargeListArray.from_arrays(offsets, tokens.astype(np.uint32)))
@@ -372,7 +371,7 @@ def encode_part(number: int, files: tuple[str, ...], tokenizer_path: str, scratc
         frames[batch.split].append(frame)
     for split, parts in frames.items():
         if parts:
-            write_parquet(pl.concat(parts), Path(scratch) / split / f"{number:06d}.parquet")
+            write_parquet(pl.concat(parts), lake_path(scratch) / split / f"{number:06d}.parquet")
     return skipped
 
 
@@ -382,14 +381,15 @@ def _encoded_by_tasks(files: list[Path], tokenizer_path: str, batch_documents: i
     a record batch per part, as the text merge does)."""
     if scratch is None:
         raise ValueError("write_shards on the ray engine needs a scratch folder that every task can reach")
-    names = tuple(str(f) for f in files)
+    names = tuple(uri(f) for f in files)
     for part_skipped in engine.map(encode_part, list(range(len(names))), "token_shards (encode parts)",
                                    files=names, tokenizer_path=tokenizer_path, scratch=str(scratch),
                                    batch_documents=batch_documents):
         for reason, count in part_skipped.items():
             skipped[reason] = skipped.get(reason, 0) + count
     for split in SPLITS:
-        encoded = sorted((Path(scratch) / split).glob("*.parquet"))
+        folder = lake_path(scratch) / split
+        encoded = sorted(folder.glob("*.parquet"), key=str) if folder.exists() else []
         for frame in in_fetch_order(encoded, batch_documents, _ENCODED_COLUMNS) if encoded else ():
             lists = frame["tokens"]
             tokens = lists.explode().to_numpy()

@@ -15,8 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
+from llm_assets.lake import parquet_file
 from llm_assets.tokens.special import SPECIAL_TOKENS
 
 log = logging.getLogger(__name__)
@@ -141,7 +140,7 @@ def _text_and_split_batches(mixture_files: Iterable[str | os.PathLike], batch_do
                             ) -> Iterator[tuple[list, list]]:
     """`(texts, splits)` of the mixture files in record batches; empty parts (maybe without columns) skipped."""
     for path in mixture_files:
-        parquet = pq.ParquetFile(path)
+        parquet = parquet_file(path)
         if parquet.metadata.num_rows == 0:  # an empty part may have been written without columns
             continue
         missing = [c for c in ("text", "split") if c not in parquet.schema_arrow.names]

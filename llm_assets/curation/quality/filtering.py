@@ -14,7 +14,15 @@ import numpy as np
 import polars as pl
 
 from llm_assets.engine import LocalEngine
-from llm_assets.lake import PartLoader, PartWriter, reason_counts, removed_frame, write_parquet
+from llm_assets.lake import (
+    PartLoader,
+    PartWriter,
+    lake_path,
+    reason_counts,
+    removed_frame,
+    uri,
+    write_parquet,
+)
 from llm_assets.profiles import CurationConfig
 
 from .classifier import quality_scores
@@ -58,10 +66,14 @@ class _QualityJob:
     scratch: str
 
     def file(self, number: int, side: str) -> Path:
-        return Path(self.scratch) / f"{number}.{side}.parquet"
+        """A part's scratch file: a local path, or a URL when the scratch is in the object store."""
+        return lake_path(self.scratch) / f"{number}.{side}.parquet"
+
+    def read(self, number: int, side: str, columns: list[str] | None = None) -> pl.DataFrame:
+        return pl.read_parquet(uri(self.file(number, side)), columns=columns)
 
     def scores(self, number: int) -> np.ndarray:
-        return pl.read_parquet(self.file(number, "passing"), columns=["quality_score"])["quality_score"].to_numpy()
+        return self.read(number, "passing", ["quality_score"])["quality_score"].to_numpy()
 
 
 def _score_bin(scores: np.ndarray) -> np.ndarray:
@@ -88,8 +100,8 @@ def _scores_in_bin_task(number: int, job: _QualityJob, score_bin: int) -> np.nda
 
 def _split_task(number: int, job: _QualityJob, threshold: float | None) -> tuple[int, int, dict]:
     """Pass 2 of a part: split by the threshold and write; returns (kept, removed, removed by reason)."""
-    passing = pl.read_parquet(job.file(number, "passing"))
-    kept, removed = split_by_score(passing, pl.read_parquet(job.file(number, "removed")), threshold)
+    passing = job.read(number, "passing")
+    kept, removed = split_by_score(passing, job.read(number, "removed"), threshold)
     job.write(job.parts[number], kept, removed)
     job.file(number, "passing").unlink()
     job.file(number, "removed").unlink()
@@ -128,7 +140,6 @@ def filter_quality_parts(parts: list[str], load: PartLoader, write: PartWriter, 
     from them. Returns `threshold` (None when `model_path` is None: the model was skipped and every
     document past the heuristics is kept) and per part `(kept, removed, reasons)`.
     """
-    Path(scratch).mkdir(parents=True, exist_ok=True)
     engine = engine or LocalEngine()
     job = _QualityJob(tuple(parts), load, write, None if model_path is None else str(model_path), cfg, str(scratch))
     numbers = list(range(len(parts)))
