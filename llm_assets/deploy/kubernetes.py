@@ -6,8 +6,10 @@ environment of the code-location pod:
 
 - LLM_ASSETS_IMAGE       the image holding this project (used by step Jobs and training pods)
 - LLM_ASSETS_NAMESPACE   namespace for step Jobs and training pods (default: dagster)
-- LLM_ASSETS_DATA_DIR    the lake root, a volume shared by every pod (e.g. an S3 bucket mounted by the
-                         Mountpoint for S3 CSI driver at /lake)
+- LLM_ASSETS_DATA_DIR    the lake root: a ReadWriteMany volume every pod mounts, or a bucket URL
+                         (s3://bucket/prefix, with AWS_ENDPOINT_URL/AWS_DEFAULT_REGION here and the
+                         credentials from the pods' service account); training pods read their shards from
+                         the launching step's local mirror, so training needs the volume form
 - LLM_ASSETS_CRAWL       WARC sources, e.g. an s3:// glob or a Common Crawl warc.paths.gz listing
 - LLM_ASSETS_GPUS        GPUs per training pod (default 1); LLM_ASSETS_NUM_NODES, LLM_ASSETS_STRATEGY
 """
@@ -24,7 +26,8 @@ NAMESPACE = os.environ.get("LLM_ASSETS_NAMESPACE", "dagster")
 GPUS = int(os.environ.get("LLM_ASSETS_GPUS", "1"))
 # the engine settings reach every step Job, so the global stages run on the Ray cluster when they name one
 SHARED_ENV = ("LLM_ASSETS_PROFILE", "LLM_ASSETS_DATA_DIR", "LLM_ASSETS_CRAWL", "LLM_ASSETS_SEED", "LLM_ASSETS_ENGINE",
-              "LLM_ASSETS_RAY_ADDRESS", "LLM_ASSETS_RAY_WORKERS")
+              "LLM_ASSETS_RAY_ADDRESS", "LLM_ASSETS_RAY_WORKERS", "LLM_ASSETS_CACHE_DIR", "AWS_ENDPOINT_URL",
+              "AWS_DEFAULT_REGION")
 
 step_executor = k8s_job_executor.configured({
     "job_image": IMAGE,
