@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,9 +66,10 @@ def shards(lake: Path, engine: str, out: Path, profile: str) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     train_tokenizer(mixture_texts(files, "train", max_characters=size.train_characters), size.vocab_size,
                     out / "tokenizer.json")
-    with open_engine(engine, workers=2) as running:
+    # the scratch folder (encoded parts, on the ray engine only) is not part of what is compared
+    with open_engine(engine, workers=2) as running, tempfile.TemporaryDirectory(dir=out.parent) as scratch:
         write_shards(files, out / "tokenizer.json", out / "shards", size.shard_tokens, size.batch_documents,
-                     running, out / "scratch")
+                     running, scratch)
     return {f.relative_to(out).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
             for f in sorted(out.rglob("*")) if f.is_file()}
 
