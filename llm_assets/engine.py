@@ -154,8 +154,9 @@ def open_engine(name: str | None = None, address: str | None = None,
             ray.init(address=address, log_to_driver=False)
         else:
             cpus = workers or int(os.environ.get(RAY_WORKERS_ENV) or 0) or max(2, os.cpu_count() or 1)
-            # the workers import this package as the driver does; no dashboard for a cluster of one run
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            # the workers import this package as the driver does; no dashboard for a cluster of one run.
+            # address="local": a new cluster even where `ray start` runs one (joining it takes the address)
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         started = True
     cpus = int(ray.cluster_resources().get("CPU", 1))
     log.info("engine: ray at %s, %d CPUs", address or "a local cluster", cpus)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -111,6 +113,54 @@ def test_a_failing_task_raises_its_own_error_on_ray(tmp_path):
     with open_engine("ray", workers=2) as engine, pytest.raises(ValueError, match="part 'broken' lack columns"):
         dedup.deduplicate_parts(["broken"], load, functools.partial(write_part, tmp_path, "out"), cfg, engine,
                                 tmp_path / "scratch")
+
+
+def _ray_cli() -> str:
+    import shutil
+    import sys
+
+    return str(Path(sys.executable).with_name("ray")) if Path(sys.executable).with_name("ray").exists() \
+        else shutil.which("ray")
+
+
+def test_joins_a_cluster_started_with_ray_start(smoke_crawl, tmp_path, monkeypatch):
+    """`LLM_ASSETS_RAY_ADDRESS` names a cluster started by `ray start` (as on any hosts): the tasks run on
+    it, the step does not stop it, and the decisions are those of the local engine."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    log = tmp_path / "ray-start.log"
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    start = [_ray_cli(), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+             "--disable-usage-stats", f"--temp-dir={temp}"]
+    # no token authentication: this test is about joining, not about Ray's credentials (a cluster that
+    # uses them needs RAY_AUTH_MODE=token and the token on the driver, as Ray documents)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    with open(log, "w") as out:
+        assert subprocess.run(start, stdout=out, stderr=subprocess.STDOUT, timeout=180, env=env).returncode == 0, \
+            log.read_text()[-3000:]
+    try:
+        monkeypatch.setenv("LLM_ASSETS_RAY_ADDRESS", address)
+        lakes = {}
+        for engine in ("local", "ray"):
+            lakes[engine] = tmp_path / engine
+            summary = _curate(smoke_crawl, lakes[engine], engine)
+            assert summary["engine"] == engine
+        for stage in STAGES:
+            for side in ("kept", "removed"):
+                assert _ids(lakes["local"], stage, side).equals(_ids(lakes["ray"], stage, side)), (stage, side)
+        status = subprocess.run([_ray_cli(), "status", f"--address={address}"], capture_output=True, text=True,
+                                timeout=120, env=env)
+        assert status.returncode == 0, "the step must leave a cluster it joined running: " + status.stderr[-2000:]
+    finally:
+        subprocess.run([_ray_cli(), "stop", "--force"], capture_output=True, timeout=180, env=env)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_the_dagster_assets_run_their_tasks_on_the_engine_resource(both_engines, smoke_crawl, tmp_path):

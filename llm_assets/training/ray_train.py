@@ -144,7 +144,8 @@ def _connect(ray, address: str | None, runtime_env: dict | None, workers: int) -
         ray.init(address=address, runtime_env=runtime_env)
     else:
         # one CPU per worker must fit even on a smaller machine, or the job would wait for resources forever
-        ray.init(num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, runtime_env=runtime_env)
+        ray.init(address="local", num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False,
+                 runtime_env=runtime_env)
     return True
 
 
