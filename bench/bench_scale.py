@@ -30,6 +30,8 @@ sys.path.insert(0, str(REPO))
 
 def prepare(work: Path, seeds: int) -> dict[str, list[str]]:
     """Per seed, the part names whose filtered_documents are in `work/lake` (generated and curated once)."""
+    import pyarrow.parquet as pq
+
     from llm_assets.curation.pipeline import curate_file
     from llm_assets.lake import kept_path
     from llm_assets.profiles import curation_for, get_profile
@@ -53,7 +55,12 @@ def prepare(work: Path, seeds: int) -> dict[str, list[str]]:
         started = time.perf_counter()
         with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
             list(pool.map(curate_file, *zip(*todo, strict=True), [str(lake)] * len(todo), [cfg] * len(todo)))
-        print(f"per-file stages of {len(todo)} files: {time.perf_counter() - started:.0f}s", flush=True)
+        seconds = time.perf_counter() - started
+        size = sum(Path(warc).stat().st_size for _, warc in todo)
+        responses = sum(pq.read_metadata(kept_path(lake, "raw_crawl", part)).num_rows for part, _ in todo)
+        print(f"per-file stages of {len(todo)} files ({size / 1e6:.1f} MB of compressed WARC, {responses:,} "
+              f"responses) on 2 processes: {seconds:.1f} s; per core-second {size / 1e6 / seconds / 2:.2f} MB, "
+              f"{responses / seconds / 2:.0f} responses", flush=True)
     return parts
 
 

@@ -230,11 +230,13 @@ _REQUIRED = {"warc_record_id", "url", "host", "text", "fetch_time"}
 _ORDER = ["fetch_time", "warc_record_id", "_part", "_row"]
 _NODE_PART = 2**32  # a document's node number in the pair graph: part * 2**32 + row
 # hash buckets of each shuffle: a bucket holds about the keys of PARTS_PER_BUCKET parts (ids and hashes, not
-# text), and every reduce task reads one row group of each part's file
+# text)
 PARTS_PER_BUCKET = 8
 MAX_BUCKETS = 256
-# reduce outputs that per-part tasks read back are filed per group of this many parts: a part's task reads
-# its group's files, one per bucket (buckets x parts / 64 files a step, not buckets x parts)
+# the shuffle's files are grouped by this many parts, both ways: a map step's per-part files are combined
+# into one file per group (a row group per bucket), so a reduce task opens parts / 64 files, not one per
+# part; reduce outputs that per-part tasks read back are filed per group, so a part's task reads its group's
+# files, one per bucket
 PARTS_PER_GROUP = 64
 
 
@@ -292,7 +294,15 @@ class _Shuffle:
         its bucket reads its row group of each file and skips the others by their statistics."""
         write_parquet(frame, self.file(step, name), row_group_by="_bucket")
 
+    def groups(self) -> list[int]:
+        return list(range(math.ceil(len(self.parts) / self.group_parts)))
+
+    def group_file(self, step: str, number: int):
+        """The combined file of the group of part `number`, after `_combine_task`."""
+        return self.file(step, f"g{number // self.group_parts:06d}")
+
     def bucket(self, step: str, bucket: int) -> pl.DataFrame:
+        """One bucket's rows of a step: its row group of every file (of every group, once combined)."""
         return self.scan(step).filter(pl.col("_bucket") == bucket).collect()
 
     def put_by_part(self, step: str, name: int, frame: pl.DataFrame) -> None:
@@ -300,7 +310,7 @@ class _Shuffle:
         group gets one, empty or not), so a part's task reads its group's files and no other."""
         group = (pl.col("_part") // self.group_parts).alias("_group")
         rows = frame.with_columns(group)
-        for number in range(math.ceil(len(self.parts) / self.group_parts)):
+        for number in self.groups():
             write_parquet(rows.filter(pl.col("_group") == number).drop("_group"),
                           self.folder(step) / f"g{number:06d}" / f"{name}.parquet")
 
@@ -337,6 +347,23 @@ def _index_task(number: int, job: _Shuffle) -> int:
     lines = _line_keys(docs).join(docs.select("_row", "_page"), on="_row").select("host", "_key", "_page").unique()
     job.put_buckets("lines", number, lines.with_columns(_bucket_of(pl.col("host").hash(HASH_SEED), job.buckets)))
     return docs.height
+
+
+def _combine_task(group: int, job: _Shuffle, steps: tuple[str, ...]) -> int:
+    """After a map step: the per-part files of each of `steps` of one group of parts, combined into one file
+    with a row group per bucket (the per-part files are deleted). Holds the group's hashes and ids, not
+    text. Returns the rows combined."""
+    first = group * job.group_parts
+    numbers = range(first, min(first + job.group_parts, len(job.parts)))
+    rows = 0
+    for step in steps:
+        files = [job.file(step, n) for n in numbers]
+        combined = pl.concat([pl.read_parquet(uri(f)) for f in files], how="vertical_relaxed")
+        job.put_buckets(step, f"g{group:06d}", combined)
+        for f in files:
+            f.unlink()
+        rows += combined.height
+    return rows
 
 
 def _exact_before_task(bucket: int, job: _Shuffle) -> int:
@@ -447,7 +474,8 @@ def _apply_task(number: int, job: _Shuffle) -> tuple[int, int, dict]:
     columns = [c for c in docs.columns if c != "_row"]
     before = docs.join(job.of_part("exact_before", number).filter(~pl.col("_is_rep"))
                        .select("_row", "duplicate_of").collect(), on="_row")
-    empty = (pl.scan_parquet(uri(job.file("after", number))).filter(pl.col("_empty"))
+    empty = (pl.scan_parquet(uri(job.group_file("after", number)))
+             .filter((pl.col("_part") == number) & pl.col("_empty"))
              .select("_row", pl.lit(None, pl.Utf8).alias("duplicate_of"), pl.lit("boilerplate_only").alias("_reason")))
     later = pl.concat([empty.collect()] + [
         job.of_part(step, number).select("_row", "duplicate_of", pl.lit(reason).alias("_reason")).collect()
@@ -484,7 +512,8 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
     picklable for the ray engine (e.g. `functools.partial` of the lake's functions). The work is map and
     reduce tasks on `engine` (default: in this process), exchanging hashes through files under `scratch`
     (a folder every task can read; default a temporary one) in `buckets` hash buckets (default: one per
-    `PARTS_PER_BUCKET` parts; the decisions do not depend on it):
+    `PARTS_PER_BUCKET` parts; the decisions do not depend on it). After each map step, a task per group of
+    `PARTS_PER_GROUP` parts combines the group's files into one, so a reduce task opens one file per group:
     1. map per part: page hashes and (host, line) keys;
     2. reduce per page-hash bucket: exact duplicates; per host bucket: boilerplate line keys;
     3. map per part: the cut and the hash of what is left; reduce per bucket: exact duplicates after it;
@@ -504,14 +533,18 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
         job = _Shuffle(tuple(parts), load, write, cfg, str(scratch), buckets, PARTS_PER_GROUP)
         numbers, buckets = list(range(len(parts))), list(range(job.buckets))
         sizes = engine.map(_index_task, numbers, "dedup 1/8 (page hashes)", job=job)
+        groups = job.groups()
+        engine.map(_combine_task, groups, "dedup 1/8 (combine)", job=job, steps=("index", "lines"))
         exact_before = sum(engine.map(_exact_before_task, buckets, "dedup 2/8 (exact duplicates)", job=job))
         keys = sum(engine.map(_boilerplate_task, buckets, "dedup 3/8 (boilerplate lines)", job=job))
         log.info("dedup: %d documents in %d parts, %d exact duplicates, %d boilerplate line keys, %d buckets",
                  sum(sizes), len(parts), exact_before, keys, job.buckets)
         engine.map(_cut_task, numbers, "dedup 4/8 (boilerplate cut)", job=job)
+        engine.map(_combine_task, groups, "dedup 4/8 (combine)", job=job, steps=("after",))
         exact_after = sum(engine.map(_exact_after_task, buckets, "dedup 5/8 (exact duplicates after the cut)",
                                      job=job))
         signed = sum(engine.map(_sign_task, numbers, "dedup 6/8 (MinHash)", job=job))
+        engine.map(_combine_task, groups, "dedup 6/8 (combine)", job=job, steps=("bands",))
         pairs = sum(engine.map(_candidate_pairs_task, buckets, "dedup 7/8 (LSH candidate pairs)", job=job))
         (near, clusters), = engine.map(_clusters_task, [0], "dedup 7/8 (clusters)", job=job)
         log.info("dedup: %d exact duplicates after the cut, %d documents signed, %d candidate pairs, %d near "
