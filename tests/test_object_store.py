@@ -174,6 +174,16 @@ def test_smoke_build_with_the_lake_on_s3_decides_as_the_local_one(s3_env, smoke_
         assert f"{BUCKET}/build/smoke/{name}" in objects, name
     assert not [o for o in objects if o.endswith(".tmp")]
 
+    # "why is this URL not in my training data?" is still one DuckDB query, over the bucket
+    import duckdb
+    import fsspec
+
+    con = duckdb.connect()
+    con.register_filesystem(fsspec.filesystem("s3"))
+    query = "select reason, count(*) from read_parquet('{}/*/removed/*.parquet', union_by_name=true) group by 1"
+    assert sorted(con.sql(query.format(f"{url}/smoke")).fetchall()) == \
+        sorted(duckdb.sql(query.format(smoke_build.lake)).fetchall())
+
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     instance = DagsterInstance.get()
     try:
