@@ -315,8 +315,9 @@ class _Shuffle:
                           self.folder(step) / f"g{number:06d}" / f"{name}.parquet")
 
     def of_part(self, step: str, number: int) -> pl.LazyFrame:
-        """The rows of part `number` that reduce tasks wrote with `put_by_part`."""
-        return self.scan(step, f"g{number // self.group_parts:06d}").filter(pl.col("_part") == number)
+        """The rows of part `number` that reduce tasks wrote with `put_by_part`, once `_gather_task`
+        combined its group's files into one."""
+        return pl.scan_parquet(uri(self.group_file(step, number))).filter(pl.col("_part") == number)
 
     def keys_for(self, hosts: pl.Series) -> pl.DataFrame:
         """The boilerplate line keys of `hosts` (the small broadcast of this stage)."""
@@ -364,6 +365,31 @@ def _combine_task(group: int, job: _Shuffle, steps: tuple[str, ...]) -> int:
             f.unlink()
         rows += combined.height
     return rows
+
+
+def _gather_task(group: int, job: _Shuffle, steps: tuple[str, ...]) -> int:
+    """After a reduce step: the files its tasks wrote for one group of parts (one per bucket, `put_by_part`)
+    combined into one with a row group per part, so a part's task opens one file, not one per bucket."""
+    rows = 0
+    for step in steps:
+        folder = job.folder(step) / f"g{group:06d}"
+        files = sorted(folder.glob("*.parquet"), key=str)
+        combined = pl.concat([pl.read_parquet(uri(f)) for f in files], how="vertical_relaxed")
+        write_parquet(combined, job.file(step, f"g{group:06d}"), row_group_by="_part")
+        for f in files:
+            f.unlink()
+        rows += combined.height
+    return rows
+
+
+def _gather_keys_task(_: int, job: _Shuffle) -> int:
+    """After the boilerplate step: its per-bucket key files as one, which every part's task reads."""
+    files = sorted(job.folder("keys").glob("*.parquet"), key=str)
+    keys = pl.concat([pl.read_parquet(uri(f)) for f in files], how="vertical_relaxed")
+    job.put("keys", "all", keys)
+    for f in files:
+        f.unlink()
+    return keys.height
 
 
 def _exact_before_task(bucket: int, job: _Shuffle) -> int:
@@ -513,7 +539,8 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
     reduce tasks on `engine` (default: in this process), exchanging hashes through files under `scratch`
     (a folder every task can read; default a temporary one) in `buckets` hash buckets (default: one per
     `PARTS_PER_BUCKET` parts; the decisions do not depend on it). After each map step, a task per group of
-    `PARTS_PER_GROUP` parts combines the group's files into one, so a reduce task opens one file per group:
+    `PARTS_PER_GROUP` parts combines the group's files into one, so a reduce task opens one file per group,
+    and after each reduce step the same for the files a part's task reads back:
     1. map per part: page hashes and (host, line) keys;
     2. reduce per page-hash bucket: exact duplicates; per host bucket: boilerplate line keys;
     3. map per part: the cut and the hash of what is left; reduce per bucket: exact duplicates after it;
@@ -537,16 +564,20 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
         engine.map(_combine_task, groups, "dedup 1/8 (combine)", job=job, steps=("index", "lines"))
         exact_before = sum(engine.map(_exact_before_task, buckets, "dedup 2/8 (exact duplicates)", job=job))
         keys = sum(engine.map(_boilerplate_task, buckets, "dedup 3/8 (boilerplate lines)", job=job))
+        engine.map(_gather_task, groups, "dedup 3/8 (gather)", job=job, steps=("exact_before",))
+        engine.map(_gather_keys_task, [0], "dedup 3/8 (gather keys)", job=job)
         log.info("dedup: %d documents in %d parts, %d exact duplicates, %d boilerplate line keys, %d buckets",
                  sum(sizes), len(parts), exact_before, keys, job.buckets)
         engine.map(_cut_task, numbers, "dedup 4/8 (boilerplate cut)", job=job)
         engine.map(_combine_task, groups, "dedup 4/8 (combine)", job=job, steps=("after",))
         exact_after = sum(engine.map(_exact_after_task, buckets, "dedup 5/8 (exact duplicates after the cut)",
                                      job=job))
+        engine.map(_gather_task, groups, "dedup 5/8 (gather)", job=job, steps=("exact_after",))
         signed = sum(engine.map(_sign_task, numbers, "dedup 6/8 (MinHash)", job=job))
         engine.map(_combine_task, groups, "dedup 6/8 (combine)", job=job, steps=("bands",))
         pairs = sum(engine.map(_candidate_pairs_task, buckets, "dedup 7/8 (LSH candidate pairs)", job=job))
         (near, clusters), = engine.map(_clusters_task, [0], "dedup 7/8 (clusters)", job=job)
+        engine.map(_gather_task, groups, "dedup 7/8 (gather)", job=job, steps=("near",))
         log.info("dedup: %d exact duplicates after the cut, %d documents signed, %d candidate pairs, %d near "
                  "duplicates in %d clusters", exact_after, signed, pairs, near, clusters)
         written = engine.map(_apply_task, numbers, "dedup 8/8 (write)", job=job)
