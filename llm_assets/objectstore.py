@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path, PurePath
 
 CACHE_ENV = "LLM_ASSETS_CACHE_DIR"
@@ -85,7 +86,7 @@ def _load_state(local: Path) -> dict:
 
 
 def _save_state(local: Path, state: dict) -> None:
-    tmp = local / f"{SYNC_STATE}.tmp"
+    tmp = local / f"{SYNC_STATE}.{uuid.uuid4().hex}.tmp"
     tmp.write_text(json.dumps(state, sort_keys=True))
     os.replace(tmp, local / SYNC_STATE)
 
@@ -114,7 +115,7 @@ def pull(remote, local: Path | None = None) -> Path:
                 and state[name].get("stamp") == _local_stamp(target):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.pull.tmp")
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         remote.fs.get_file(f"{base}/{name}", str(tmp))
         os.replace(tmp, target)
         state[name] = {"tag": info["tag"], "stamp": _local_stamp(target)}

@@ -184,6 +184,13 @@ def test_smoke_build_with_the_lake_on_s3_decides_as_the_local_one(s3_env, smoke_
     assert sorted(con.sql(query.format(f"{url}/smoke")).fetchall()) == \
         sorted(duckdb.sql(query.format(smoke_build.lake)).fetchall())
 
+    # another host (an empty mirror) reruns the training: it resumes from the last.ckpt in the bucket
+    other = tmp_path / "other_host_cache"
+    rerun = run_build(home, url, "--select", "base_checkpoint", env={**s3_env, "LLM_ASSETS_CACHE_DIR": str(other)})
+    assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-4000:]
+    assert "same inputs as last.ckpt: resuming it" in rerun.stdout + rerun.stderr
+    assert (other / "lake" / "s3" / BUCKET / "build" / "smoke" / "base_checkpoint" / "last.ckpt").is_file()
+
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     instance = DagsterInstance.get()
     try:

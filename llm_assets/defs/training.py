@@ -38,7 +38,7 @@ from llm_assets.training.sft_data import (
     render_examples,
 )
 
-from .common import GPU_POOL, check, metadata_value, spec
+from .common import GPU_POOL, check, image_markdown, metadata_value, spec
 from .resources import CrawlSource, LakeResource
 
 GROUP = "training"
@@ -121,11 +121,22 @@ def launch(context: AssetExecutionContext, launcher: TrainingLauncher, command: 
             raise RuntimeError(f"{context.asset_key.to_user_string()}: the {command} program failed: "
                                f"{error.read_text().strip()}") from None
         raise
-    if url is None:
-        return results
-    return [MaterializeResult(asset_key=r.asset_key, metadata={**(r.metadata or {}), "path": MetadataValue.path(url)},
-                              check_results=r.check_results, data_version=r.data_version, tags=r.tags)
-            if isinstance(r, MaterializeResult) else r for r in results]
+    return [_as_reported(r, url) if isinstance(r, MaterializeResult) else r for r in results]
+
+
+def _as_reported(result: MaterializeResult, url: str | None) -> MaterializeResult:
+    """The program's materialization with its loss curve drawn inline from the file it names, and, with
+    `url`, the lake's locations instead of the program's local folder."""
+    metadata = dict(result.metadata or {})
+    curve = metadata.get("loss_curve")
+    if curve is not None and Path(str(curve.value)).is_file():
+        metadata["loss_curve_plot"] = image_markdown(Path(str(curve.value)), "loss curve")
+        if url is not None:
+            metadata["loss_curve"] = MetadataValue.path(f"{url}/{Path(str(curve.value)).name}")
+    if url is not None:
+        metadata["path"] = MetadataValue.path(url)
+    return MaterializeResult(asset_key=result.asset_key, metadata=metadata, check_results=result.check_results,
+                             data_version=result.data_version, tags=result.tags)
 
 
 def checkpoint_ready(folder: Path) -> bool:
@@ -172,8 +183,11 @@ def _pretrain(context: AssetExecutionContext, lake: LakeResource, trainer: Train
     if counts["validation"]["windows"] == 0:
         context.log.warning("validation split has %d tokens, fewer than context + 1 = %d: no held-out loss; "
                             "the loss check uses the training loss", counts["validation"]["tokens"], context_len + 1)
-    stale = reset_if_inputs_changed(out, {"config": config, "sizes": [lake.profile_def().model,
-                                                                      lake.profile_def().train],
+    # the lake's locations, not the local mirror's, so a rerun from another host's mirror still resumes
+    where = {"shards": lake.url("token_shards"), "tokenizer": f"{lake.url('tokenizer')}/{TOKENIZER_FILE}",
+             "out": lake.url("base_checkpoint")}
+    stale = reset_if_inputs_changed(out, {"config": {**config, **where},
+                                          "sizes": [lake.profile_def().model, lake.profile_def().train],
                                           "shards": json_content_digest(shards / MANIFEST)})
     context.log.info("inputs changed since last.ckpt: training from scratch" if stale else
                      "same inputs as last.ckpt: resuming it" if (out / LAST_CHECKPOINT).is_file() else
@@ -277,7 +291,10 @@ def _fine_tune(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
     shards = lake.fetch("token_shards")
     config = {"profile": lake.profile, "examples": str(examples), "base": str(base), "out": str(out),
               "shards": str(shards) if sizes.replay_windows else "", **trainer.runtime()}
-    reset_if_inputs_changed(out, {"config": config, "sizes": sizes, "examples": file_sha256(config["examples"]),
+    where = {"examples": f"{lake.url('sft_examples')}/{EXAMPLES_FILE}", "base": lake.url("base_checkpoint"),
+             "out": lake.url("assistant_checkpoint"), "shards": lake.url("token_shards") if config["shards"] else ""}
+    reset_if_inputs_changed(out, {"config": {**config, **where}, "sizes": sizes,
+                                  "examples": file_sha256(config["examples"]),
                                   "base": file_sha256(base / WEIGHTS_FILE),
                                   "shards": json_content_digest(shards / MANIFEST) if config["shards"] else None})
     yield from launch(context, launcher, "sft", config, configs / "sft.json", lake.url("assistant_checkpoint"))
