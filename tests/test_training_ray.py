@@ -99,6 +99,8 @@ def test_ray_backend_trains_two_workers_and_reports_through_pipes(ray_run):
     assert metadata["world_size"] == 2 and metadata["steps"] == 10
     assert metadata["tokens_seen"] == 10 * 4 * 32 * 2  # steps x micro-batch x context x workers
     assert metadata["val_loss"] > 0 and metadata["path"] == str(ray_run.out)
+    # the asset draws the loss curve from the file the program names (the Pipes message carries no image)
+    assert metadata["loss_curve_plot"].startswith("![loss curve](data:image/png;base64,")
     for name in ("last.ckpt", "model.safetensors", "config.json", "tokenizer.json", "loss_curve.png"):
         assert (ray_run.out / name).is_file(), name
     assert (ray_run.out / RAY_RUN_FOLDER).is_dir()

@@ -1,5 +1,6 @@
 """What every defs module shares: check and metadata helpers, reading a stage's parts, the `gpu` pool."""
 
+import base64
 import contextlib
 import json
 import tempfile
@@ -21,6 +22,12 @@ def metadata_value(value):
     if isinstance(value, bool | int | float | str):
         return value
     return MetadataValue.json(json.loads(json.dumps(value, default=str)))
+
+
+def image_markdown(png: Path, alt: str) -> MetadataValue:
+    """A PNG file as markdown metadata (the image inline), so the UI shows it without file access."""
+    data = base64.b64encode(png.read_bytes()).decode()
+    return MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
 
 
 def check(name: str, passed: bool, blocking_severity: bool = True, description: str | None = None,

@@ -1,6 +1,5 @@
 """Evaluation assets: the benchmark suite, scores for every checkpoint, and the model card."""
 
-import base64
 import json
 from datetime import UTC, datetime
 
@@ -17,7 +16,7 @@ from llm_assets.evaluation.suite import build_suite, malformed_tasks, read_suite
 from llm_assets.modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE
 
-from .common import check, global_kept_files, metadata_value, spec
+from .common import check, global_kept_files, image_markdown, metadata_value, spec
 from .resources import CrawlSource, LakeResource
 from .training import SKIPPED_FILE, checkpoint_ready
 
@@ -26,11 +25,6 @@ OWNERS = ["team:evaluation"]
 CHECKPOINTS = {"base": "base_checkpoint", "assistant": "assistant_checkpoint"}
 NO_BENCHMARKS = ("skipped: no benchmark files (a real crawl has no synthetic benchmark); set LLM_ASSETS_BENCHMARKS "
                  "to JSONL or MMLU CSV files to score the models")
-
-
-def image_markdown(png, alt: str) -> MetadataValue:
-    data = base64.b64encode(png.read_bytes()).decode()
-    return MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
 
 
 @asset(

@@ -12,12 +12,10 @@ cluster at `$LLM_ASSETS_RAY_ADDRESS` (unset: a local one), each with one GPU whe
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import logging
 import os
 import sys
-from pathlib import Path
 
 from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
@@ -44,9 +42,9 @@ def is_launching_rank() -> bool:
 
 def materialization_metadata(metrics: dict, keys: tuple[str, ...] = METADATA_KEYS) -> dict:
     metadata = {k: metrics[k] for k in keys if metrics.get(k) is not None}
+    # the asset draws the plot from this file: the message stays short (Pipes' file reader once read a long
+    # one, with the image inline, half written and lost the materialization)
     metadata["loss_curve"] = {"raw_value": metrics["loss_curve"], "type": "path"}
-    png = base64.b64encode(Path(metrics["loss_curve"]).read_bytes()).decode()
-    metadata["loss_curve_plot"] = {"raw_value": f"![loss curve](data:image/png;base64,{png})", "type": "md"}
     metadata["path"] = {"raw_value": metrics["path"], "type": "path"}
     return metadata
 
