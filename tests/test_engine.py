@@ -126,10 +126,13 @@ def _ray_cli() -> str:
 def test_joins_a_cluster_started_with_ray_start(smoke_crawl, tmp_path, monkeypatch):
     """`LLM_ASSETS_RAY_ADDRESS` names a cluster started by `ray start` (as on any hosts): the tasks run on
     it, the step does not stop it, and the decisions are those of the local engine."""
+    import contextlib
     import shutil
+    import signal
     import socket
     import subprocess
     import tempfile
+    import time
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -137,15 +140,25 @@ def test_joins_a_cluster_started_with_ray_start(smoke_crawl, tmp_path, monkeypat
     address = f"127.0.0.1:{port}"
     log = tmp_path / "ray-start.log"
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    start = [_ray_cli(), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+    # --block keeps `ray start` as the parent of the cluster's processes, in a session of their own, so the
+    # test stops this cluster and nothing else (`ray stop` would stop every Ray process of the machine).
+    # No token authentication: this test is about joining, not about Ray's credentials (a cluster that uses
+    # them needs RAY_AUTH_MODE=token and the token on the driver, as Ray documents).
+    start = [_ray_cli(), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
              "--disable-usage-stats", f"--temp-dir={temp}"]
-    # no token authentication: this test is about joining, not about Ray's credentials (a cluster that
-    # uses them needs RAY_AUTH_MODE=token and the token on the driver, as Ray documents)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     with open(log, "w") as out:
-        assert subprocess.run(start, stdout=out, stderr=subprocess.STDOUT, timeout=180, env=env).returncode == 0, \
-            log.read_text()[-3000:]
+        head = subprocess.Popen(start, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def running() -> bool:
+        return subprocess.run([_ray_cli(), "status", f"--address={address}"], capture_output=True, timeout=60,
+                              env=env).returncode == 0
+
     try:
+        deadline = time.monotonic() + 180
+        while not running():
+            assert head.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(2)
         monkeypatch.setenv("LLM_ASSETS_RAY_ADDRESS", address)
         lakes = {}
         for engine in ("local", "ray"):
@@ -155,11 +168,15 @@ def test_joins_a_cluster_started_with_ray_start(smoke_crawl, tmp_path, monkeypat
         for stage in STAGES:
             for side in ("kept", "removed"):
                 assert _ids(lakes["local"], stage, side).equals(_ids(lakes["ray"], stage, side)), (stage, side)
-        status = subprocess.run([_ray_cli(), "status", f"--address={address}"], capture_output=True, text=True,
-                                timeout=120, env=env)
-        assert status.returncode == 0, "the step must leave a cluster it joined running: " + status.stderr[-2000:]
+        assert running(), "the step must leave a cluster it joined running"
     finally:
-        subprocess.run([_ray_cli(), "stop", "--force"], capture_output=True, timeout=180, env=env)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
         shutil.rmtree(temp, ignore_errors=True)
 
 
