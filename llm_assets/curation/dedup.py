@@ -350,46 +350,36 @@ def _index_task(number: int, job: _Shuffle) -> int:
     return docs.height
 
 
+def _merge(files: list, target, row_group_by: str | None) -> int:
+    """`files` rewritten as one file `target` (a row group per value of `row_group_by`), then deleted.
+    Returns the rows merged."""
+    merged = pl.concat([pl.read_parquet(uri(f)) for f in files], how="vertical_relaxed")
+    write_parquet(merged, target, row_group_by=row_group_by)
+    for f in files:
+        f.unlink()
+    return merged.height
+
+
 def _combine_task(group: int, job: _Shuffle, steps: tuple[str, ...]) -> int:
     """After a map step: the per-part files of each of `steps` of one group of parts, combined into one file
-    with a row group per bucket (the per-part files are deleted). Holds the group's hashes and ids, not
-    text. Returns the rows combined."""
+    with a row group per bucket, so a reduce task opens one file per group. Holds the group's hashes and
+    ids, not text."""
     first = group * job.group_parts
     numbers = range(first, min(first + job.group_parts, len(job.parts)))
-    rows = 0
-    for step in steps:
-        files = [job.file(step, n) for n in numbers]
-        combined = pl.concat([pl.read_parquet(uri(f)) for f in files], how="vertical_relaxed")
-        job.put_buckets(step, f"g{group:06d}", combined)
-        for f in files:
-            f.unlink()
-        rows += combined.height
-    return rows
+    return sum(_merge([job.file(step, n) for n in numbers], job.file(step, f"g{group:06d}"), "_bucket")
+               for step in steps)
 
 
 def _gather_task(group: int, job: _Shuffle, steps: tuple[str, ...]) -> int:
     """After a reduce step: the files its tasks wrote for one group of parts (one per bucket, `put_by_part`)
     combined into one with a row group per part, so a part's task opens one file, not one per bucket."""
-    rows = 0
-    for step in steps:
-        folder = job.folder(step) / f"g{group:06d}"
-        files = sorted(folder.glob("*.parquet"), key=str)
-        combined = pl.concat([pl.read_parquet(uri(f)) for f in files], how="vertical_relaxed")
-        write_parquet(combined, job.file(step, f"g{group:06d}"), row_group_by="_part")
-        for f in files:
-            f.unlink()
-        rows += combined.height
-    return rows
+    return sum(_merge(sorted((job.folder(step) / f"g{group:06d}").glob("*.parquet"), key=str),
+                      job.file(step, f"g{group:06d}"), "_part") for step in steps)
 
 
 def _gather_keys_task(_: int, job: _Shuffle) -> int:
     """After the boilerplate step: its per-bucket key files as one, which every part's task reads."""
-    files = sorted(job.folder("keys").glob("*.parquet"), key=str)
-    keys = pl.concat([pl.read_parquet(uri(f)) for f in files], how="vertical_relaxed")
-    job.put("keys", "all", keys)
-    for f in files:
-        f.unlink()
-    return keys.height
+    return _merge(sorted(job.folder("keys").glob("*.parquet"), key=str), job.file("keys", "all"), None)
 
 
 def _exact_before_task(bucket: int, job: _Shuffle) -> int:
