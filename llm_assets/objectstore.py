@@ -40,7 +40,8 @@ def lake_path(root: str | os.PathLike):
         except ImportError as err:
             raise ImportError(f"the lake {root} is a URL, which needs universal-pathlib and s3fs: "
                               "pip install -e '.[s3]'") from err
-        return UPath(str(root))
+        # no listing cache: other processes and hosts write the same prefixes while this one runs
+        return UPath(str(root), use_listings_cache=False)
     return Path(str(root).removeprefix("file://"))
 
 
