@@ -63,8 +63,9 @@ def mirror_dir(remote) -> Path:
     return cache_dir() / "lake" / remote.protocol / remote.path.strip("/")
 
 
-def _remote_files(remote) -> dict[str, dict]:
-    """`{relative name: {"tag", "size"}}` of every file under the remote folder (none when it does not exist)."""
+def _remote_files(remote) -> dict[str, str]:
+    """`{relative name: tag}` of every file under the remote folder (its ETag, else size and time; none when
+    the folder does not exist)."""
     fs, base = remote.fs, remote.path.rstrip("/")
     try:
         found = fs.find(base, detail=True)
@@ -75,7 +76,7 @@ def _remote_files(remote) -> dict[str, dict]:
         if info.get("type") == "directory":
             continue
         tag = info.get("ETag") or info.get("etag") or f"{info.get('size')}-{info.get('LastModified')}"
-        files[name[len(base):].lstrip("/")] = {"tag": str(tag), "size": info.get("size")}
+        files[name[len(base):].lstrip("/")] = str(tag)
     return files
 
 
@@ -110,16 +111,16 @@ def pull(remote, local: Path | None = None) -> Path:
     state = _load_state(local)
     remote_files = _remote_files(remote)
     base = remote.path.rstrip("/")
-    for name, info in remote_files.items():
+    for name, tag in remote_files.items():
         target = local / name
-        if target.exists() and state.get(name, {}).get("tag") == info["tag"] \
+        if target.exists() and state.get(name, {}).get("tag") == tag \
                 and state[name].get("stamp") == _local_stamp(target):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         remote.fs.get_file(f"{base}/{name}", str(tmp))
         os.replace(tmp, target)
-        state[name] = {"tag": info["tag"], "stamp": _local_stamp(target)}
+        state[name] = {"tag": tag, "stamp": _local_stamp(target)}
     for name, path in _local_files(local).items():
         if name not in remote_files:
             path.unlink()
@@ -148,6 +149,6 @@ def push(local: Path, remote) -> dict[str, int]:
         deleted += 1
     for name in files:  # the tags the server gave the uploads, so the next pull skips them
         if name in remote_files and state.get(name, {}).get("tag") is None:
-            state[name]["tag"] = remote_files[name]["tag"]
+            state[name]["tag"] = remote_files[name]
     _save_state(local, {k: v for k, v in state.items() if k in files})
     return {"uploaded": uploaded, "deleted": deleted}

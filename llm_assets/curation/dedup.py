@@ -281,10 +281,9 @@ class _Shuffle:
     def file(self, step: str, name: int | str) -> Path:
         return self.folder(step) / f"{name}.parquet"
 
-    def scan(self, step: str, group: str | None = None) -> pl.LazyFrame:
-        """Every file one step wrote (in `group`'s sub-folder when given), as one lazy frame."""
-        folder = self.folder(step) / group if group else self.folder(step)
-        return pl.scan_parquet(uri(folder / "*.parquet"))
+    def scan(self, step: str) -> pl.LazyFrame:
+        """Every file of one step's folder, as one lazy frame."""
+        return pl.scan_parquet(uri(self.folder(step) / "*.parquet"))
 
     def put(self, step: str, name: int | str, frame: pl.DataFrame) -> None:
         write_parquet(frame, self.file(step, name))
@@ -297,9 +296,13 @@ class _Shuffle:
     def groups(self) -> list[int]:
         return list(range(math.ceil(len(self.parts) / self.group_parts)))
 
+    def combined(self, step: str, group: int):
+        """A step's one file for group `group` of parts, after `_combine_task` or `_gather_task`."""
+        return self.file(step, _group_name(group))
+
     def group_file(self, step: str, number: int):
-        """The combined file of the group of part `number`, after `_combine_task`."""
-        return self.file(step, f"g{number // self.group_parts:06d}")
+        """The combined file of the group of part `number`."""
+        return self.combined(step, number // self.group_parts)
 
     def bucket(self, step: str, bucket: int) -> pl.DataFrame:
         """One bucket's rows of a step: its row group of every file (of every group, once combined)."""
@@ -312,7 +315,7 @@ class _Shuffle:
         rows = frame.with_columns(group)
         for number in self.groups():
             write_parquet(rows.filter(pl.col("_group") == number).drop("_group"),
-                          self.folder(step) / f"g{number:06d}" / f"{name}.parquet")
+                          self.folder(step) / _group_name(number) / f"{name}.parquet")
 
     def of_part(self, step: str, number: int) -> pl.LazyFrame:
         """The rows of part `number` that reduce tasks wrote with `put_by_part`, once `_gather_task`
@@ -324,6 +327,10 @@ class _Shuffle:
         wanted = pl.LazyFrame({"host": hosts.unique()})
         return (self.scan("keys").select("host", "_key")
                 .join(wanted, on="host", how="semi").collect())
+
+
+def _group_name(group: int) -> str:
+    return f"g{group:06d}"
 
 
 def _bucket_of(hashes: pl.Expr, buckets: int) -> pl.Expr:
@@ -366,15 +373,14 @@ def _combine_task(group: int, job: _Shuffle, steps: tuple[str, ...]) -> int:
     ids, not text."""
     first = group * job.group_parts
     numbers = range(first, min(first + job.group_parts, len(job.parts)))
-    return sum(_merge([job.file(step, n) for n in numbers], job.file(step, f"g{group:06d}"), "_bucket")
-               for step in steps)
+    return sum(_merge([job.file(step, n) for n in numbers], job.combined(step, group), "_bucket") for step in steps)
 
 
 def _gather_task(group: int, job: _Shuffle, steps: tuple[str, ...]) -> int:
     """After a reduce step: the files its tasks wrote for one group of parts (one per bucket, `put_by_part`)
     combined into one with a row group per part, so a part's task opens one file, not one per bucket."""
-    return sum(_merge(sorted((job.folder(step) / f"g{group:06d}").glob("*.parquet"), key=str),
-                      job.file(step, f"g{group:06d}"), "_part") for step in steps)
+    return sum(_merge(sorted((job.folder(step) / _group_name(group)).glob("*.parquet"), key=str),
+                      job.combined(step, group), "_part") for step in steps)
 
 
 def _gather_keys_task(_: int, job: _Shuffle) -> int:
