@@ -142,10 +142,7 @@ def write_part(root: str | os.PathLike, asset_key: str, part: str, kept: pl.Data
 
 def part_files(root: str | os.PathLike, asset_key: str, side: str = "kept") -> list[Path]:
     """The Parquet part files of a stage's `kept` or `removed` rows, in part-name order."""
-    folder = asset_dir(root, asset_key) / side
-    if is_remote(folder) and not folder.exists():
-        return []
-    return sorted(folder.glob("*.parquet"), key=str)
+    return sorted((asset_dir(root, asset_key) / side).glob("*.parquet"), key=str)
 
 
 def scan_parts(files: list[Path]) -> pl.LazyFrame:
