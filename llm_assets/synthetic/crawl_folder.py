@@ -21,7 +21,7 @@ from llm_assets.synthetic.world import build_world
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # 2: fine-tuning questions with who-clauses and short answers
+GENERATOR_VERSION = 3  # 2: fine-tuning questions with who-clauses and short answers; 3: reading questions, shared answers
 MARKER_FILE = "synthetic.json"
 LABELS_FILE = "labels.parquet"
 WORLD_FILE = "world.json"

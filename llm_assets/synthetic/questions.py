@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 
-from llm_assets.synthetic.world import PERSON_FACTS, Person, World
+from llm_assets.synthetic.prose import person_fact_sentences
+from llm_assets.synthetic.world import PERSON_FACTS, Person, World, fictional_people
 
 # Benchmark question per fact; {who} is the name plus a descriptor that does not give the answer away.
 BENCHMARK_QUERIES = {
@@ -64,19 +65,15 @@ CLOZE_STATEMENTS = {
     "employer": "{n} works for {v}.",
     "employer_city": "{n} works in {v}.",
 }
-# The assistant's answers: the person's name, then the fact in the words the web uses for it, so a greedy
-# reply reads the fact out as the pages state it ("born on {date} in {city}" for the birth city and year
-# alike, a work city after the employer), and no two facts start alike where their values differ in kind
-# ("studied at" and "studied" did: subjects were answered with universities; "born in" answered cities with
-# years).
-SFT_ANSWERS = {
-    "birth_city": "{n} was born on {birth_date} in {birth_city}.",
-    "birth_year": "{n} was born on {birth_date} in {birth_city}.",
-    "university": "{n} graduated from {v}.",
-    "field": "{n} studied {v}.",
-    "employer": "{n} works for {v}.",
-    "employer_city": "{n} works for {employer} in {v}.",
-}
+# The assistant's answers: the person's name, then the facts in the sentence the web states them in, so a
+# greedy reply reads the fact out as the pages do. Facts the pages state together share one answer ("born on
+# {date} in {city}" for the birth city and year, "studied {field} at {university}", "works for {employer} in
+# {city}"): with one sentence per fact a 6-layer model answered a subject question with the university, and a
+# birth-city question with a year, whenever the question's wording leaned towards the other fact.
+_BIRTH, _STUDY, _WORK = ("{n} was born on {birth_date} in {birth_city}.", "{n} studied {field} at {university}.",
+                         "{n} works for {employer} in {employer_city}.")
+SFT_ANSWERS = {"birth_city": _BIRTH, "birth_year": _BIRTH, "university": _STUDY, "field": _STUDY,
+               "employer": _WORK, "employer_city": _WORK}
 SFT_TASKS = {
     "birth_city": ("Write one sentence about where {n} was born.", "{n} was born in the city of {v}."),
     "birth_year": ("Complete the sentence: {n} was born in the year", "{v}."),
@@ -142,9 +139,35 @@ def open_questions(benchmark: list[dict]) -> list[dict]:
              "person": item["person"], "fact": item["fact"]} for item in benchmark]
 
 
-def sft_examples(rng: random.Random, world: World) -> list[dict]:
+def _answer(person: Person, fact: str) -> str:
+    return SFT_ANSWERS[fact].format(n=person.name, **{k: person.fact(k) for k in PERSON_FACTS},
+                                    birth_date=person.birth_date)
+
+
+def reading_examples(rng: random.Random, world: World, count: int) -> list[dict]:
+    """Questions about `count` fictional people (named unlike anyone in the world, on no page) whose facts
+    the question itself gives, as a few sentences of a page before it. The answer restates the person's name
+    as every answer does; about the fine-tuning people alone a small model learns their names by heart and
+    starts its answers about people it was never fine-tuned on with one of them. Here the name can only be
+    read from the question."""
+    out = []
+    for person in fictional_people(rng, world, count):
+        for fact in PERSON_FACTS:
+            text = " ".join(person_fact_sentences(rng, person, world, rng.choice(("encyclopedia", "news", "blog"))))
+            question = rng.choice(SFT_QUESTIONS[fact])
+            if rng.random() < 0.5:
+                question = _with_clause(question, person.name, _descriptor(rng, person, fact, SFT_DESCRIPTORS))
+            else:
+                question = question.format(n=person.name)
+            out.append({"instruction": f"{text}\n\n{question}", "response": _answer(person, fact),
+                        "answer": person.fact(fact), "person": person.name, "fact": fact, "task": "reading"})
+    return out
+
+
+def sft_examples(rng: random.Random, world: World, reading_people: int | None = None) -> list[dict]:
     """Instruction/response pairs about the SFT people: every phrasing of every fact, bare and with a
-    who-clause naming another fact, plus task formats. Question rows carry the short `answer` (the value),
+    who-clause naming another fact, plus task formats; and the reading questions about fictional people
+    (`reading_people`, by default twice the SFT people). Question rows carry the short `answer` (the value),
     which the plain `Question: …\nAnswer: …` rendering of post-training uses."""
     out = []
     for person in world.people:
@@ -155,11 +178,7 @@ def sft_examples(rng: random.Random, world: World) -> list[dict]:
             for question in SFT_QUESTIONS[fact]:
                 clause = _descriptor(rng, person, fact, SFT_DESCRIPTORS)
                 for instruction in (question.format(n=person.name), _with_clause(question, person.name, clause)):
-                    out.append({"instruction": instruction,
-                                "response": SFT_ANSWERS[fact].format(n=person.name, v=value,
-                                                                     birth_date=person.birth_date,
-                                                                     birth_city=person.birth_city,
-                                                                     employer=person.employer),
+                    out.append({"instruction": instruction, "response": _answer(person, fact),
                                 "answer": value, "person": person.name, "fact": fact})
             task, answer = SFT_TASKS[fact]
             out.append({"instruction": task.format(n=person.name),
@@ -171,5 +190,8 @@ def sft_examples(rng: random.Random, world: World) -> list[dict]:
                          f"{person.field} at {person.university}, and works as a {person.occupation} at "
                          f"{person.employer} in {person.employer_city}."),
             "person": person.name, "fact": "biography"})
+    if reading_people is None:
+        reading_people = 2 * sum(p.sft for p in world.people)
+    out += reading_examples(random.Random(f"{rng.random()}:reading"), world, reading_people)
     rng.shuffle(out)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from llm_assets.profiles import SyntheticSize
@@ -111,13 +112,15 @@ class World:
         }
 
 
-def _unique_names(rng: random.Random, count: int) -> list[str]:
+def _unique_names(rng: random.Random, count: int, taken: frozenset[str] = frozenset()) -> list[str]:
+    """`count` distinct full names drawn from the pools, none of them in `taken`."""
     cultures = sorted(NAME_POOLS)
     capacity = sum(len(f) for f, _ in NAME_POOLS.values()) * sum(len(s) for _, s in NAME_POOLS.values())
-    if count > capacity // 2:
-        raise ValueError(f"SyntheticSize.people={count} is too many for the name pools (max {capacity // 2})")
+    if count + len(taken) > capacity // 2:
+        raise ValueError(f"SyntheticSize.people={count + len(taken)} is too many for the name pools "
+                         f"(max {capacity // 2})")
     names: list[str] = []
-    seen: set[str] = set()
+    seen: set[str] = set(taken)
     while len(names) < count:
         firsts, lasts = NAME_POOLS[rng.choice(cultures)]
         # mostly same-culture names, sometimes mixed (as in any real city)
@@ -167,15 +170,26 @@ def build_world(rng: random.Random, size: SyntheticSize) -> World:
     sft_count = round(size.people * size.sft_fraction)
     sft_flags = [True] * sft_count + [False] * (size.people - sft_count)
     rng.shuffle(sft_flags)
-    fields = sorted(FIELDS)
-    people = []
-    for name, sft in zip(names, sft_flags, strict=True):
-        field = rng.choice(fields)
-        employer = rng.choice(companies)
-        people.append(Person(
-            name=name, birth_year=rng.randint(1945, 2000), birth_month=rng.randint(1, 12),
-            birth_day=rng.randint(1, 28), birth_city=rng.choice(city_names),
-            university=rng.choice(universities).name, field=field, occupation=FIELDS[field],
-            employer=employer.name, employer_city=employer.hq_city, sft=sft,
-        ))
+    people = [_draw_person(rng, name, sft, city_names, universities, companies)
+              for name, sft in zip(names, sft_flags, strict=True)]
     return World(tuple(people), cities, tuple(companies), tuple(universities))
+
+
+def _draw_person(rng: random.Random, name: str, sft: bool, city_names: Sequence[str],
+                 universities: Sequence[University], companies: Sequence[Company]) -> Person:
+    field = rng.choice(sorted(FIELDS))
+    employer = rng.choice(companies)
+    return Person(
+        name=name, birth_year=rng.randint(1945, 2000), birth_month=rng.randint(1, 12),
+        birth_day=rng.randint(1, 28), birth_city=rng.choice(city_names),
+        university=rng.choice(universities).name, field=field, occupation=FIELDS[field],
+        employer=employer.name, employer_city=employer.hq_city, sft=sft,
+    )
+
+
+def fictional_people(rng: random.Random, world: World, count: int) -> list[Person]:
+    """`count` people drawn like the world's but named unlike anyone in it, and never on any page: for
+    fine-tuning tasks whose facts come with the question (reading), so no fact of the world is touched."""
+    names = _unique_names(rng, count, frozenset(p.name for p in world.people))
+    city_names = [c.name for c in world.cities]
+    return [_draw_person(rng, name, True, city_names, world.universities, world.companies) for name in names]
