@@ -291,9 +291,9 @@ def test_reading_questions_are_about_people_on_no_page(crawl, records):
     names = {p["name"] for p in world["people"]}
     sft_people = sum(p["sft"] for p in world["people"])
     reading = [row for row in _jsonl(crawl / "sft.jsonl") if row.get("task") == "reading"]
-    assert len(reading) == 2 * sft_people * 6
+    assert len(reading) == 4 * sft_people * 6
     fictional = {row["person"] for row in reading}
-    assert len(fictional) == 2 * sft_people and not fictional & names
+    assert len(fictional) == 4 * sft_people and not fictional & names
     bodies = b" ".join(record["body"] or b"" for record in records.values())
     for name in fictional:
         assert name.encode() not in bodies and name.encode("cp1252", "replace") not in bodies, name

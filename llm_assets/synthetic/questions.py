@@ -167,7 +167,7 @@ def reading_examples(rng: random.Random, world: World, count: int) -> list[dict]
 def sft_examples(rng: random.Random, world: World, reading_people: int | None = None) -> list[dict]:
     """Instruction/response pairs about the SFT people: every phrasing of every fact, bare and with a
     who-clause naming another fact, plus task formats; and the reading questions about fictional people
-    (`reading_people`, by default twice the SFT people). Question rows carry the short `answer` (the value),
+    (`reading_people`, by default four times the SFT people). Question rows carry the short `answer` (the value),
     which the plain `Question: …\nAnswer: …` rendering of post-training uses."""
     out = []
     for person in world.people:
@@ -191,7 +191,7 @@ def sft_examples(rng: random.Random, world: World, reading_people: int | None = 
                          f"{person.employer} in {person.employer_city}."),
             "person": person.name, "fact": "biography"})
     if reading_people is None:
-        reading_people = 2 * sum(p.sft for p in world.people)
+        reading_people = 4 * sum(p.sft for p in world.people)
     out += reading_examples(random.Random(f"{rng.random()}:reading"), world, reading_people)
     rng.shuffle(out)
     return out

@@ -3,7 +3,8 @@
 Three row formats are read (one JSON object per line, the format decided per row):
 
 - the synthetic crawl's `sft.jsonl`: `{"instruction", "response", "person", "fact"}`, question rows also
-  `"answer"` (the short answer the plain form trains; an Alpaca row may carry one too);
+  `"answer"` (the short answer the plain form trains; an Alpaca row may carry one too), reading questions
+  about fictional people also `"task": "reading"` (not read here);
 - Alpaca: `{"instruction", "input" (optional), "output"}`;
 - chat: `{"messages": [{"role": "user"|"assistant"|"system", "content": ...}, ...]}`.
 
