@@ -302,6 +302,15 @@ def test_reading_questions_are_about_people_on_no_page(crawl, records):
         assert row["response"].startswith(row["person"]) and row["answer"] in row["response"]
 
 
+def test_fictional_people_stop_where_the_name_pools_run_out():
+    from llm_assets.synthetic.world import _name_capacity, build_world, fictional_people
+
+    world = build_world(random.Random("0:world"), SMOKE)
+    people = fictional_people(random.Random(1), world, 10**6)
+    assert len(people) == _name_capacity() - len(world.people)
+    assert len({p.name for p in people}) == len(people) and not {p.name for p in people} & {p.name for p in world.people}
+
+
 def test_foreign_pages_are_in_their_language(records, labels):
     from lingua import Language, LanguageDetectorBuilder
     from resiliparse.extract.html2text import extract_plain_text

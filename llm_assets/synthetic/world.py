@@ -112,13 +112,16 @@ class World:
         }
 
 
+def _name_capacity() -> int:
+    """How many people the name pools can name (half the first x last combinations, so drawing stays quick)."""
+    return sum(len(f) for f, _ in NAME_POOLS.values()) * sum(len(s) for _, s in NAME_POOLS.values()) // 2
+
+
 def _unique_names(rng: random.Random, count: int, taken: frozenset[str] = frozenset()) -> list[str]:
     """`count` distinct full names drawn from the pools, none of them in `taken`."""
     cultures = sorted(NAME_POOLS)
-    capacity = sum(len(f) for f, _ in NAME_POOLS.values()) * sum(len(s) for _, s in NAME_POOLS.values())
-    if count + len(taken) > capacity // 2:
-        raise ValueError(f"SyntheticSize.people={count + len(taken)} is too many for the name pools "
-                         f"(max {capacity // 2})")
+    if count + len(taken) > _name_capacity():
+        raise ValueError(f"SyntheticSize.people={count} is too many for the name pools (max {_name_capacity()})")
     names: list[str] = []
     seen: set[str] = set(taken)
     while len(names) < count:
@@ -188,8 +191,10 @@ def _draw_person(rng: random.Random, name: str, sft: bool, city_names: Sequence[
 
 
 def fictional_people(rng: random.Random, world: World, count: int) -> list[Person]:
-    """`count` people drawn like the world's but named unlike anyone in it, and never on any page: for
-    fine-tuning tasks whose facts come with the question (reading), so no fact of the world is touched."""
+    """`count` people (fewer where the name pools run out) drawn like the world's but named unlike anyone in
+    it, and never on any page: for fine-tuning tasks whose facts come with the question (reading), so no fact
+    of the world is touched."""
+    count = min(count, _name_capacity() - len(world.people))
     names = _unique_names(rng, count, frozenset(p.name for p in world.people))
     city_names = [c.name for c in world.cities]
     return [_draw_person(rng, name, True, city_names, world.universities, world.companies) for name in names]
