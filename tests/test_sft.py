@@ -141,7 +141,11 @@ def test_masks_cover_exactly_the_assistant_tokens(tmp_path, tiny_base):
 
 def test_check_examples(tmp_path, examples, smoke_crawl, tiny_base):
     path, stats = examples
-    assert stats["examples"] > 200 and stats["dropped"] == {}
+    # at this tiny context some reading questions (page sentences, then the question) do not fit; all else does
+    assert stats["examples"] > 200 and set(stats["dropped"]) <= {"too_long"}
+    questions = [c for c in load_conversations([smoke_crawl / "sft.jsonl"])
+                 if "\n\n" not in c["messages"][0]["content"]]
+    assert render_examples(questions, tiny_base / "tokenizer.json", CONTEXT, tmp_path / "q.parquet")["dropped"] == {}
     results = check_examples(path, CONTEXT, smoke_crawl / "benchmark.jsonl")
     assert all(passed for passed, _ in results.values()), results
     assert results["no_heldout_overlap"][1]["heldout_queries"] > 0
