@@ -23,6 +23,8 @@ _POSITIVE: Rule = (lambda v: v > 0, "> 0")
 _NON_NEGATIVE: Rule = (lambda v: v >= 0, ">= 0")
 _SHARE: Rule = (lambda v: 0 <= v <= 1, "in [0, 1]")
 _NGRAM: Rule = (lambda v: 1 <= v <= 64, "in 1..64")  # the n-gram hashes combine at most 64 words
+_NGRAM_SHARES: Rule = (lambda v: all(1 <= n <= 64 and 0 <= share <= 1 for n, share in v),
+                       "a list of [n in 1..64, share in [0, 1]] pairs")
 
 
 def _one_of(*choices: str) -> Rule:
@@ -70,6 +72,19 @@ RULES: dict[str, dict[str, Rule]] = {
                 "checkpoint_every": _NON_NEGATIVE, "epochs_of_templates": _NON_NEGATIVE,
                 "eval_examples": _NON_NEGATIVE, "replay_windows": _NON_NEGATIVE, "heldout_margin": _SHARE},
     "EvalSize": {"shots": _NON_NEGATIVE},
+    # every ratio and share of the heuristic families is a share
+    "HeuristicThresholds": {
+        **{name: _SHARE for name in (
+            "max_symbol_word_ratio", "max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "min_alpha_words_ratio",
+            "max_dup_line_ratio", "max_dup_paragraph_ratio", "max_dup_line_char_ratio",
+            "max_dup_paragraph_char_ratio", "min_line_punct_ratio", "max_short_line_ratio",
+            "max_dup_line_char_share", "max_newline_word_ratio")},
+        # a minimum count of 0 turns that rule off
+        **{name: _NON_NEGATIVE for name in ("min_words", "min_stop_words", "c4_min_words_per_line",
+                                            "c4_min_sentences")},
+        "max_top_ngram_char_ratio": _NGRAM_SHARES,
+        "max_dup_ngram_char_ratio": _NGRAM_SHARES,
+    },
 }
 
 
@@ -83,7 +98,12 @@ def _type_name(hint) -> str:
     if typing.get_origin(hint) in (types.UnionType, typing.Union):
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
     if typing.get_origin(hint) is tuple:
-        return f"a list of {_type_name(typing.get_args(hint)[0]).removeprefix('a ').removeprefix('an ')}s"
+        args = typing.get_args(hint)
+        if not (len(args) == 2 and args[1] is Ellipsis):
+            return "[" + ", ".join(_type_name(a) for a in args) + "]"
+        item = _type_name(args[0])
+        return f"a list of {item} lists" if item.startswith("[") else \
+            f"a list of {item.removeprefix('a ').removeprefix('an ')}s"
     if typing.get_origin(hint) is dict:
         key, value = typing.get_args(hint)
         noun = _type_name(value).removeprefix("a ").removeprefix("an ")
@@ -117,7 +137,11 @@ def _typed(value, hint):
     if hint is str:
         return value if isinstance(value, str) else _WRONG
     if origin is tuple and isinstance(value, list | tuple):
-        items = [_typed(v, args[0]) for v in value]
+        # tuple[X, ...] is a list of X; tuple[X, Y] a pair of exactly those types
+        hints = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        if len(hints) != len(value):
+            return _WRONG
+        items = [_typed(v, h) for v, h in zip(value, hints, strict=True)]
         return _WRONG if any(i is _WRONG for i in items) else tuple(items)
     if origin is dict and isinstance(value, dict):
         items = {_typed(k, args[0]): _typed(v, args[1]) for k, v in value.items()}
@@ -148,6 +172,21 @@ def section_problems(section) -> list[str]:
         if problem:
             problems.append(f"{f.name} = {json.dumps(value, default=repr)} {problem}")
     return problems + ([] if problems else _cross_field_problems(section))
+
+
+def override_problems(cls, values, name: str) -> list[str]:
+    """Problems of `values`, a field holding overrides of section `cls`'s fields by name (e.g. a curation
+    setting that replaces heuristic thresholds): each name must be a field of `cls`, each value allowed there."""
+    if not isinstance(values, dict):
+        return [f"{name} must be an object of field: value"]
+    known = [f.name for f in dataclasses.fields(cls)]
+    problems = []
+    for key, value in values.items():
+        if key not in known:
+            problems.append(f"{name}.{key} is not a field of {cls.__name__}; fields are {', '.join(known)}")
+        elif (problem := checked_value(cls, key, value)[1]) is not None:
+            problems.append(f"{name}.{key} = {json.dumps(value, default=repr)} {problem}")
+    return problems
 
 
 def replace_fields(current, section: str, values: dict, where: str):

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llm_assets.config_checks import replace_fields, section_problems
+from llm_assets.config_checks import override_problems, replace_fields, section_problems
 
 PROFILE_ENV = "LLM_ASSETS_PROFILE"
 CONFIG_ENV = "LLM_ASSETS_CONFIG"
@@ -33,6 +33,48 @@ class SyntheticSize:
     noise_scale: float = 1.0
     # share of people whose facts appear in the fine-tuning set; the rest are held out
     sft_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
+class HeuristicThresholds:
+    """Published defaults of the heuristic filters (`curation.quality.heuristics`); every one can be
+    overridden by name through `CurationConfig.heuristic_overrides`."""
+
+    # Gopher quality
+    min_words: int = 50
+    max_words: int = 100_000
+    min_mean_word_length: float = 3.0
+    max_mean_word_length: float = 10.0
+    max_symbol_word_ratio: float = 0.1
+    max_bullet_lines_ratio: float = 0.9
+    max_ellipsis_lines_ratio: float = 0.3
+    min_alpha_words_ratio: float = 0.8
+    min_stop_words: int = 2
+    # Gopher repetition
+    max_dup_line_ratio: float = 0.3
+    max_dup_paragraph_ratio: float = 0.3
+    max_dup_line_char_ratio: float = 0.2
+    max_dup_paragraph_char_ratio: float = 0.2
+    max_top_ngram_char_ratio: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
+    max_dup_ngram_char_ratio: tuple[tuple[int, float], ...] = (
+        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+    # C4
+    c4_drop_lines_without_terminal_punct: bool = True
+    c4_min_words_per_line: int = 3
+    c4_max_word_length: int = 1000
+    c4_min_sentences: int = 5
+    # FineWeb
+    min_line_punct_ratio: float = 0.12
+    short_line_length: int = 30
+    max_short_line_ratio: float = 0.67
+    max_dup_line_char_share: float = 0.01
+    max_newline_word_ratio: float = 0.3
+
+    @classmethod
+    def from_config(cls, cfg: CurationConfig) -> HeuristicThresholds:
+        """The published values with `cfg.heuristic_overrides` replaced (JSON lists become tuples)."""
+        return replace_fields(cls(), "curation.heuristic_overrides", cfg.heuristic_overrides,
+                              "CurationConfig.heuristic_overrides")
 
 
 @dataclass(frozen=True)
@@ -87,7 +129,7 @@ class CurationConfig:
     # JSONL with a `text` field, or plain text (one document per blank-line-separated block); a folder
     # means the files in it. With no reference hosts in the crawl and no files, the model is skipped.
     reference_files: tuple[str, ...] = ()
-    # replaces published heuristic thresholds by name (see curation.quality.HeuristicThresholds);
+    # replaces published heuristic thresholds by name (see HeuristicThresholds above);
     # {} = the published values (synthetic crawls override some, see SYNTHETIC_WEB)
     heuristic_overrides: dict[str, object] = field(default_factory=dict)
     # host -> site name where the default rule (the host's second-level label) is wrong
@@ -98,11 +140,13 @@ class CurationConfig:
     settings: str = "published"
 
     def problems(self) -> list[str]:
-        """Problems between fields: a MinHash chunk must hold at least one shingle."""
+        """Problems between fields (a MinHash chunk must hold at least one shingle) and of the heuristic
+        overrides, each checked against the threshold it replaces."""
+        problems = override_problems(HeuristicThresholds, self.heuristic_overrides, "heuristic_overrides")
         if self.minhash_chunk_words < self.minhash_ngram:
-            return [f"minhash_chunk_words = {self.minhash_chunk_words} must be at least minhash_ngram "
-                    f"({self.minhash_ngram})"]
-        return []
+            problems.append(f"minhash_chunk_words = {self.minhash_chunk_words} must be at least minhash_ngram "
+                            f"({self.minhash_ngram})")
+        return problems
 
 
 @dataclass(frozen=True)

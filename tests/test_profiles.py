@@ -101,6 +101,18 @@ def test_user_config_wins_over_synthetic_settings(tmp_path, monkeypatch):
     ('{"model": {"n_head": 5}}', "model.d_model = 64 must be a multiple of n_head (5)", ""),
     ('{"eval": {"max_items": -1}}', "eval.max_items = -1", "must be > 0"),
     ('{"sft": {"warmup_steps": -1}}', "sft.warmup_steps = -1", "must be >= 0"),
+    # nested overrides are checked at load against the threshold they replace, not after dedup has run
+    ('{"curation": {"heuristic_overrides": {"min_wrds": "many"}}}', "curation.heuristic_overrides.min_wrds",
+     "is not a field of HeuristicThresholds; fields are min_words"),
+    ('{"curation": {"heuristic_overrides": {"min_words": "many"}}}',
+     'curation.heuristic_overrides.min_words = "many"', "must be an integer"),
+    ('{"curation": {"heuristic_overrides": {"max_dup_line_ratio": 3}}}',
+     "curation.heuristic_overrides.max_dup_line_ratio = 3", "in [0, 1]"),
+    ('{"curation": {"heuristic_overrides": {"max_top_ngram_char_ratio": [[2, 0.2, 1]]}}}',
+     "curation.heuristic_overrides.max_top_ngram_char_ratio", "a list of [an integer, a number] lists"),
+    ('{"curation": {"heuristic_overrides": {"max_dup_ngram_char_ratio": [[0, 0.2]]}}}',
+     "curation.heuristic_overrides.max_dup_ngram_char_ratio", "[n in 1..64, share in [0, 1]] pairs"),
+    ('{"curation": {"heuristic_overrides": [1]}}', "curation.heuristic_overrides", "must be an object"),
 ])
 def test_bad_values_are_refused_naming_file_field_value_and_what_is_allowed(tmp_path, monkeypatch, text, field,
                                                                               allowed):
@@ -126,6 +138,16 @@ def test_good_values_of_every_kind_are_taken(tmp_path, monkeypatch):
     assert p.curation.source_weights == {"wiki": 2.0} and p.train.devices == "auto" and p.eval.max_items is None
     with pytest.raises(ValueError, match="minhash_chunk_words = 5 must be at least minhash_ngram"):
         profiles.apply_overrides(p, {"curation": {"minhash_ngram": 6}}, "second.json")
+
+
+def test_heuristic_overrides_are_typed_when_taken(tmp_path, monkeypatch):
+    cfg = tmp_path / "heuristics.json"
+    cfg.write_text('{"curation": {"heuristic_overrides": {"min_words": 0, "max_top_ngram_char_ratio": [[2, 1]],'
+                   ' "max_dup_line_ratio": 1}}}')
+    monkeypatch.setenv(profiles.CONFIG_ENV, str(cfg))
+    thresholds = profiles.HeuristicThresholds.from_config(profiles.get_profile("smoke").curation)
+    assert thresholds.min_words == 0 and thresholds.max_top_ngram_char_ratio == ((2, 1.0),)
+    assert thresholds.max_dup_line_ratio == 1.0 and isinstance(thresholds.max_dup_line_ratio, float)
 
 
 def test_built_in_profiles_and_synthetic_settings_are_valid():

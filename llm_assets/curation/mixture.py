@@ -64,7 +64,7 @@ def site_of_host(host: str | None, overrides: dict[str, str] | None = None) -> s
 def site_column(hosts: pl.Series, cfg: CurationConfig,
                 site_of: Callable[[str | None], str] | None = None) -> pl.Series:
     """`site` per host by `site_of` (default `site_of_host` with `cfg.host_sites` overrides)."""
-    overrides = dict(getattr(cfg, "host_sites", {}) or {})
+    overrides = dict(cfg.host_sites)
     rule = site_of or (lambda h: site_of_host(h, overrides))
     hosts = hosts.fill_null("")
     mapping = {h: rule(h) for h in hosts.unique().to_list()}

@@ -137,7 +137,7 @@ def training_documents(docs: pl.DataFrame | pl.LazyFrame, cfg: CurationConfig,
     from_hosts, others = meta.filter(is_reference), meta.filter(~is_reference)
     positives = pl.concat([from_hosts.select("warc_record_id"),
                            reference.select(pl.col("reference_id").alias("warc_record_id"))])
-    minimum = max(2, int(getattr(cfg, "quality_min_train_docs", 2)))
+    minimum = max(2, int(cfg.quality_min_train_docs))
     if positives.height == 0:
         raise QualityModelSkipped(
             "no reference text: the crawl has no pages of the reference hosts "

@@ -148,7 +148,7 @@ def filter_quality_parts(parts: list[str], load: PartLoader, write: PartWriter, 
     threshold = None
     if model_path is not None:
         threshold = float(cfg.quality_threshold)
-        share = float(getattr(cfg, "quality_max_drop_share", 1.0))
+        share = float(cfg.quality_max_drop_share)
         if share < 1.0:
             quantile = _lower_quantile(counts, max(share, 0.0), engine, job)
             threshold = threshold if quantile is None else min(threshold, quantile)
@@ -193,7 +193,7 @@ def effective_threshold(scores: np.ndarray, cfg: CurationConfig) -> float:
     """`cfg.quality_threshold`, lowered so that at most `cfg.quality_max_drop_share` of `scores` fall
     under it (a model that is sure of itself would otherwise drop every non-reference page)."""
     threshold = float(cfg.quality_threshold)
-    share = float(getattr(cfg, "quality_max_drop_share", 1.0))
+    share = float(cfg.quality_max_drop_share)
     if len(scores) and share < 1.0:
         threshold = min(threshold, float(np.quantile(scores, max(share, 0.0), method="lower")))
     return threshold

@@ -2,7 +2,8 @@
 
 Calling a family on a text returns `None` to keep the document or a reason such as
 `gopher_quality:mean_word_length`. Thresholds default to the published values (Gopher: Rae et al. 2021; C4:
-Raffel et al. 2020; FineWeb: Penedo et al. 2024) and live in `HeuristicThresholds`;
+Raffel et al. 2020; FineWeb: Penedo et al. 2024) and live in `HeuristicThresholds` (in `profiles`, with the
+other settings, so an override is checked when the configuration is loaded);
 `CurationConfig.heuristic_overrides` replaces any of them by name.
 """
 
@@ -11,11 +12,10 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from llm_assets.profiles import CurationConfig
+from llm_assets.profiles import HeuristicThresholds
 
 log = logging.getLogger(__name__)
 
@@ -31,50 +31,6 @@ _LINE_BREAK = re.compile(r"\n+")
 _ALPHA = re.compile(r"[^\W\d_]")
 _WORD_CHAR = re.compile(r"\w")
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
-
-
-@dataclass(frozen=True)
-class HeuristicThresholds:
-    """Published defaults of the heuristic filters; every one can be overridden by name."""
-
-    # Gopher quality
-    min_words: int = 50
-    max_words: int = 100_000
-    min_mean_word_length: float = 3.0
-    max_mean_word_length: float = 10.0
-    max_symbol_word_ratio: float = 0.1
-    max_bullet_lines_ratio: float = 0.9
-    max_ellipsis_lines_ratio: float = 0.3
-    min_alpha_words_ratio: float = 0.8
-    min_stop_words: int = 2
-    # Gopher repetition
-    max_dup_line_ratio: float = 0.3
-    max_dup_paragraph_ratio: float = 0.3
-    max_dup_line_char_ratio: float = 0.2
-    max_dup_paragraph_char_ratio: float = 0.2
-    max_top_ngram_char_ratio: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
-    max_dup_ngram_char_ratio: tuple[tuple[int, float], ...] = (
-        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
-    # C4
-    c4_drop_lines_without_terminal_punct: bool = True
-    c4_min_words_per_line: int = 3
-    c4_max_word_length: int = 1000
-    c4_min_sentences: int = 5
-    # FineWeb
-    min_line_punct_ratio: float = 0.12
-    short_line_length: int = 30
-    max_short_line_ratio: float = 0.67
-    max_dup_line_char_share: float = 0.01
-    max_newline_word_ratio: float = 0.3
-
-    @classmethod
-    def from_config(cls, cfg: CurationConfig) -> HeuristicThresholds:
-        overrides = dict(getattr(cfg, "heuristic_overrides", {}) or {})
-        unknown = set(overrides) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"CurationConfig.heuristic_overrides has unknown names {sorted(unknown)}; "
-                             f"valid: {[f.name for f in fields(cls)]}")
-        return replace(cls(), **overrides)
 
 
 def apply_heuristics(texts: list[str], t: HeuristicThresholds) -> tuple[list[str | None], list[str]]:
