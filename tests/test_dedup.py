@@ -242,7 +242,7 @@ def test_minhash_chunk_smaller_than_the_ngram_is_refused():
 def test_the_number_of_hash_buckets_does_not_change_a_decision(tmp_path, monkeypatch):
     """The shuffle's bucket count and the grouping of parts only spread the work: 1, 3 and 7 buckets, parts
     filed in one group or in groups of 2, decide alike."""
-    import llm_assets.curation.dedup as dedup
+    import llm_assets.curation.dedup.shuffle as shuffle
 
     rng = random.Random(11)
     originals = [_text(rng, 60) for _ in range(30)]
@@ -252,7 +252,7 @@ def test_the_number_of_hash_buckets_does_not_change_a_decision(tmp_path, monkeyp
     parts = {f"part{i}": docs.slice(i * 9, 9) for i in range(6)}
     results = []
     for buckets in (1, 3, 7):
-        monkeypatch.setattr(dedup, "PARTS_PER_GROUP", 2 if buckets == 7 else 64)
+        monkeypatch.setattr(shuffle, "PARTS_PER_GROUP", 2 if buckets == 7 else 64)
         written: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
         deduplicate_parts(list(parts), parts.__getitem__, lambda p, k, r, w=written: w.__setitem__(p, (k, r)),
                           CFG, scratch=tmp_path / str(buckets), buckets=buckets)
