@@ -11,8 +11,9 @@ The representative of a group is always the earliest fetch, ties broken by the l
 Removed rows carry `duplicate_of` (the representative's id) and `cluster_id`.
 
 Modules: `rules` (the algorithms on one in-memory frame: MinHash signatures and LSH bands, clusters,
-boilerplate line keys and the cut) and `shuffle` (the engine layer: map and reduce tasks that apply the
-rules to documents spread over many parts, on the local or the ray engine, and `deduplicate` for one frame).
+boilerplate line keys and the cut), `shuffle` (the engine layer: map and reduce tasks that apply the
+rules to documents spread over many parts, on the local or the ray engine, and `deduplicate` for one frame)
+and `exchange` (the scratch files through which those tasks pass hashes).
 """
 
 from .rules import (

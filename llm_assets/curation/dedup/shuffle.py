@@ -10,7 +10,6 @@ import math
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from llm_assets.engine import LocalEngine, RayEngine
 from llm_assets.lake import (
     PartLoader,
     PartWriter,
-    lake_path,
     reason_counts,
     removed_frame,
     uri,
@@ -29,6 +27,7 @@ from llm_assets.lake import (
 from llm_assets.profiles import CurationConfig
 from llm_assets.text import HASH_SEED, normalized_text
 
+from .exchange import PARTS_PER_GROUP, Shuffle, group_name
 from .rules import band_hashes, boilerplate_keys, components, cut_boilerplate, line_keys, minhash_signatures
 
 log = logging.getLogger(__name__)
@@ -43,11 +42,6 @@ _NODE_PART = 2**32  # a document's node number in the pair graph: part * 2**32 +
 # text)
 PARTS_PER_BUCKET = 8
 MAX_BUCKETS = 256
-# the shuffle's files are grouped by this many parts, both ways: a map step's per-part files are combined
-# into one file per group (a row group per bucket), so a reduce task opens parts / 64 files, not one per
-# part; reduce outputs that per-part tasks read back are filed per group, so a part's task reads its group's
-# files, one per bucket
-PARTS_PER_GROUP = 64
 
 
 def _load(load: PartLoader, part: str) -> pl.DataFrame:
@@ -69,80 +63,6 @@ def _page_hash(text: pl.Expr) -> pl.Expr:
     return normalized_text(text).hash(seed=HASH_SEED)
 
 
-@dataclass(frozen=True)
-class _Shuffle:
-    """What every dedup task needs, as plain values (a task may run in another process or on another host).
-
-    Tasks exchange hashes, ids and fetch times through Parquet files under `scratch`; a map task writes one
-    file per part with a `_bucket` column, a reduce task reads one bucket of every part's file."""
-
-    parts: tuple[str, ...]
-    load: PartLoader
-    write: PartWriter
-    cfg: CurationConfig
-    scratch: str
-    buckets: int
-    group_parts: int = PARTS_PER_GROUP
-
-    def folder(self, step: str):
-        """The scratch folder of one step: a local path, or a URL when the scratch is in the object store."""
-        return lake_path(self.scratch) / step
-
-    def file(self, step: str, name: int | str) -> Path:
-        return self.folder(step) / f"{name}.parquet"
-
-    def scan(self, step: str) -> pl.LazyFrame:
-        """Every file of one step's folder, as one lazy frame."""
-        return pl.scan_parquet(uri(self.folder(step) / "*.parquet"))
-
-    def put(self, step: str, name: int | str, frame: pl.DataFrame) -> None:
-        write_parquet(frame, self.file(step, name))
-
-    def put_buckets(self, step: str, name: int | str, frame: pl.DataFrame) -> None:
-        """`frame` (with `_bucket`) as one Parquet row group per bucket, so that a reduce task's filter on
-        its bucket reads its row group of each file and skips the others by their statistics."""
-        write_parquet(frame, self.file(step, name), row_group_by="_bucket")
-
-    def groups(self) -> list[int]:
-        return list(range(math.ceil(len(self.parts) / self.group_parts)))
-
-    def combined(self, step: str, group: int):
-        """A step's one file for group `group` of parts, after `_combine_task` or `_gather_task`."""
-        return self.file(step, _group_name(group))
-
-    def group_file(self, step: str, number: int):
-        """The combined file of the group of part `number`."""
-        return self.combined(step, number // self.group_parts)
-
-    def bucket(self, step: str, bucket: int) -> pl.DataFrame:
-        """One bucket's rows of a step: its row group of every file (of every group, once combined)."""
-        return self.scan(step).filter(pl.col("_bucket") == bucket).collect()
-
-    def put_by_part(self, step: str, name: int, frame: pl.DataFrame) -> None:
-        """A reduce task's rows for the per-part tasks: one file per group of `PARTS_PER_GROUP` parts (every
-        group gets one, empty or not), so a part's task reads its group's files and no other."""
-        group = (pl.col("_part") // self.group_parts).alias("_group")
-        rows = frame.with_columns(group)
-        for number in self.groups():
-            write_parquet(rows.filter(pl.col("_group") == number).drop("_group"),
-                          self.folder(step) / _group_name(number) / f"{name}.parquet")
-
-    def of_part(self, step: str, number: int) -> pl.LazyFrame:
-        """The rows of part `number` that reduce tasks wrote with `put_by_part`, once `_gather_task`
-        combined its group's files into one."""
-        return pl.scan_parquet(uri(self.group_file(step, number))).filter(pl.col("_part") == number)
-
-    def keys_for(self, hosts: pl.Series) -> pl.DataFrame:
-        """The boilerplate line keys of `hosts` (the small broadcast of this stage)."""
-        wanted = pl.LazyFrame({"host": hosts.unique()})
-        return (self.scan("keys").select("host", "_key")
-                .join(wanted, on="host", how="semi").collect())
-
-
-def _group_name(group: int) -> str:
-    return f"g{group:06d}"
-
-
 def _bucket_of(hashes: pl.Expr, buckets: int) -> pl.Expr:
     return (hashes % buckets).cast(pl.UInt32).alias("_bucket")
 
@@ -156,7 +76,7 @@ def _representatives(rows: pl.DataFrame, group: str) -> pl.DataFrame:
     return rows.with_columns(first.alias("_is_rep"), pl.when(first).then(None).otherwise(rep).alias("duplicate_of"))
 
 
-def _index_task(number: int, job: _Shuffle) -> int:
+def _index_task(number: int, job: Shuffle) -> int:
     """Map 1: each document's place in representative order and its page hash; the (host, line, page)
     triples of the boilerplate rule."""
     docs = _load(job.load, job.parts[number]).with_columns(_page_hash(pl.col("text")).alias("_page"))
@@ -177,7 +97,7 @@ def _merge(files: list, target, row_group_by: str | None) -> int:
     return merged.height
 
 
-def _combine_task(group: int, job: _Shuffle, steps: tuple[str, ...]) -> int:
+def _combine_task(group: int, job: Shuffle, steps: tuple[str, ...]) -> int:
     """After a map step: the per-part files of each of `steps` of one group of parts, combined into one file
     with a row group per bucket, so a reduce task opens one file per group. Holds the group's hashes and
     ids, not text."""
@@ -186,19 +106,19 @@ def _combine_task(group: int, job: _Shuffle, steps: tuple[str, ...]) -> int:
     return sum(_merge([job.file(step, n) for n in numbers], job.combined(step, group), "_bucket") for step in steps)
 
 
-def _gather_task(group: int, job: _Shuffle, steps: tuple[str, ...]) -> int:
+def _gather_task(group: int, job: Shuffle, steps: tuple[str, ...]) -> int:
     """After a reduce step: the files its tasks wrote for one group of parts (one per bucket, `put_by_part`)
     combined into one with a row group per part, so a part's task opens one file, not one per bucket."""
-    return sum(_merge(sorted((job.folder(step) / _group_name(group)).glob("*.parquet"), key=str),
+    return sum(_merge(sorted((job.folder(step) / group_name(group)).glob("*.parquet"), key=str),
                       job.combined(step, group), "_part") for step in steps)
 
 
-def _gather_keys_task(_: int, job: _Shuffle) -> int:
+def _gather_keys_task(_: int, job: Shuffle) -> int:
     """After the boilerplate step: its per-bucket key files as one, which every part's task reads."""
     return _merge(sorted(job.folder("keys").glob("*.parquet"), key=str), job.file("keys", "all"), None)
 
 
-def _exact_before_task(bucket: int, job: _Shuffle) -> int:
+def _exact_before_task(bucket: int, job: Shuffle) -> int:
     """Reduce 1 (by page hash): exact duplicates before the boilerplate cut; the survivors' (host, page)
     pairs, bucketed by host for reduce 2."""
     rows = _representatives(job.bucket("index", bucket), "_page")
@@ -208,7 +128,7 @@ def _exact_before_task(bucket: int, job: _Shuffle) -> int:
     return int((~rows["_is_rep"]).sum())
 
 
-def _boilerplate_task(bucket: int, job: _Shuffle) -> int:
+def _boilerplate_task(bucket: int, job: Shuffle) -> int:
     """Reduce 2 (by host): the hosts' boilerplate line keys, judged on the pages that survived reduce 1."""
     survivors = job.bucket("survivors", bucket).select("host", "_page").unique()
     line_pages = job.bucket("lines", bucket).select("host", "_key", "_page").unique().join(
@@ -218,14 +138,14 @@ def _boilerplate_task(bucket: int, job: _Shuffle) -> int:
     return keys.height
 
 
-def _survivors(docs: pl.DataFrame, job: _Shuffle, number: int) -> pl.DataFrame:
+def _survivors(docs: pl.DataFrame, job: Shuffle, number: int) -> pl.DataFrame:
     """The part's documents that survived the first exact-duplicate pass, boilerplate cut."""
     reps = job.of_part("exact_before", number).filter(pl.col("_is_rep")).select("_row").collect()
     docs = docs.join(reps, on="_row", how="semi")
     return cut_boilerplate(docs, job.keys_for(docs["host"]))
 
 
-def _cut_task(number: int, job: _Shuffle) -> int:
+def _cut_task(number: int, job: Shuffle) -> int:
     """Map 2: the boilerplate cut of the survivors; per document whether it is now empty and the hash of
     what is left, bucketed by that hash for reduce 3."""
     docs = _survivors(_load(job.load, job.parts[number]), job, number).with_columns(
@@ -236,14 +156,14 @@ def _cut_task(number: int, job: _Shuffle) -> int:
     return docs.height
 
 
-def _exact_after_task(bucket: int, job: _Shuffle) -> int:
+def _exact_after_task(bucket: int, job: Shuffle) -> int:
     """Reduce 3 (by hash after the cut): exact duplicates that only the host's boilerplate told apart."""
     rows = _representatives(job.bucket("after", bucket).filter(~pl.col("_empty")), "_exact")
     job.put_by_part("exact_after", bucket, rows.filter(~pl.col("_is_rep")).select("_part", "_row", "duplicate_of"))
     return int((~rows["_is_rep"]).sum())
 
 
-def _sign_task(number: int, job: _Shuffle) -> int:
+def _sign_task(number: int, job: Shuffle) -> int:
     """Map 3: MinHash signatures of the part's unique documents (not empty after the cut, not an exact
     duplicate), as LSH band buckets bucketed for reduce 4. The cut is made again: cheaper than storing
     the cut text, and signing stays the only pass over it."""
@@ -262,7 +182,7 @@ def _sign_task(number: int, job: _Shuffle) -> int:
     return signed.height
 
 
-def _candidate_pairs_task(bucket: int, job: _Shuffle) -> int:
+def _candidate_pairs_task(bucket: int, job: Shuffle) -> int:
     """Reduce 4 (by band bucket): documents that share a band bucket, as edges to the bucket's first member."""
     node = pl.col("_part").cast(pl.UInt64) * _NODE_PART + pl.col("_row").cast(pl.UInt64)
     edges = (job.bucket("bands", bucket).select("_band", "_hash", node.alias("_node"))
@@ -272,7 +192,7 @@ def _candidate_pairs_task(bucket: int, job: _Shuffle) -> int:
     return edges.height
 
 
-def _clusters_task(_: int, job: _Shuffle) -> tuple[int, int]:
+def _clusters_task(_: int, job: Shuffle) -> tuple[int, int]:
     """Connected components of the candidate pairs (only documents with a near duplicate take part); per
     cluster the representative, and a removal for every other member. Returns (removals, clusters)."""
     edges = job.scan("edges").collect()
@@ -297,7 +217,7 @@ def _clusters_task(_: int, job: _Shuffle) -> tuple[int, int]:
     return rows.height, int(labels.max()) + 1
 
 
-def _apply_task(number: int, job: _Shuffle) -> tuple[int, int, dict]:
+def _apply_task(number: int, job: Shuffle) -> tuple[int, int, dict]:
     """Map 4: the part's kept rows (boilerplate cut, in representative order) and removed rows, written.
     Returns (kept, removed, removed by reason)."""
     part = job.parts[number]
@@ -362,7 +282,7 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
         if scratch is None:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="dedup-"))
         buckets = buckets or max(1, min(MAX_BUCKETS, math.ceil(len(parts) / PARTS_PER_BUCKET)))
-        job = _Shuffle(tuple(parts), load, write, cfg, str(scratch), buckets, PARTS_PER_GROUP)
+        job = Shuffle(tuple(parts), load, write, cfg, str(scratch), buckets, PARTS_PER_GROUP)
         numbers, buckets = list(range(len(parts))), list(range(job.buckets))
         sizes = engine.map(_index_task, numbers, "dedup 1/8 (page hashes)", job=job)
         groups = job.groups()
