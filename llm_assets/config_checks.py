@@ -1,9 +1,9 @@
 """Typed, range-checked values for configuration sections: the profiles' and the training programs' JSON.
 
-A section is a frozen dataclass; its annotations give the types (a JSON list becomes a tuple, an int a float)
-and `RULES` the ranges and choices on top of them, per section class (a subclass also obeys its bases'
-rules). Every problem names the section and field, and callers add the file, so a bad value in a config
-file is found without reading code.
+A section is a frozen dataclass (`llm_assets.settings`); its annotations give the types (a JSON list becomes
+a tuple, an int a float) and each field's rule sits beside it (`share(0.3)`, `one_of(...)`, `checked(...)`).
+Every problem names the section and field, and callers add the file, so a bad value in a config file is
+found without reading code.
 """
 
 from __future__ import annotations
@@ -15,77 +15,43 @@ import types
 import typing
 from collections.abc import Callable
 
-# Ranges and choices per section class, on top of the types; an int field not listed must be > 0, a float field
-# not listed >= 0 (both finite). A section's own `problems()` method, when it has one, checks between fields.
+# A field without a rule of its own: an int must be > 0, a float >= 0 (both finite). A section's own
+# `problems()` method, when it has one, checks between fields.
 
 Rule = tuple[Callable[[object], bool], str]
-_POSITIVE: Rule = (lambda v: v > 0, "> 0")
-_NON_NEGATIVE: Rule = (lambda v: v >= 0, ">= 0")
-_SHARE: Rule = (lambda v: 0 <= v <= 1, "in [0, 1]")
-_NGRAM: Rule = (lambda v: 1 <= v <= 64, "in 1..64")  # the n-gram hashes combine at most 64 words
-_NGRAM_SHARES: Rule = (lambda v: all(1 <= n <= 64 and 0 <= share <= 1 for n, share in v),
-                       "a list of [n in 1..64, share in [0, 1]] pairs")
+POSITIVE: Rule = (lambda v: v > 0, "> 0")
+NON_NEGATIVE: Rule = (lambda v: v >= 0, ">= 0")
+SHARE: Rule = (lambda v: 0 <= v <= 1, "in [0, 1]")
+NGRAM: Rule = (lambda v: 1 <= v <= 64, "in 1..64")  # the n-gram hashes combine at most 64 words
+NGRAM_SHARES: Rule = (lambda v: all(1 <= n <= 64 and 0 <= share <= 1 for n, share in v),
+                      "a list of [n in 1..64, share in [0, 1]] pairs")
+_RULE = "rule"
 
 
-def _one_of(*choices: str) -> Rule:
-    return (lambda v: v in choices), "one of " + ", ".join(repr(c) for c in choices)
+def checked(rule: Rule, default=dataclasses.MISSING, factory=dataclasses.MISSING):
+    """A dataclass field whose values must pass `rule` (on top of the field's type)."""
+    return dataclasses.field(default=default, default_factory=factory, metadata={_RULE: rule})
 
 
-# Lightning's precision and accelerator names
-PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",
-              "transformer-engine", "transformer-engine-float16")
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+def share(default=dataclasses.MISSING):
+    """A field in [0, 1]."""
+    return checked(SHARE, default)
 
-RULES: dict[str, dict[str, Rule]] = {
-    "SyntheticSize": {"sft_fraction": _SHARE},
-    "CurationConfig": {
-        "extractor": _one_of("resiliparse", "trafilatura"),
-        "extraction_timeout_s": _POSITIVE,
-        "min_language_score": _SHARE,
-        "languages": (lambda v: len(v) > 0 and all(2 <= len(c) <= 3 and c.isalpha() for c in v),
-                      "a non-empty list of ISO 639 codes such as [\"en\", \"de\"]"),
-        "pii_action": _one_of("redact", "drop"),
-        "pii_score_threshold": _SHARE,
-        "toxicity_threshold": _SHARE,
-        "toxic_line_share": _SHARE,
-        "nsfw_word_share": _SHARE,
-        "minhash_ngram": _NGRAM,
-        "minhash_rows": _NGRAM,
-        "quality_threshold": _SHARE,
-        "quality_max_drop_share": _SHARE,
-        "source_weights": (lambda v: all(w >= 0 for w in v.values()), "an object of site: weight >= 0"),
-        "validation_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
-        "decontamination_ngram": _NGRAM,
-        "boilerplate_min_share": _SHARE,
-    },
-    "Runtime": {
-        "precision": _one_of(*PRECISIONS), "accelerator": _one_of(*ACCELERATORS),
-        "devices": (lambda v: (v >= 1 or v == -1) if isinstance(v, int) else v.strip() != "",
-                    "a count >= 1, -1 (all), or a string such as \"auto\" or \"0,1\""),
-        "strategy": (lambda v: v.strip() != "", "a strategy name such as \"auto\" or \"ddp\""),
-    },
-    # a count of steps, batches or passes that may be 0 turns that thing off (no checkpoint, no validation, ...)
-    "TrainSize": {"lr": _POSITIVE, "warmup_steps": _NON_NEGATIVE, "max_epochs": _POSITIVE, "min_lr_ratio": _SHARE,
-                  "seed": _NON_NEGATIVE, "checkpoint_every": _NON_NEGATIVE, "eval_every": _NON_NEGATIVE,
-                  "eval_batches": _NON_NEGATIVE},
-    "SFTSize": {"lr": _POSITIVE, "warmup_steps": _NON_NEGATIVE, "min_lr_ratio": _SHARE, "seed": _NON_NEGATIVE,
-                "checkpoint_every": _NON_NEGATIVE, "epochs_of_templates": _NON_NEGATIVE,
-                "eval_examples": _NON_NEGATIVE, "replay_windows": _NON_NEGATIVE, "heldout_margin": _SHARE},
-    "EvalSize": {"shots": _NON_NEGATIVE},
-    # every ratio and share of the heuristic families is a share
-    "HeuristicThresholds": {
-        **{name: _SHARE for name in (
-            "max_symbol_word_ratio", "max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "min_alpha_words_ratio",
-            "max_dup_line_ratio", "max_dup_paragraph_ratio", "max_dup_line_char_ratio",
-            "max_dup_paragraph_char_ratio", "min_line_punct_ratio", "max_short_line_ratio",
-            "max_dup_line_char_share", "max_newline_word_ratio")},
-        # a minimum count of 0 turns that rule off
-        **{name: _NON_NEGATIVE for name in ("min_words", "min_stop_words", "c4_min_words_per_line",
-                                            "c4_min_sentences")},
-        "max_top_ngram_char_ratio": _NGRAM_SHARES,
-        "max_dup_ngram_char_ratio": _NGRAM_SHARES,
-    },
-}
+
+def non_negative(default=dataclasses.MISSING):
+    """A count or amount that may be 0 (0 usually turns its thing off)."""
+    return checked(NON_NEGATIVE, default)
+
+
+def positive(default=dataclasses.MISSING):
+    """A number that must be > 0 (a float field's own default only asks for >= 0)."""
+    return checked(POSITIVE, default)
+
+
+def one_of(choices: tuple[str, ...], default: str | None = None):
+    """A field whose value is one of `choices` (default: the first)."""
+    rule = (lambda v: v in choices), "one of " + ", ".join(repr(c) for c in choices)
+    return checked(rule, choices[0] if default is None else default)
 
 
 def _cross_field_problems(section) -> list[str]:
@@ -155,9 +121,9 @@ def checked_value(cls, name: str, value) -> tuple[object, str | None]:
     typed = _typed(value, hint)
     if typed is _WRONG:
         return None, f"must be {_type_name(hint)}"
-    rule = next((RULES[k.__name__][name] for k in cls.__mro__ if name in RULES.get(k.__name__, {})), None)
+    rule = next(f.metadata.get(_RULE) for f in dataclasses.fields(cls) if f.name == name)
     if rule is None and typed is not None and not isinstance(typed, bool):
-        rule = _POSITIVE if isinstance(typed, int) else _NON_NEGATIVE if isinstance(typed, float) else None
+        rule = POSITIVE if isinstance(typed, int) else NON_NEGATIVE if isinstance(typed, float) else None
     if rule is not None and typed is not None and not rule[0](typed):
         return None, f"must be {rule[1]}"
     return typed, None

@@ -1,6 +1,6 @@
 """Imports follow the data flow: no library imports a package that comes after it.
 
-Layers, bottom to top: what every stage shares (profiles, the lake, benchmark items, text utilities) →
+Layers, bottom to top: what every stage shares (profiles and settings, the lake, benchmark items, text) →
 the synthetic crawl (a source of crawls) → crawl → curation → tokens → modeling → training → evaluation →
 the Dagster definitions, the CLI and deployment. A module may import its own layer and the layers below,
 except the synthetic crawl, which only the top layer may import: the libraries work on any crawl.
@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "llm_assets"
 
 LAYERS = [
-    {"llm_assets", "profiles", "objectstore", "lake", "benchmarks", "text", "config_checks", "engine"},
+    {"llm_assets", "profiles", "settings", "objectstore", "lake", "benchmarks", "text", "config_checks", "engine"},
     {"synthetic"},
     {"crawl"},
     {"curation"},

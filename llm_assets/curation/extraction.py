@@ -25,12 +25,12 @@ import polars as pl
 
 from llm_assets.lake import removed_frame
 from llm_assets.profiles import CurationConfig
+from llm_assets.settings import EXTRACTORS
 
 log = logging.getLogger(__name__)
 
 STAGE = "extracted_documents"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-EXTRACTORS = ("resiliparse", "trafilatura")
 # chrome that main-content heuristics can miss: consent banners, skip links, share bars
 BOILERPLATE_SELECTORS = [
     "[class*=cookie]", "[id*=cookie]", "[class*=consent]", "[id*=consent]", "[class*=gdpr]",

@@ -17,12 +17,12 @@ import polars as pl
 from llm_assets.curation.pii import resolve_spacy_model, scrub_pii
 from llm_assets.lake import removed_frame
 from llm_assets.profiles import CurationConfig
+from llm_assets.settings import PII_ACTIONS
 
 log = logging.getLogger(__name__)
 
 STAGE = "filtered_documents"
 DEFAULT_BLOCKLIST = Path(__file__).with_name("blocklist.txt")
-PII_ACTIONS = ("redact", "drop")
 
 
 def pii_settings(cfg: CurationConfig) -> dict:
