@@ -88,13 +88,13 @@ def test_ray_cluster_groups_and_pod_templates():
     from kubernetes.client import ApiClient, V1PodTemplateSpec
     from kubernetes.utils import parse_quantity
 
-    from llm_assets.deploy import ray_manifests as rm
+    from llm_assets.deploy.k8s_schema import Body
 
     cluster, _ = _manifests()
     groups = _groups(cluster)
     assert set(groups) == {"head", "curation", "gpu"}
     for name, group in groups.items():
-        template = ApiClient().deserialize(rm._Body(group["template"]), "V1PodTemplateSpec")
+        template = ApiClient().deserialize(Body(group["template"]), "V1PodTemplateSpec")
         assert isinstance(template, V1PodTemplateSpec), name
         container = template.spec.containers[0]
         limits, requests = container.resources.limits, container.resources.requests

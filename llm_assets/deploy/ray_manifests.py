@@ -3,8 +3,9 @@
     python -m llm_assets.deploy.ray_manifests [FILE ...] [--image IMAGE] [--ray-version VERSION]
 
 prints each problem on one line and exits with status 1 when there is one (no FILE: the two manifests here).
-No KubeRay CRD schema comes with the project's packages (Ray and the Kubernetes client), so the checks are
-built from the Kubernetes client's models and the KubeRay API instead:
+No KubeRay CRD schema comes with the project's packages (Ray and the Kubernetes client), so the KubeRay
+fields are listed here and walked by `k8s_schema`, which checks the Kubernetes objects inside them against the
+Kubernetes client's models; then come the rules of this deployment:
 
 - every field must be known: pod templates (and other Kubernetes objects inside) field by field against the
   Kubernetes client's models, the KubeRay fields around them against the `ray.io/v1` fields listed below,
@@ -31,14 +32,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import yaml
+
+from .k8s_schema import ListOf, MapOf, Obj, is_a, parse_quantity, schema_problems, type_name
 
 HERE = Path(__file__).resolve().parent
 RAY_CLUSTER = HERE / "ray-cluster.yaml"
@@ -54,20 +56,6 @@ SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
 UPSCALING_MODES = ("Default", "Aggressive", "Conservative")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 COUNT_PARAMS = ("num-cpus", "num-gpus")  # rayStartParams that Ray reads as whole numbers
-
-
-class Obj(NamedTuple):
-    """A KubeRay object: its known fields (name → schema) and the required ones."""
-    fields: dict[str, Any]
-    required: tuple[str, ...] = ()
-
-
-class MapOf(NamedTuple):
-    value: Any
-
-
-class ListOf(NamedTuple):
-    item: Any
 
 
 # The ray.io/v1 fields that may appear; a string names a Kubernetes client model, checked field by field
@@ -102,133 +90,6 @@ KINDS = {
     "RayCluster": Obj({**_TOP, "spec": CLUSTER_SPEC}, required=("apiVersion", "kind", "metadata", "spec")),
     "RayJob": Obj({**_TOP, "spec": JOB_SPEC}, required=("apiVersion", "kind", "metadata", "spec")),
 }
-
-_LIST = re.compile(r"^list\[(.+)\]$")
-_DICT = re.compile(r"^dict[\[(]str, (.+)[\])]$")
-# Kubernetes primitive names in the client's openapi_types; quantities are int-or-string in JSON
-_PRIMITIVES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "bool": (bool,),
-                                            "float": (int, float), "datetime": (str,), "date": (str,)}
-_QUANTITIES = {("V1ResourceRequirements", "limits"), ("V1ResourceRequirements", "requests"),
-               ("V1EmptyDirVolumeSource", "sizeLimit")}
-
-
-def _type_name(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _is(value: Any, types: tuple[type, ...]) -> bool:
-    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-
-
-def _parse_quantity(value: Any):
-    from kubernetes.utils import parse_quantity
-
-    return parse_quantity(value)
-
-
-def _model_problems(value: Any, type_name: str, where: str, out: list[str], quantity: bool = False) -> None:
-    """`value` against the Kubernetes client model `type_name`, recursively: unknown fields, wrong types."""
-    import kubernetes.client.models as models
-
-    if value is None:  # an explicit null is an absent optional field to the API server
-        return
-    if m := _LIST.match(type_name):
-        if not isinstance(value, list):
-            out.append(f"{where}: expected a list, got {_type_name(value)}")
-            return
-        for i, item in enumerate(value):
-            _model_problems(item, m[1], f"{where}[{i}]", out, quantity)
-        return
-    if m := _DICT.match(type_name):
-        if not isinstance(value, dict):
-            out.append(f"{where}: expected an object, got {_type_name(value)}")
-            return
-        for key, item in value.items():
-            _model_problems(item, m[1], f"{where}.{key}", out, quantity)
-        return
-    if quantity:
-        if not _is(value, (str, int, float)):
-            out.append(f"{where}: expected a quantity, got {_type_name(value)}")
-            return
-        try:
-            _parse_quantity(value)
-        except ValueError:
-            out.append(f"{where}: {value!r} is not a Kubernetes quantity (e.g. 500m, 8, 32Gi)")
-        return
-    if type_name == "object":  # int-or-string and free-form fields
-        return
-    if type_name in _PRIMITIVES:
-        if not _is(value, _PRIMITIVES[type_name]):
-            out.append(f"{where}: expected {type_name}, got {_type_name(value)} {value!r}")
-        return
-    klass = getattr(models, type_name, None)
-    if klass is None:
-        out.append(f"{where}: the Kubernetes client has no model {type_name}")
-        return
-    if not isinstance(value, dict):
-        out.append(f"{where}: expected a {type_name} object, got {_type_name(value)}")
-        return
-    attributes = {json_key: attr for attr, json_key in klass.attribute_map.items()}
-    for key, item in value.items():
-        if key not in attributes:
-            out.append(f"{where}.{key}: not a field of {type_name} (misspelt?)")
-            continue
-        _model_problems(item, klass.openapi_types[attributes[key]], f"{where}.{key}", out,
-                        (type_name, key) in _QUANTITIES)
-
-
-class _Body:
-    """What ApiClient.deserialize reads: a response whose `data` is the JSON text."""
-
-    def __init__(self, value: Any):
-        self.data = json.dumps(value)
-
-
-def _deserialize(value: Any, type_name: str, where: str, out: list[str]):
-    """`value` as the client's model object (its setters reject missing required fields), or None."""
-    from kubernetes.client import ApiClient
-
-    try:
-        return ApiClient().deserialize(_Body(value), type_name)
-    except (ValueError, TypeError, AttributeError) as err:
-        out.append(f"{where}: does not deserialize into {type_name}: {' '.join(str(err).split())}")
-        return None
-
-
-def _schema_problems(value: Any, schema: Any, where: str, out: list[str]) -> None:
-    """`value` against a KubeRay schema of this module (Obj, MapOf, ListOf, a Python type or a model name)."""
-    if isinstance(schema, str):
-        before = len(out)
-        _model_problems(value, schema, where, out)
-        if len(out) == before and value is not None and not _LIST.match(schema):
-            _deserialize(value, schema, where, out)
-    elif isinstance(schema, Obj):
-        if not isinstance(value, dict):
-            out.append(f"{where}: expected an object, got {_type_name(value)}")
-            return
-        out.extend(f"{where}.{key}: required field missing" for key in schema.required if key not in value)
-        for key, item in value.items():
-            if key not in schema.fields:
-                out.append(f"{where}.{key}: not a KubeRay {API_VERSION} field (misspelt?)")
-            else:
-                _schema_problems(item, schema.fields[key], f"{where}.{key}", out)
-    elif isinstance(schema, MapOf):
-        if not isinstance(value, dict):
-            out.append(f"{where}: expected an object, got {_type_name(value)}")
-            return
-        for key, item in value.items():
-            _schema_problems(item, schema.value, f"{where}.{key}", out)
-    elif isinstance(schema, ListOf):
-        if not isinstance(value, list):
-            out.append(f"{where}: expected a list, got {_type_name(value)}")
-            return
-        for i, item in enumerate(value):
-            _schema_problems(item, schema.item, f"{where}[{i}]", out)
-    elif not _is(value, (int, float) if schema is float else (schema,)):
-        expected = {str: "a string", int: "an integer", bool: "a boolean", float: "a number"}[schema]
-        out.append(f"{where}: expected {expected}, got {_type_name(value)} {value!r}")
-
 
 def _obj(value: Any) -> dict:
     """`value` when it is an object, else {} (a wrong type is reported by the field checks)."""
@@ -266,7 +127,7 @@ def _resource_problems(container: dict, where: str, out: list[str]) -> None:
             out.append(f"{where}.resources: set both requests.{name} and limits.{name}")
             continue
         with contextlib.suppress(ValueError, TypeError):  # bad quantities are reported by the field check
-            if _parse_quantity(requests[name]) != _parse_quantity(limits[name]):
+            if parse_quantity(requests[name]) != parse_quantity(limits[name]):
                 out.append(f"{where}.resources: requests.{name} {requests[name]} differs from limits.{name} "
                            f"{limits[name]}; make them equal (Guaranteed QoS: a Ray node is evicted last)")
 
@@ -319,7 +180,7 @@ def _group_problems(group: dict, where: str, is_head: bool, out: list[str]) -> N
                        "dashboard reach the head through its service)")
     elif gpu_key or num_gpus is not None:
         try:
-            limit = int(_parse_quantity(gpu_quantity)) if gpu_key else 0
+            limit = int(parse_quantity(gpu_quantity)) if gpu_key else 0
         except (ValueError, TypeError):
             limit = None  # reported by the field check
         if limit is not None and (num_gpus is None or not str(num_gpus).isdigit() or int(num_gpus) != limit):
@@ -337,7 +198,7 @@ def _group_problems(group: dict, where: str, is_head: bool, out: list[str]) -> N
 
 def cluster_spec_problems(spec: dict, where: str = "spec", image: str | None = None,
                           ray_version: str | None = None) -> list[str]:
-    """Problems of a RayCluster spec beyond field names and types (those are `_schema_problems`)."""
+    """Problems of a RayCluster spec beyond field names and types (those are `schema_problems`)."""
     out: list[str] = []
     head = spec.get("headGroupSpec")
     workers = spec.get("workerGroupSpecs") if isinstance(spec.get("workerGroupSpecs"), list) else []
@@ -350,7 +211,7 @@ def cluster_spec_problems(spec: dict, where: str = "spec", image: str | None = N
     for group, gwhere, is_head in groups:
         if not is_head:
             counts = [group.get(k) for k in ("minReplicas", "replicas", "maxReplicas")]
-            if all(_is(c, (int,)) for c in counts) and not 0 <= counts[0] <= counts[1] <= counts[2]:
+            if all(is_a(c, (int,)) for c in counts) and not 0 <= counts[0] <= counts[1] <= counts[2]:
                 out.append(f"{gwhere}: need 0 <= minReplicas <= replicas <= maxReplicas, got "
                            f"{counts[0]} / {counts[1]} / {counts[2]}")
     groups = [g for g in groups if _ray_container(g[0])]  # a group without a container is reported already
@@ -461,11 +322,11 @@ def manifest_problems(docs: list[dict], image: str | None = None,
     out: list[str] = []
     for doc in docs:
         if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str) or doc["kind"] not in KINDS:
-            kind = doc.get("kind") if isinstance(doc, dict) else _type_name(doc)
+            kind = doc.get("kind") if isinstance(doc, dict) else type_name(doc)
             out.append(f"{kind!r}: not a RayCluster or RayJob document")
             continue
         kind, found = doc["kind"], []
-        _schema_problems(doc, KINDS[kind], "", found)
+        schema_problems(doc, KINDS[kind], "", found, f"KubeRay {API_VERSION}")
         found = [line.lstrip(".") for line in found]
         if doc.get("apiVersion") != API_VERSION:
             found.append(f"apiVersion: {doc.get('apiVersion')!r}, expected {API_VERSION!r}")
