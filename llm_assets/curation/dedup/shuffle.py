@@ -306,7 +306,12 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
         log.info("dedup: %d exact duplicates after the cut, %d documents signed, %d candidate pairs, %d near "
                  "duplicates in %d clusters", exact_after, signed, pairs, near, clusters)
         written = engine.map(_apply_task, numbers, "dedup 8/8 (write)", job=job)
-    counts: dict = {"input": sum(sizes), "kept": 0, "removed": 0, "removed_by_reason": Counter(), "parts": {}}
+    return _totals(parts, sum(sizes), written)
+
+
+def _totals(parts: Sequence[str], documents: int, written: list[tuple[int, int, dict]]) -> dict:
+    """The counts `deduplicate_parts` returns, from each part's `(kept, removed, reasons)`."""
+    counts: dict = {"input": documents, "kept": 0, "removed": 0, "removed_by_reason": Counter(), "parts": {}}
     for part, (kept, removed, reasons) in zip(parts, written, strict=True):
         counts["kept"] += kept
         counts["removed"] += removed
