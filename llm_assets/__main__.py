@@ -14,6 +14,7 @@ from pathlib import Path
 
 from llm_assets import profiles
 from llm_assets.cli import DEBUG_ENV, debug_requested
+from llm_assets.cli.arguments import non_negative_float, non_negative_int, positive_int, probability
 from llm_assets.engine import ENGINE_ENV, ENGINES, RAY_ADDRESS_ENV
 
 
@@ -156,12 +157,12 @@ def _cmd_evaluate(args) -> int:
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-new-tokens", type=int,
+    p.add_argument("--max-new-tokens", type=positive_int,
                    help="default: 128, or what the model's context leaves after the prompt")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--temperature", type=non_negative_float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=positive_int, help="sample among the k likeliest tokens (k >= 1)")
+    p.add_argument("--top-p", type=probability, help="sample within this probability mass, in (0, 1]")
+    p.add_argument("--seed", type=non_negative_int)
 
 
 def _engine_arg(p: argparse.ArgumentParser) -> None:
@@ -183,14 +184,14 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--select", help="Dagster asset selection, e.g. 'key:raw_crawl' or 'key:tokenizer+'")
     b.add_argument("--crawl", nargs="+", metavar="DIR_OR_GLOB",
                    help="WARC files to use instead of the synthetic crawl (paths, globs, URLs, listings)")
-    b.add_argument("--seed", type=int, help="seed of the synthetic crawl (default 0)")
-    b.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    b.add_argument("--seed", type=non_negative_int, help="seed of the synthetic crawl (default 0)")
+    b.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
                    help="crawl partitions run in parallel processes (default: up to 2)")
     _engine_arg(b)
     b.set_defaults(func=_cmd_build)
 
     s = sub.add_parser("synth-crawl", parents=[common], help="write the synthetic world's web crawl (WARC + ground truth)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=non_negative_int, default=0)
     s.add_argument("--out", required=True)
     s.add_argument("--profile", choices=sorted(profiles.PROFILES))
     s.set_defaults(func=_cmd_synth_crawl)
@@ -232,10 +233,10 @@ def parser() -> argparse.ArgumentParser:
                    help="llm-foundry ICL JSONL {query, choices, gold}; ARC, HellaSwag or PIQA JSONL as "
                    "published; {question, choices, answer} JSONL; MMLU CSV (*_test.csv); open questions "
                    "{question, answers: [..]} JSONL, answered greedily; task = file stem")
-    v.add_argument("--shots", type=int, default=0,
+    v.add_argument("--shots", type=non_negative_int, default=0,
                    help="solved examples per prompt, picked as lm-eval picks them: from the fewshot file "
                    "beside a task file (MMLU *_dev.csv, a *train* JSONL), else from the task itself")
-    v.add_argument("--fewshot-seed", type=int, default=1234, help="seed of the shot draw (lm-eval's default)")
+    v.add_argument("--fewshot-seed", type=non_negative_int, default=1234, help="seed of the shot draw (lm-eval's default)")
     v.add_argument("--template",
                    help="how a query becomes a context, e.g. 'Question: {query}\\nAnswer:' (default: each "
                    "format's lm-eval rendering; ICL JSONL: the query as written + '\\nAnswer:')")
@@ -244,11 +245,11 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--chat", action="store_true",
                    help="prompt open questions with the chat template (assistant checkpoints); default: "
                    "'Question: …\\nAnswer:'")
-    v.add_argument("--max-new-tokens", type=int, default=32, help="longest greedy answer to an open question")
+    v.add_argument("--max-new-tokens", type=positive_int, default=32, help="longest greedy answer to an open question")
     v.add_argument("--output", help="write JSON {task: {acc, acc_norm, n}} ({exact_match, contains, n} for "
                    "open questions)")
-    v.add_argument("--batch-size", type=int, default=16)
-    v.add_argument("--max-items", type=int)
+    v.add_argument("--batch-size", type=positive_int, default=16)
+    v.add_argument("--max-items", type=positive_int, help="score at most this many items per task")
     v.set_defaults(func=_cmd_evaluate)
     return p
 

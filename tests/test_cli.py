@@ -137,6 +137,49 @@ def test_checkpoint_errors_name_the_path(tmp_path, short_context_checkpoint):
     assert str(unfinished / "model.safetensors") in line
 
 
+def test_a_config_larger_than_its_weights_is_refused_before_allocating(tmp_path, short_context_checkpoint):
+    crafted = tmp_path / "crafted"
+    shutil.copytree(short_context_checkpoint, crafted)
+    config = json.loads((crafted / "config.json").read_text())
+    small = [config["model"]["vocab_size"], config["model"]["d_model"]]
+    # 400000 x 4096 fp32 is 6.5 GB: a loader that built the model first would take that before failing
+    config["model"].update(vocab_size=400_000, d_model=4096, d_ff=8192)
+    (crafted / "config.json").write_text(json.dumps(config))
+    line = cli_fails("generate", str(crafted), "--prompt", "hi")
+    assert (f"{crafted}: tensor embed_tokens.weight is [400000, 4096] in config.json but {small} in "
+            "model.safetensors") in line
+    config["model"].update(json.loads((short_context_checkpoint / "config.json").read_text())["model"], n_layer=4000)
+    (crafted / "config.json").write_text(json.dumps(config))
+    line = cli_fails("chat", str(crafted), "--prompt", "hi")
+    assert f"{crafted}: config.json says n_layer 4000 but model.safetensors holds 1 layers" in line
+
+
+def test_a_tokenizer_larger_than_the_embeddings_is_refused_at_load(tmp_path, short_context_checkpoint):
+    from llm_assets.tokens.tokenizer import train_tokenizer
+
+    wide = tmp_path / "wide"
+    shutil.copytree(short_context_checkpoint, wide)
+    train_tokenizer(["the quick brown fox jumps over the lazy dog, pack my box with five dozen liquor jugs"] * 4,
+                    400, wide / "tokenizer.json")
+    line = cli_fails("generate", str(wide), "--prompt", "the quick brown fox")
+    assert str(wide / "tokenizer.json") in line and "but the model's embeddings have" in line
+
+
+def test_evaluate_output_leaves_no_temporary_file(tmp_path, short_context_checkpoint):
+    from llm_assets.evaluation.cli import write_scores
+
+    tasks = tmp_path / "tiny.jsonl"
+    tasks.write_text('{"query": "the quick brown", "choices": ["fox", "dog"], "gold": 0}\n')
+    out = tmp_path / "out"
+    cli("evaluate", str(short_context_checkpoint), "--tasks", str(tasks), "--output", str(out / "scores.json"))
+    assert json.loads((out / "scores.json").read_text())["tiny"]["n"] == 1
+    line = cli_fails("evaluate", str(short_context_checkpoint), "--tasks", str(tasks), "--output", str(out))
+    assert f"--output {out} is a folder" in line
+    with pytest.raises(IsADirectoryError):  # the rename fails: the temporary file goes with it
+        write_scores({"tiny": {"acc": 1.0, "n": 1}}, out)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["scores.json", "tiny.jsonl"]
+
+
 def test_task_file_errors_name_the_path(tmp_path, short_context_checkpoint):
     missing = tmp_path / "missing.jsonl"
     line = cli_fails("evaluate", str(short_context_checkpoint), "--tasks", str(missing))

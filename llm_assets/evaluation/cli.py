@@ -56,6 +56,9 @@ def evaluate(checkpoint: str | os.PathLike | ScoringModel, task_files: Sequence[
     replaces every multiple-choice item's own template (`{query}` is filled); shots come from the fewshot
     file beside a task file where there is one (`tasks.fewshot_file`).
     """
+    _check_arguments(shots=shots, batch_size=batch_size, max_items=max_items, max_new_tokens=max_new_tokens)
+    if output is not None:
+        _check_output(Path(output))
     model = checkpoint if isinstance(checkpoint, ScoringModel) else load_scoring_model(checkpoint, device=device)
     files = [Path(f) for f in task_files]
     open_files = [f for f in files if is_open_question_file(f)]
@@ -76,12 +79,7 @@ def evaluate(checkpoint: str | os.PathLike | ScoringModel, task_files: Sequence[
         scores.update(generated.scores)
     print(format_scores(scores))
     if output is not None:
-        output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.tmp")
-        tmp.write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, output)
-        log.info("wrote %s", output)
+        write_scores(scores, Path(output))
     if log_samples is not None:
         if choice_files:
             write_log_samples(result.items, log_samples)
@@ -89,6 +87,36 @@ def evaluate(checkpoint: str | os.PathLike | ScoringModel, task_files: Sequence[
             write_generation_samples(generated.items, log_samples, append=bool(choice_files))
         log.info("wrote %s", log_samples)
     return scores
+
+
+def _check_arguments(**values: int | None) -> None:
+    """Counts the scoring loops rely on: a zero batch or a negative item cap would fail late or drop items."""
+    least = {"shots": 0, "batch_size": 1, "max_items": 1, "max_new_tokens": 1}
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least[name]):
+            raise ValueError(f"evaluate: {name} = {value!r} must be a whole number of at least {least[name]}")
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an output that cannot take the JSON before any scoring (a folder, or under a file)."""
+    if output.is_dir():
+        raise IsADirectoryError(f"--output {output} is a folder; give a file name, e.g. {output / 'scores.json'}")
+    blocker = next((p for p in output.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise NotADirectoryError(f"--output {output}: {blocker} is a file, not a folder")
+
+
+def write_scores(scores: Scores, output: Path) -> None:
+    """The scores as JSON through a temporary name that is removed when writing fails."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info("wrote %s", output)
 
 
 def scores_table(results: dict[str, Scores]) -> pl.DataFrame:
