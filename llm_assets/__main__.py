@@ -103,9 +103,10 @@ def _checkpoint(folder: str, asset: str = "base_checkpoint",
 def _cmd_generate(args) -> int:
     from llm_assets.modeling.checkpoint import load_checkpoint
     from llm_assets.modeling.generate import fit_new_tokens, generate
+    from llm_assets.tokens.encoding import encode_text
 
     model, tokenizer = load_checkpoint(_checkpoint(args.checkpoint))
-    prompt_tokens = len(tokenizer.encode(args.prompt, add_special_tokens=False).ids)
+    prompt_tokens = len(encode_text(tokenizer, args.prompt))  # as generate encodes it: special-token text as text
     limit, note = fit_new_tokens(prompt_tokens, model.config.context, args.max_new_tokens)
     if note:
         _notice(note)

@@ -15,6 +15,7 @@ from llm_assets.evaluation import adapter, card, cli, generative, tasks
 from llm_assets.evaluation.cloze import cloze_pairs, question_vs_cloze
 from llm_assets.evaluation.multiple_choice import evaluate_multiple_choice
 from llm_assets.modeling.generate import generate_ids
+from llm_assets.tokens.encoding import encode_text
 from llm_assets.tokens.special import render_chat
 
 QUESTIONS = ["Where was Lan He born?", "Which company does Mei Chen work for?", "What did Bruno Silva study?",
@@ -75,7 +76,7 @@ def test_batched_greedy_equals_one_prompt_kv_cache_generation_and_the_hf_export(
     model, tokenizer = load_checkpoint(native)
     stops = generative.stop_ids(ours)
     for text, reply in zip(prompts, replies, strict=True):
-        ids = list(generate_ids(model, tokenizer.encode(text, add_special_tokens=False).ids, 12, stop_ids=stops))
+        ids = list(generate_ids(model, encode_text(tokenizer, text), 12, stop_ids=stops))
         assert reply == tokenizer.decode(ids, skip_special_tokens=False)
     assert generative.greedy_replies(adapter.load_scoring_model(exported), prompts, max_new_tokens=12) == replies
 

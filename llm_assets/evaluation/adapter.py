@@ -4,6 +4,10 @@ A Hugging Face folder has a `config.json` with `architectures` (what `export_hf`
 folder has `model.safetensors` plus our own `config.json` (no `architectures`) and `tokenizer.json`, and
 is loaded by `llm_assets.modeling.checkpoint.load_checkpoint`. Scoring code only sees `ScoringModel`:
 `encode(text)`, `eot_token_id`, `max_length`, `token_logprobs(...)`, and `greedy_fn` for generated answers.
+
+Both kinds encode benchmark text as ordinary text, special-token text included (a question that spells
+`<|endoftext|>` does not get the end-of-text id); only the markers of a chat prompt from `render_chat`
+become special ids (`llm_assets.tokens.encoding`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from llm_assets.tokens.encoding import encode_runs, encode_text, special_id
+from llm_assets.tokens.special import ENDOFTEXT, MarkedText
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +55,15 @@ class ScoringModel:
     greedy_fn: Callable[[torch.Tensor, int, Sequence[int]], torch.Tensor] | None = None
     device: str = "cpu"
     pad_token_id: int = 0
+    # the id of a special token (a chat marker), None when the tokenizer has no such token
+    special_id_fn: Callable[[str], int | None] | None = None
+
+    def special_id(self, token: str) -> int | None:
+        return self.special_id_fn(token) if self.special_id_fn is not None else None
 
     def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
-        """Token ids of `text`; like lm-eval, special tokens are not added again to text that starts with EOT."""
+        """Token ids of `text` (special-token text as text, a chat prompt's markers as ids); like lm-eval,
+        special tokens are not added again to text that starts with EOT."""
         if add_special_tokens is None:
             add_special_tokens = not (self.eot_text and text.startswith(self.eot_text))
         return self.encode_fn(text, add_special_tokens)
@@ -110,9 +123,7 @@ def load_scoring_model(folder: str | Path, device: str = "cpu") -> ScoringModel:
 
 
 def _tokenizer_eot(tokenizer) -> tuple[int, str]:
-    from llm_assets.tokens.special import ENDOFTEXT
-
-    eot_id = tokenizer.token_to_id(ENDOFTEXT)
+    eot_id = special_id(tokenizer, ENDOFTEXT)
     if eot_id is None:
         raise ValueError(f"tokenizer has no {ENDOFTEXT} token; it is the document boundary the model uses")
     return eot_id, ENDOFTEXT
@@ -134,11 +145,13 @@ def from_native(model: torch.nn.Module, tokenizer, name: str = "model", device: 
 
     return ScoringModel(
         name=name,
-        encode_fn=lambda text, special: tokenizer.encode(text, add_special_tokens=special).ids,
+        # our tokenizer adds no special tokens of its own, so `add_special_tokens` changes nothing
+        encode_fn=lambda text, special: encode_text(tokenizer, text),
         decode_fn=lambda ids: tokenizer.decode(ids, skip_special_tokens=False),
         eot_token_id=eot_id, eot_text=eot_text, max_length=int(max_length),
         logits_fn=logits_fn, shared_context_fn=_native_shared_context_scorer(model, eot_id, device),
         greedy_fn=_native_greedy(model, device), device=device, pad_token_id=eot_id,
+        special_id_fn=lambda token: special_id(tokenizer, token),
     )
 
 
@@ -272,14 +285,34 @@ def from_hf(model, tokenizer, name: str = "model", device: str = "cpu",
                              do_sample=False, eos_token_id=list(stop_ids) or None, pad_token_id=pad)
         return out[:, idx.shape[1]:].cpu()
 
+    encode_fn, special_id_fn = _hf_encoder(tokenizer)
     return ScoringModel(
-        name=name,
-        encode_fn=lambda text, special: tokenizer.encode(text, add_special_tokens=special),
-        decode_fn=lambda ids: tokenizer.decode(ids),
+        name=name, encode_fn=encode_fn, decode_fn=lambda ids: tokenizer.decode(ids),
         eot_token_id=eot_id if eot_id is not None else 0, eot_text=eot_text, max_length=int(max_length),
         logits_fn=logits_fn, hidden_fn=hidden_fn, head_fn=head_fn, shared_context_fn=shared_fn, greedy_fn=greedy,
-        device=device, pad_token_id=pad,
+        device=device, pad_token_id=pad, special_id_fn=special_id_fn,
     )
+
+
+def _hf_encoder(tokenizer) -> tuple[Callable[[str, bool], list[int]], Callable[[str], int | None]]:
+    """`(encode_fn, special_id_fn)` for a `transformers` tokenizer: text with `split_special_tokens`, so special-
+    token text stays text; a `MarkedText`'s markers the tokenizer has as added tokens become their ids."""
+    added = tokenizer.get_added_vocab()
+    framing = tokenizer.encode("", add_special_tokens=True)
+    # a prefix such as BOS goes first, as the tokenizer would put it before the whole string
+    prefix = framing[:1] if framing[:1] == [tokenizer.bos_token_id] else []
+
+    def plain(pieces: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        ids = [tokenizer.encode(piece, add_special_tokens=False, split_special_tokens=True) for piece in pieces]
+        return [(piece_ids, [(0, 0)] * len(piece_ids)) for piece_ids in ids]  # offsets are not used here
+
+    def encode(text: str, add_special_tokens: bool) -> list[int]:
+        if not isinstance(text, MarkedText):
+            return tokenizer.encode(text, add_special_tokens=add_special_tokens, split_special_tokens=True)
+        ids = encode_runs([text], added.get, plain)[0][0]
+        return prefix + ids if add_special_tokens else ids
+
+    return encode, added.get
 
 
 def _hf_shared_context_scorer(decoder, head, pad_id: int, device: str):

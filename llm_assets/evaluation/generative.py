@@ -3,7 +3,8 @@
 Input is JSONL `{question, answers: [str, ...]}` (other keys are kept; the synthetic world's `split` also
 yields `<stem>_sft` and `<stem>_heldout` tasks). A base model is prompted `Question: {question}\\nAnswer:`,
 an assistant with the chat template (`render_chat`, generation prompt included). The reply is the greedy
-continuation up to the end of turn / end of text, at most `max_new_tokens` tokens.
+continuation up to the end of turn / end of text, at most `max_new_tokens` tokens. A question that spells
+a special token is encoded as ordinary text (only the chat prompt's markers are control ids).
 
 Per task: `exact_match`, the share of replies whose first line, normalized, equals a normalized answer;
 `contains`, the share whose whole reply contains a normalized answer as whole words. Normalized: lower
@@ -26,6 +27,7 @@ import torch
 
 from llm_assets.benchmarks import BenchmarkFormatError, Item, format_error, jsonl_objects
 from llm_assets.evaluation.adapter import ScoringModel
+from llm_assets.evaluation.multiple_choice import warn_special_token_text
 from llm_assets.evaluation.tasks import SPLITS
 from llm_assets.tokens.special import END_OF_TURN, render_chat
 
@@ -108,9 +110,9 @@ def prompt(question: str, chat: bool) -> str:
 
 
 def stop_ids(model: ScoringModel) -> list[int]:
-    """End of text, and end of turn where the tokenizer has it as one token."""
-    end = model.encode(END_OF_TURN, add_special_tokens=False)
-    return [model.eot_token_id, *(end if len(end) == 1 else [])]
+    """End of text, and end of turn where the tokenizer has it as a special token."""
+    end = model.special_id(END_OF_TURN)
+    return [model.eot_token_id, *([] if end is None else [end])]
 
 
 def greedy_replies(model: ScoringModel, prompts: Sequence[str], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
@@ -158,6 +160,8 @@ def evaluate_open_questions(model: ScoringModel, tasks: dict[str, list[Item]], c
                             max_items: int | None = None) -> GenerativeResult:
     """Greedy replies to every task's first `max_items` questions; a prompt shared by tasks is decoded once."""
     chosen = {task: items[:max_items] if max_items else items for task, items in tasks.items()}
+    for task, items in chosen.items():
+        warn_special_token_text(task, [[item["question"]] for item in items])
     contexts = list(dict.fromkeys(prompt(item["question"], chat) for items in chosen.values() for item in items))
     reply_of = dict(zip(contexts, greedy_replies(model, contexts, max_new_tokens, batch_size), strict=True))
     rows = []

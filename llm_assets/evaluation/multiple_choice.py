@@ -9,7 +9,8 @@ choice's length in characters (the choice text without the delimiter, as lm-eval
 
 Tokenization follows lm-eval's causal-model rule: trailing whitespace of the context moves to the
 continuation, the whole string is encoded, and the continuation is what follows the context's own
-encoding. Sequences longer than the model's window are cut from the left like lm-eval does.
+encoding. Sequences longer than the model's window are cut from the left like lm-eval does. Special-token
+text in an item (`<|endoftext|>` in a question) is encoded as ordinary text, and counted in a warning.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 from llm_assets.benchmarks import QUESTION_TEMPLATE, TEMPLATES, Item, load_items
 from llm_assets.evaluation.adapter import ScoringModel, load_scoring_model
 from llm_assets.evaluation.tasks import SAMPLERS
-from llm_assets.tokens.special import render_chat
+from llm_assets.tokens.special import render_chat, special_token_text
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +306,15 @@ def summarise(rows: pl.DataFrame) -> dict[str, dict[str, float]]:
             for row in summary.iter_rows(named=True)}
 
 
+def warn_special_token_text(task: str, item_texts: Sequence[Sequence[str]]) -> int:
+    """Log how many items hold special-token text (encoded as ordinary text, never as control ids)."""
+    held = sum(any(special_token_text(text) for text in texts) for texts in item_texts)
+    if held:
+        log.warning("%s: %d of %d items contain special-token text such as <|endoftext|>; it is scored as "
+                    "ordinary text, not as control tokens", task, held, len(item_texts))
+    return held
+
+
 def evaluate_multiple_choice(model: ScoringModel, tasks: dict[str, list[Item]], fmt: PromptFormat | None = None,
                              batch_size: int = 16, max_items: int | None = None,
                              fewshot: dict[str, dict] | None = None) -> MultipleChoiceResult:
@@ -325,6 +335,8 @@ def evaluate_multiple_choice(model: ScoringModel, tasks: dict[str, list[Item]], 
             offsets.append(len(pairs))
             pairs.extend((context, fmt.target_delimiter + text) for text in continuations(item))
         layout.append((task, items, contexts, offsets))
+        warn_special_token_text(task, [[context, *continuations(item)] for item, context in zip(items, contexts,
+                                                                                            strict=True)])
     results = loglikelihoods(model, pairs, batch_size=batch_size)
     rows: list[dict[str, Any]] = []
     for task, items, contexts, offsets in layout:

@@ -2,7 +2,8 @@
 
 The history is rendered with `render_chat(..., add_generation_prompt=True)` each turn and the reply is
 streamed token by token until `<|end|>` (or `<|endoftext|>`, or `max_new_tokens`). When the history no
-longer fits the model's context, the oldest turns are left out of the prompt.
+longer fits the model's context, the oldest turns are left out of the prompt. Only the template's markers
+become special ids: a message that spells `<|end|>` or `<|assistant|>` stays one message of plain text.
 Commands in the loop: `/reset` clears the history, `/exit` (or end of input) quits.
 """
 
@@ -11,14 +12,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TextIO
-
-from tokenizers import Tokenizer
+from typing import TYPE_CHECKING, TextIO
 
 from llm_assets.modeling.checkpoint import load_checkpoint
 from llm_assets.modeling.generate import generate
 from llm_assets.modeling.model import DecoderLM
-from llm_assets.tokens.special import END_OF_TURN, ENDOFTEXT, render_chat
+from llm_assets.tokens.encoding import encode_chat, encode_text, special_id
+from llm_assets.tokens.special import END_OF_TURN, ENDOFTEXT, MarkedText, render_chat
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -35,23 +38,23 @@ def _load(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer], device: s
 
 
 def stop_ids(tokenizer: Tokenizer) -> list[int]:
-    ids = [tokenizer.token_to_id(token) for token in (END_OF_TURN, ENDOFTEXT)]
+    ids = [special_id(tokenizer, token) for token in (END_OF_TURN, ENDOFTEXT)]
     if ids[0] is None:
         logger.warning("the tokenizer has no %s token: replies stop only at %s or max_new_tokens",
                        END_OF_TURN, ENDOFTEXT)
     return [i for i in ids if i is not None]
 
 
-def fitting_prompt(history: list[dict], tokenizer: Tokenizer, budget: int, system: list[dict]) -> str:
+def fitting_prompt(history: list[dict], tokenizer: Tokenizer, budget: int, system: list[dict]) -> MarkedText:
     """The chat prompt of the latest turns whose tokens fit `budget`; a ValueError when even the last does not."""
     for first in range(len(history)):
         if history[first]["role"] != "user":
             continue
-        prompt = render_chat(system + history[first:], add_generation_prompt=True)
-        if len(tokenizer.encode(prompt, add_special_tokens=False).ids) <= budget:
+        prompt = encode_chat(tokenizer, system + history[first:], add_generation_prompt=True)
+        if len(prompt.ids) <= budget:
             if first:
                 logger.info("left the %d oldest messages out of the prompt to fit the context", first)
-            return prompt
+            return prompt.text
     raise ValueError(f"the message is too long for the model's context ({budget} tokens left for the prompt); "
                      f"send a shorter message or lower max_new_tokens")
 
@@ -60,7 +63,7 @@ DEFAULT_MAX_NEW_TOKENS = 128
 
 
 def plan_reply(messages: list[dict], tokenizer: Tokenizer, context: int, max_new_tokens: int | None,
-               system: list[dict]) -> tuple[str, int, str | None]:
+               system: list[dict]) -> tuple[MarkedText, int, str | None]:
     """(prompt, new-token limit, note) for a reply that fits the model's `context`.
 
     `max_new_tokens=None` asks for the default (`DEFAULT_MAX_NEW_TOKENS`, at most half the window while the
@@ -76,11 +79,11 @@ def plan_reply(messages: list[dict], tokenizer: Tokenizer, context: int, max_new
         # the newest message alone, with whatever room the window leaves for the reply
         last = next(i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "user")
         prompt = render_chat(system + messages[last:], add_generation_prompt=True)
-        used = len(tokenizer.encode(prompt, add_special_tokens=False).ids)
+        used = len(encode_text(tokenizer, prompt))
         if used >= context:
             raise ValueError(f"the message is too long for the model's context: the prompt takes {used} of "
                              f"{context} tokens; send a shorter message") from None
-    used = len(tokenizer.encode(prompt, add_special_tokens=False).ids)
+    used = len(encode_text(tokenizer, prompt))
     room = context - used
     if max_new_tokens is None:
         return prompt, max(1, min(DEFAULT_MAX_NEW_TOKENS, room)), None
@@ -183,11 +186,10 @@ def ends_turn_share(checkpoint: str | os.PathLike | tuple[DecoderLM, Tokenizer],
     from llm_assets.modeling.generate import generate_ids
 
     model, tokenizer = _load(checkpoint, device)
-    end_id = tokenizer.token_to_id(END_OF_TURN)
+    end_id = special_id(tokenizer, END_OF_TURN)
     rows = []
     for prompt in prompts:
-        ids = tokenizer.encode(render_chat([{"role": "user", "content": prompt}], add_generation_prompt=True),
-                               add_special_tokens=False).ids
+        ids = encode_chat(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True).ids
         reply = list(generate_ids(model, ids, max_new_tokens, temperature=0.0, stop_ids=()))
         ended = end_id in reply
         cut = reply[: reply.index(end_id)] if ended else reply

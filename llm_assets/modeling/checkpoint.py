@@ -8,17 +8,20 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from tokenizers import Tokenizer
 
 from llm_assets.modeling.model import DecoderLM, ModelConfig
+from llm_assets.tokens.encoding import TOKENIZER_FILE, load_tokenizer
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-TOKENIZER_FILE = "tokenizer.json"
 FORMAT = "llm_assets.DecoderLM"
 LAST_CKPT = "last.ckpt"
 FLOAT_DTYPES = frozenset({"F32", "F16", "BF16", "float32", "float16", "bfloat16"})
@@ -202,10 +205,9 @@ def load_checkpoint(folder: str | os.PathLike, device: str = "cpu") -> tuple[Dec
     if not tokenizer_file.is_file():
         raise FileNotFoundError(f"{tokenizer_file} missing from the checkpoint folder")
     try:
-        tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    except Exception as err:  # tokenizers raises a bare Exception for malformed files
-        raise ValueError(f"{tokenizer_file}: not a readable tokenizer.json ({err}); copy the tokenizer "
-                         f"asset's tokenizer.json there") from None
+        tokenizer = load_tokenizer(tokenizer_file)  # special-token text in prompts stays text
+    except ValueError as err:
+        raise ValueError(f"{err}; copy the tokenizer asset's tokenizer.json there") from None
     check_vocabulary_fits(tokenizer, config, tokenizer_file)
     return model.to(device).eval(), tokenizer
 

@@ -1,13 +1,22 @@
-"""Streaming text generation with the KV cache: greedy (temperature 0) or temperature/top-k/top-p sampling."""
+"""Streaming text generation with the KV cache: greedy (temperature 0) or temperature/top-k/top-p sampling.
+
+A prompt is encoded as ordinary text (special-token text included); only a `MarkedText` from `render_chat`
+puts the chat template's markers in as special ids.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
-from tokenizers import Tokenizer
 
 from llm_assets.modeling.model import DecoderLM, KVCache
+from llm_assets.tokens.encoding import encode_text, special_id
+from llm_assets.tokens.special import END_OF_TURN, ENDOFTEXT
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -86,8 +95,8 @@ def generate(model: DecoderLM, tokenizer: Tokenizer, prompt: str, max_new_tokens
     `stop_ids` default: `<|endoftext|>` and `<|end|>` when the tokenizer has them.
     """
     if stop_ids is None:
-        stop_ids = [i for t in ("<|endoftext|>", "<|end|>") if (i := tokenizer.token_to_id(t)) is not None]
-    prompt_ids = tokenizer.encode(prompt, add_special_tokens=False).ids
+        stop_ids = [i for t in (ENDOFTEXT, END_OF_TURN) if (i := special_id(tokenizer, t)) is not None]
+    prompt_ids = encode_text(tokenizer, prompt)
     new_ids: list[int] = []
     emitted = ""
     for token_id in generate_ids(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, stop_ids):

@@ -32,6 +32,7 @@ import polars as pl
 import pyarrow as pa
 
 from llm_assets.lake import file_sha256, lake_path, parquet_file, read_json, uri, write_parquet
+from llm_assets.tokens import encoding
 from llm_assets.tokens.fetch_order import DocumentBatch, in_fetch_order, iter_batches
 from llm_assets.tokens.special import ENDOFTEXT
 
@@ -254,12 +255,8 @@ def encode_documents(tokenizer, texts: list[str], eot_id: int, dtype: np.dtype) 
 
 def load_tokenizer(tokenizer_path: str | os.PathLike):
     """Our `tokenizer.json` as a `tokenizers.Tokenizer`, encoding special-token text in documents as plain text."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(tokenizer_path))
     # a web page that contains the literal "<|endoftext|>" must not inject a real document boundary
-    tokenizer.encode_special_tokens = True
-    return tokenizer
+    return encoding.load_tokenizer(tokenizer_path)
 
 
 def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, out_dir: str | os.PathLike,

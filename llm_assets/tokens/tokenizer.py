@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from llm_assets.lake import parquet_file
+from llm_assets.tokens.encoding import load_tokenizer
 from llm_assets.tokens.special import SPECIAL_TOKENS
 
 log = logging.getLogger(__name__)
@@ -118,9 +119,8 @@ def byte_level_symbols() -> list[str]:
 
 
 def load(tokenizer_path: str | os.PathLike):
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(str(tokenizer_path))
+    """`tokenizer.json` through the one loader (`encoding.load_tokenizer`): special-token text encodes as text."""
+    return load_tokenizer(tokenizer_path)
 
 
 def measure_compression(tokenizer_path: str | os.PathLike, texts: Iterable[str]) -> dict:

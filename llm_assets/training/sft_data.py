@@ -33,7 +33,16 @@ import pyarrow.parquet as pq
 from llm_assets.benchmarks import QUESTION_TEMPLATE, load_items
 from llm_assets.lake import file_sha256, write_parquet
 from llm_assets.text import normalized_text
-from llm_assets.tokens.special import ASSISTANT, END_OF_TURN, ROLES, USER, assistant_spans, render_chat
+from llm_assets.tokens.encoding import encode_with_offsets, load_tokenizer, special_id
+from llm_assets.tokens.special import (
+    ASSISTANT,
+    END_OF_TURN,
+    ROLES,
+    USER,
+    assistant_spans,
+    render_chat,
+    special_token_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +51,7 @@ EXAMPLE_SCHEMA = {"text": pl.Utf8, "input_ids": pl.List(pl.Int32), "loss_mask": 
 FORMS = ("chat", "plain")
 TOKENIZER_SHA_KEY = b"llm_assets.tokenizer_sha256"
 CONTEXT_KEY = b"llm_assets.context"
+ASSISTANT_ID_KEY = b"llm_assets.assistant_id"  # counts assistant turns by id: content may spell the marker
 
 
 def _conversation_from_row(row: object, where: str) -> dict:
@@ -153,22 +163,22 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
     Dropped (counted per reason): `too_long` (more than `context` tokens), `empty_response`
     (an assistant message with no text). The tokenizer's sha256 is stored in the file's metadata.
     """
-    from tokenizers import Tokenizer
-
     tokenizer_path = Path(tokenizer_path)
     if not tokenizer_path.is_file():
         raise FileNotFoundError(f"tokenizer {tokenizer_path} not found (the tokenizer asset's tokenizer.json)")
-    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    tokenizer = load_tokenizer(tokenizer_path)
     for token in (USER, ASSISTANT, END_OF_TURN):
-        if tokenizer.token_to_id(token) is None:
+        if special_id(tokenizer, token) is None:
             raise ValueError(f"tokenizer {tokenizer_path} lacks the chat token {token}; retrain it with "
                              f"llm_assets.tokens.special.SPECIAL_TOKENS")
     dropped: Counter[str] = Counter()
     kept, texts, spans, forms = [], [], [], []
+    special_text = 0
     for conversation in conversations:
         if any(m["role"] == "assistant" and not m["content"].strip() for m in conversation["messages"]):
             dropped["empty_response"] += 1
             continue
+        special_text += any(special_token_text(m["content"]) for m in conversation["messages"])
         kept.append(conversation)
         texts.append(render_chat(conversation["messages"]))
         spans.append(assistant_spans(conversation["messages"], include_end=True))
@@ -178,16 +188,17 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
             texts.append(question[0] + question[1])
             spans.append([(len(question[0]), len(question[0]) + len(question[1]))])
             forms.append("plain")
-    encodings = tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
+    # the chat markers become special ids; every content, special-token text included, is encoded as text
+    encodings = encode_with_offsets(tokenizer, texts)
     rows: dict[str, list] = {name: [] for name in EXAMPLE_SCHEMA}
-    for number, (conversation, text, text_spans, form, encoding) in enumerate(
+    for number, (conversation, text, text_spans, form, (ids, offsets)) in enumerate(
             zip(kept, texts, spans, forms, encodings, strict=True)):
-        if len(encoding.ids) > context:
+        if len(ids) > context:
             dropped["too_long"] += 1
             continue
-        mask = assistant_token_mask(np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2), text_spans)
-        rows["text"].append(text)
-        rows["input_ids"].append(encoding.ids)
+        mask = assistant_token_mask(offsets, text_spans)
+        rows["text"].append(str(text))
+        rows["input_ids"].append(ids)
         rows["loss_mask"].append(mask.tolist())
         rows["source"].append(conversation.get("source"))
         rows["person"].append(conversation.get("person"))
@@ -197,7 +208,8 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
             logger.info("rendered %d of %d conversations", number, len(kept))
     frame = pl.DataFrame(rows, schema=EXAMPLE_SCHEMA)
     write_parquet(frame, out_path, {TOKENIZER_SHA_KEY: file_sha256(tokenizer_path).encode(),
-                                     CONTEXT_KEY: str(context).encode()})
+                                     CONTEXT_KEY: str(context).encode(),
+                                     ASSISTANT_ID_KEY: str(special_id(tokenizer, ASSISTANT)).encode()})
     lengths = frame.select(pl.col("input_ids").list.len()).to_series()
     stats = {
         "examples": frame.height,
@@ -208,6 +220,8 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
         "mean_tokens": float(lengths.mean() or 0.0),
         "dropped": dict(dropped),
         "conversations": len(conversations),
+        # conversations whose content spells a special token: kept, and encoded as plain text
+        "special_token_text": special_text,
         "path": str(out_path),
     }
     logger.info("rendered %d SFT examples (%d tokens, %d on assistant turns); dropped %s",
@@ -255,12 +269,26 @@ def check_examples(path: str | os.PathLike, context: int,
     return {
         "within_context": (too_long == 0, {"max_tokens": int(lengths.max() or 0), "context": context,
                                            "longer_than_context": too_long}),
-        "assistant_spans_non_empty": _check_assistant_spans(frame),
+        "assistant_spans_non_empty": _check_assistant_spans(frame, _assistant_id(path)),
         "no_heldout_overlap": _check_heldout_overlap(frame, benchmark_files),
     }
 
 
-def _check_assistant_spans(frame: pl.DataFrame) -> tuple[bool, dict]:
+def _assistant_id(path: str | os.PathLike) -> int | None:
+    """The `<|assistant|>` id `render_examples` stored (None for files written before it did)."""
+    raw = (pq.read_schema(path).metadata or {}).get(ASSISTANT_ID_KEY, b"")
+    return int(raw) if raw.strip().isdigit() else None
+
+
+def _assistant_turns(frame: pl.DataFrame, assistant_id: int | None) -> np.ndarray:
+    """Assistant turns per chat row: `<|assistant|>` ids, or (older files) the marker's text in `text`."""
+    if assistant_id is None:
+        return frame["text"].str.count_matches(ASSISTANT, literal=True).to_numpy()
+    return frame.select(pl.col("input_ids").list.eval((pl.element() == assistant_id).sum())
+                        .list.first()).to_series().fill_null(0).to_numpy()
+
+
+def _check_assistant_spans(frame: pl.DataFrame, assistant_id: int | None = None) -> tuple[bool, dict]:
     """Every assistant turn is one run of 1s in the loss mask, holding content plus the closing `<|end|>`; a
     plain-form row has one run (its answer)."""
     masks = frame["loss_mask"]
@@ -280,7 +308,7 @@ def _check_assistant_spans(frame: pl.DataFrame) -> tuple[bool, dict]:
     run_lengths = run_ends - run_starts + 1
     runs_per_row = np.bincount(row_of[run_starts], minlength=frame.height)
     plain = (frame["form"] == "plain").to_numpy()
-    turns_per_row = np.where(plain, 1, frame["text"].str.count_matches(ASSISTANT, literal=True).to_numpy())
+    turns_per_row = np.where(plain, 1, _assistant_turns(frame, assistant_id))
     # a chat turn is content plus <|end|>: at least 2 tokens; a plain answer may be one token
     short_runs = int((run_lengths < np.where(plain[row_of[run_starts]], 1, 2)).sum())
     mismatched = np.flatnonzero(runs_per_row != turns_per_row)
