@@ -35,6 +35,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 NOT_RECORDED = "_not recorded_"
+SPECIAL_TOKEN_TEXT_NOTE = (
+    "Special-token text in user content (`<|end|>`, `<|user|>`, ...) is encoded here as ordinary text. The "
+    "Hugging Face export's chat template refuses such content, and a plain `tokenizer(text)` call on the export "
+    "parses it into control tokens unless given `split_special_tokens=True`.")
 
 
 def lineage_order(parents: Mapping[str, Collection[str]], asset: str) -> list[str]:
@@ -144,7 +148,8 @@ def render_model_card(info: dict[str, Any]) -> str:
     parts += ["### Curation stages", ""]
     parts += [_stages(info["stages"]) if info.get("stages") else NOT_RECORDED, ""]
 
-    parts += ["## Tokenizer", "", _key_values(info["tokenizer"]) if info.get("tokenizer") else NOT_RECORDED, ""]
+    parts += ["## Tokenizer", "", _key_values(info["tokenizer"]) if info.get("tokenizer") else NOT_RECORDED, "",
+              SPECIAL_TOKEN_TEXT_NOTE, ""]
     parts += ["## Model", "", _key_values(info["model_config"]) if info.get("model_config") else NOT_RECORDED, ""]
 
     parts += ["## Training", ""]

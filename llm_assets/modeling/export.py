@@ -56,7 +56,10 @@ def hf_llama_config(config, tokenizer_vocab: dict[str, int]) -> dict:
 
 def export_hf(checkpoint_folder: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write `out/` with `config.json`, `generation_config.json`, `model.safetensors` (HF names),
-    `tokenizer.json` and `tokenizer_config.json` (eos/pad tokens and the chat template)."""
+    `tokenizer.json` and `tokenizer_config.json` (eos/pad tokens and the chat template).
+
+    `apply_chat_template` parses special tokens in the whole rendered string, so the template refuses message
+    content that spells one; `tokenizer(text)` parses them too unless given `split_special_tokens=True`."""
     src, out = Path(checkpoint_folder), Path(out)
     config = read_model_config(src)
     weights_file = src / WEIGHTS_FILE
