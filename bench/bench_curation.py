@@ -132,10 +132,11 @@ def heuristic_agreement(lake: Path, profile) -> dict:
         GopherRepetitionFilter,
     )
 
-    from llm_assets.curation.quality import HeuristicThresholds, apply_heuristics
-    from llm_assets.profiles import curation_for
+    from llm_assets.curation.filters import heuristic_filters, judge
+    from llm_assets.profiles import HeuristicThresholds, curation_for
 
-    texts = pl.read_parquet(lake / "filtered_documents" / "kept" / "*.parquet")["text"].to_list()
+    frame = pl.read_parquet(lake / "filtered_documents" / "kept" / "*.parquet")
+    texts = frame["text"].to_list()
     reference = [GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(filter_no_terminal_punct=False),
                  FineWebQualityFilter()]
     theirs = []
@@ -149,8 +150,9 @@ def heuristic_agreement(lake: Path, profile) -> dict:
                 break
         theirs.append(keep)
     published = HeuristicThresholds(c4_drop_lines_without_terminal_punct=False)
-    ours_published = [r is None for r in apply_heuristics(texts, published)[0]]
-    ours_default = [r is None for r in apply_heuristics(texts, HeuristicThresholds.from_config(curation_for(profile, True)))[0]]
+    ours_published = judge(frame, heuristic_filters(published)).is_null().to_list()
+    tuned = HeuristicThresholds.from_config(curation_for(profile, True))
+    ours_default = judge(frame, heuristic_filters(tuned)).is_null().to_list()
 
     def agree(a, b):
         return round(sum(x == y for x, y in zip(a, b, strict=True)) / max(len(a), 1), 4)

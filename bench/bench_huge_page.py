@@ -193,10 +193,10 @@ def child(args: argparse.Namespace) -> dict:
 
         out = _measure(lambda: [f.height for f in filter_documents(docs, cfg)])
     elif args.child == "heuristics":
-        from llm_assets.curation.quality import HeuristicThresholds, apply_heuristics
+        from llm_assets.curation.filters import heuristic_filters, judge
+        from llm_assets.profiles import HeuristicThresholds
 
-        texts = docs["text"].to_list()
-        out = _measure(lambda: apply_heuristics(texts, HeuristicThresholds())[0])
+        out = _measure(lambda: judge(docs, heuristic_filters(HeuristicThresholds())).to_list())
     else:
         raise SystemExit(f"unknown child {args.child}")
     out["input_mb"] = round(docs["text"].str.len_bytes().sum() / MB, 1) if docs.height else None

@@ -52,8 +52,8 @@ class SyntheticSize:
 
 @dataclass(frozen=True)
 class HeuristicThresholds:
-    """Published defaults of the heuristic filters (`curation.quality.heuristics`); every one can be
-    overridden by name through `CurationConfig.heuristic_overrides`."""
+    """Published defaults of the heuristic filters (`curation.filters`: gopher, c4, fineweb); every one
+    can be overridden by name through `CurationConfig.heuristic_overrides`."""
 
     # Gopher quality
     min_words: int = non_negative(50)  # a minimum of 0 turns its rule off

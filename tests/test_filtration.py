@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from llm_assets.curation import pii
-from llm_assets.curation.filtration import UrlBlocklist, filter_documents
+from llm_assets.curation.filters import UrlBlocklist
+from llm_assets.curation.filtration import filter_documents
 from llm_assets.curation.report import summarize
 from llm_assets.profiles import get_profile
 

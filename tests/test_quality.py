@@ -9,13 +9,9 @@ from dataclasses import replace
 import polars as pl
 import pytest
 
+from llm_assets.curation.filters import C4Rules, FineWebRules, GopherQuality, GopherRepetition
 from llm_assets.curation.quality import (
     MODEL_FILE,
-    C4Rules,
-    FineWebRules,
-    GopherQuality,
-    GopherRepetition,
-    HeuristicThresholds,
     QualityModelSkipped,
     filter_quality,
     filter_quality_parts,
@@ -25,7 +21,7 @@ from llm_assets.curation.quality import (
     trained_model,
     training_documents,
 )
-from llm_assets.profiles import CurationConfig
+from llm_assets.profiles import CurationConfig, HeuristicThresholds
 
 # the corpus's reference pages are on the synthetic encyclopedia host, named here as a user would
 WIKI = CurationConfig(reference_hosts=("www.wikiverse.org",))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
+from llm_assets.curation.filters import extraction_filters, judge, split
 from llm_assets.lake import removed_frame
 from llm_assets.profiles import CurationConfig
 from llm_assets.settings import EXTRACTORS
@@ -332,14 +333,9 @@ def extract_documents(raw: pl.DataFrame, cfg: CurationConfig) -> tuple[pl.DataFr
     codes, scores = detect_languages(docs["text"].to_list(), tuple(cfg.languages))
     docs = docs.with_columns(pl.Series("language", codes, dtype=pl.Utf8),
                              pl.Series("language_score", scores, dtype=pl.Float64))
-    language_reason = (
-        pl.when(~pl.col("language").is_in(list(cfg.languages))).then(pl.format("language:{}", pl.col("language")))
-        .when(pl.col("language_score") < cfg.min_language_score).then(pl.lit("language_score"))
-        .otherwise(pl.lit(None, pl.Utf8))
-    )
-    docs = docs.with_columns(language_reason.alias("_reason"))
-    removed.append(_removed(docs.filter(pl.col("_reason").is_not_null()), pl.col("_reason")))
-    kept = docs.filter(pl.col("_reason").is_null()).select(DOCUMENT_COLUMNS)
+    kept, dropped = split(docs, judge(docs, extraction_filters(cfg)), STAGE)
+    removed.append(dropped)
+    kept = kept.select(DOCUMENT_COLUMNS)
     removed_all = pl.concat(removed, how="vertical_relaxed")
     log.info("extraction kept %d of %d responses", kept.height, raw.height)
     return kept, removed_all

@@ -1,8 +1,8 @@
-"""Quality: heuristic rule families (Gopher, C4, FineWeb) and a linear quality classifier.
+"""Quality: the heuristic rule families (Gopher, C4, FineWeb), then a linear quality classifier.
 
-Each rule family is one small class; calling it on a text returns `None` to keep the document or a
-reason such as `gopher_quality:mean_word_length`. Thresholds default to the published values
-(Gopher: Rae et al. 2021; C4: Raffel et al. 2020; FineWeb: Penedo et al. 2024) and live in
+The rule families are filters like every other keep/drop rule (`curation.filters.heuristic_filters`); a
+dropped page gets a reason such as `gopher_quality:mean_word_length`. Thresholds default to the published
+values (Gopher: Rae et al. 2021; C4: Raffel et al. 2020; FineWeb: Penedo et al. 2024) and live in
 `HeuristicThresholds`; `CurationConfig.heuristic_overrides` replaces any of them by name.
 
 The classifier is logistic regression on hashed word unigrams and bigrams, trained on reference
@@ -13,8 +13,8 @@ With no reference text, or too few documents on either side, the model is skippe
 why, no model file exists, and the quality stage keeps every document the heuristics pass. Its weights
 are saved as safetensors, so loading it runs no pickled code.
 
-Modules: `heuristics` (the rule families), `classifier` (the linear model: training set, training, scores),
-`reference` (reading reference text files), `filtering` (the stage: heuristics, then the model's threshold).
+Modules: `classifier` (the linear model: training set, training, scores), `reference` (reading reference
+text files), `filtering` (the stage: the heuristic filters, then the model's threshold over all parts).
 """
 
 from .classifier import (
@@ -35,14 +35,6 @@ from .filtering import (
     score_quality,
     split_by_score,
 )
-from .heuristics import (
-    C4Rules,
-    FineWebRules,
-    GopherQuality,
-    GopherRepetition,
-    HeuristicThresholds,
-    apply_heuristics,
-)
 from .reference import REFERENCE_SUFFIXES, read_reference_texts
 
 __all__ = [
@@ -50,13 +42,7 @@ __all__ = [
     "MODEL_FILE",
     "REFERENCE_SUFFIXES",
     "STAGE",
-    "C4Rules",
-    "FineWebRules",
-    "GopherQuality",
-    "GopherRepetition",
-    "HeuristicThresholds",
     "QualityModelSkipped",
-    "apply_heuristics",
     "effective_threshold",
     "filter_quality",
     "filter_quality_parts",

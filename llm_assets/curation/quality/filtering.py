@@ -13,20 +13,19 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from llm_assets.curation.filters import C4Rules, QualityModel, heuristic_filters, judge, split
 from llm_assets.engine import LocalEngine
 from llm_assets.lake import (
     PartLoader,
     PartWriter,
     lake_path,
     reason_counts,
-    removed_frame,
     uri,
     write_parquet,
 )
-from llm_assets.profiles import CurationConfig
+from llm_assets.profiles import CurationConfig, HeuristicThresholds
 
 from .classifier import quality_scores
-from .heuristics import HeuristicThresholds, apply_heuristics
 
 log = logging.getLogger(__name__)
 
@@ -164,17 +163,13 @@ def score_quality(docs: pl.DataFrame, model_path: str | Path | None, cfg: Curati
     """`(passing, heuristic_removed)`: documents past the heuristic families, with `text` after C4's line
     clean-up and the model's `quality_score` (null when `model_path` is None: the model was skipped); and
     the removed rows of those the heuristics dropped."""
-    thresholds = HeuristicThresholds.from_config(cfg)
-    reasons, cleaned = apply_heuristics(docs["text"].fill_null("").to_list(), thresholds)
-    docs = docs.with_columns(pl.Series("_reason", reasons, dtype=pl.Utf8),
-                             pl.Series("_cleaned", cleaned, dtype=pl.Utf8))
-    heuristic_drops = docs.filter(pl.col("_reason").is_not_null())
-    passing = docs.filter(pl.col("_reason").is_null()).with_columns(pl.col("_cleaned").alias("text"))
+    families = heuristic_filters(HeuristicThresholds.from_config(cfg))
+    passing, heuristic_removed = split(docs, judge(docs, families), STAGE)
+    c4 = next(f for f in families if isinstance(f, C4Rules))
+    passing = passing.with_columns(c4.cleaned(passing))
     scores = quality_scores(passing["text"].to_list(), model_path) if model_path is not None else None
-    passing = passing.drop("_reason", "_cleaned").with_columns(pl.Series("quality_score", scores, dtype=pl.Float64)
-                                                               if scores is not None
-                                                               else pl.lit(None, pl.Float64).alias("quality_score"))
-    return passing, removed_frame(heuristic_drops, STAGE, pl.col("_reason"))
+    return passing.with_columns(pl.Series("quality_score", scores, dtype=pl.Float64) if scores is not None
+                                else pl.lit(None, pl.Float64).alias("quality_score")), heuristic_removed
 
 
 def split_by_score(passing: pl.DataFrame, heuristic_removed: pl.DataFrame, threshold: float | None
@@ -183,10 +178,11 @@ def split_by_score(passing: pl.DataFrame, heuristic_removed: pl.DataFrame, thres
     With no threshold (the model was skipped) every scored document is kept."""
     if threshold is None:
         return passing, heuristic_removed
+    kept, model_removed = split(passing, QualityModel(threshold).reasons(passing), STAGE)
     model_drops = passing.filter(pl.col("quality_score") < threshold)
-    removed = pl.concat([heuristic_removed, removed_frame(model_drops, STAGE, "quality_model").with_columns(
-        model_drops["quality_score"])], how="diagonal_relaxed")
-    return passing.filter(pl.col("quality_score") >= threshold), removed
+    removed = pl.concat([heuristic_removed, model_removed.with_columns(model_drops["quality_score"])],
+                        how="diagonal_relaxed")
+    return kept, removed
 
 
 def effective_threshold(scores: np.ndarray, cfg: CurationConfig) -> float:
