@@ -68,7 +68,8 @@ def child(payload: dict) -> dict:
     """The global stages over `parts` into a fresh lake that links the shared filtered_documents."""
     import logging
 
-    from llm_assets.curation.pipeline import GLOBAL_STAGES, GlobalStages
+    from llm_assets.curation.pipeline import GLOBAL_STAGES
+    from llm_assets.curation.stages import StageRun, stage
     from llm_assets.engine import open_engine
     from llm_assets.lake import kept_path, removed_path
     from llm_assets.profiles import curation_for, get_profile
@@ -85,15 +86,15 @@ def child(payload: dict) -> dict:
     seconds, driver_after = {}, {}
     with open_engine("ray", workers=payload["workers"]) as engine:
         driver_after["ray started"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-        stages = GlobalStages(out, payload["parts"], cfg, [], engine)
-        for stage in GLOBAL_STAGES:
+        run = StageRun(out, tuple(payload["parts"]), cfg, engine)
+        written = {}
+        for name in GLOBAL_STAGES:
             started = time.perf_counter()
-            stages.run(stage)
-            seconds[stage] = round(time.perf_counter() - started, 2)
-            driver_after[stage] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            written[name] = stage(name).run(run).get("parts", {})
+            seconds[name] = round(time.perf_counter() - started, 2)
+            driver_after[name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         task_peak = engine.task_peak_rss
-    documents = sum(kept for kept, _, _ in stages.written["deduplicated_documents"].values()) + sum(
-        removed for _, removed, _ in stages.written["deduplicated_documents"].values())
+    documents = sum(kept + removed for kept, removed, _ in written["deduplicated_documents"].values())
     return {"documents": documents, "seconds": seconds, "driver_peak_mib_after": driver_after,
             "driver_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "task_peak_mib": task_peak / 2**20}

@@ -11,11 +11,9 @@ The Dagster assets call the same library functions one by one.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import multiprocessing
 import os
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,36 +22,27 @@ from pathlib import Path
 import polars as pl
 
 from llm_assets.crawl import redact_url, resolve_sources
-from llm_assets.crawl.raw import crawl_to_parquet
-from llm_assets.curation import dedup, mixture, quality
+from llm_assets.curation import mixture, quality
+from llm_assets.curation.stages import STAGES as RECORDS
+from llm_assets.curation.stages import StageRun
+from llm_assets.curation.stages import stage as stage_record
 from llm_assets.engine import open_engine
 from llm_assets.lake import (
     kept_path,
     lake_lock,
     prune_parts,
-    read_part,
     reason_counts,
     scan_parts,
-    write_part,
 )
 from llm_assets.profiles import CurationConfig, Profile, curation_for, get_profile
 
 log = logging.getLogger(__name__)
 
-STAGE_INPUTS: dict[str, tuple[str, ...]] = {
-    "raw_crawl": (),
-    "extracted_documents": ("raw_crawl",),
-    "filtered_documents": ("extracted_documents",),
-    "deduplicated_documents": ("filtered_documents",),
-    "quality_classifier": ("deduplicated_documents",),
-    "quality_documents": ("deduplicated_documents", "quality_classifier"),
-    "training_mixture": ("quality_documents",),
-}
-"""Every curation stage and the stages it reads, in data-flow order: the Dagster assets take their `deps`
-from it, and `curate` runs the stages in this order."""
+# every curation stage and the stages it reads, in data-flow order (the records are in `stages`)
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {record.name: record.inputs for record in RECORDS}
 STAGES = tuple(STAGE_INPUTS)
-PER_FILE_STAGES = STAGES[:3]  # one WARC file at a time (a Dagster partition each)
-GLOBAL_STAGES = STAGES[3:]  # decisions that span every file
+PER_FILE_STAGES = tuple(record.name for record in RECORDS if record.per_file)  # a Dagster partition each
+GLOBAL_STAGES = tuple(record.name for record in RECORDS if not record.per_file)  # decisions over every file
 
 
 class _StageTally:
@@ -85,32 +74,19 @@ class _StageTally:
 
 
 def curate_file(part: str, uri: str, out_dir: str | os.PathLike, cfg: CurationConfig) -> dict:
-    """raw_crawl -> extracted_documents -> filtered_documents for one WARC file; returns stage counts.
-
-    Runs in a worker process when `cfg.workers > 1`, so it takes and returns only plain values.
-    """
-    from llm_assets.curation.extraction import extract_documents
-    from llm_assets.curation.filtration import filter_documents
-
-    out = Path(out_dir)
+    """The per-file stages (raw_crawl -> extracted_documents -> filtered_documents) for one WARC file;
+    returns stage counts. Runs in a worker process when `cfg.workers > 1`, so it takes and returns only
+    plain values."""
+    run = StageRun(Path(out_dir), (part,), cfg, sources={part: uri})
     tallies = {stage: _StageTally() for stage in PER_FILE_STAGES}
-    t0 = time.perf_counter()
-    stats = crawl_to_parquet(uri, kept_path(out, "raw_crawl", part), max_body_bytes=cfg.max_body_bytes)
-    raw = pl.read_parquet(kept_path(out, "raw_crawl", part))
-    tallies["raw_crawl"].add_counts(stats["records_seen"], raw.height, 0, {}, time.perf_counter() - t0)
-
-    t0 = time.perf_counter()
-    extracted, removed = extract_documents(raw, cfg)
-    tallies["extracted_documents"].add(raw.height, extracted, removed, time.perf_counter() - t0)
-    write_part(out, "extracted_documents", part, extracted, removed)
-    del raw
-
-    t0 = time.perf_counter()
-    filtered, removed = filter_documents(extracted, cfg)
-    tallies["filtered_documents"].add(extracted.height, filtered, removed, time.perf_counter() - t0)
-    write_part(out, "filtered_documents", part, filtered, removed)
-    return {"stages": {k: v.counts() for k, v in tallies.items()}, "bytes_read": stats["bytes_read"],
-            "skipped": dict(stats["skipped"])}
+    raw: dict = {}
+    for stage in PER_FILE_STAGES:
+        t0 = time.perf_counter()
+        figures = stage_record(stage).run(run)
+        raw = raw or figures
+        tallies[stage].add_counts(figures["input"], *figures["parts"][part], time.perf_counter() - t0)
+    return {"stages": {k: v.counts() for k, v in tallies.items()}, "bytes_read": raw["bytes_read"],
+            "skipped": dict(raw["skipped"])}
 
 
 def _finish(tally: _StageTally, rows_in: int, started: float, written: dict | None = None) -> None:
@@ -211,54 +187,6 @@ def _curate_files(sources: dict[str, str], out: Path, cfg: CurationConfig, worke
     return raw_stats
 
 
-class GlobalStages:
-    """The global stages over the lake at `out` as tasks on `engine`, one part's text in memory per task,
-    outputs kept per input part. `run(stage)` runs one and returns its extra figures; `written` holds what
-    each part's write kept and removed."""
-
-    def __init__(self, out: Path, parts: list[str], cfg: CurationConfig, benchmark_files, engine) -> None:
-        self.out, self.parts, self.cfg, self.engine = out, parts, cfg, engine
-        self.benchmark_files = [Path(p) for p in benchmark_files]
-        self.written: dict[str, dict[str, tuple]] = {stage: {} for stage in GLOBAL_STAGES}
-
-    def run(self, stage: str) -> dict:
-        steps = {"deduplicated_documents": self._deduplicate, "quality_classifier": self._train_classifier,
-                 "quality_documents": self._filter_quality, "training_mixture": self._mix}
-        return steps[stage]() or {}
-
-    def _load(self, stage: str):
-        return functools.partial(read_part, self.out, stage)
-
-    def _write(self, stage: str):
-        return functools.partial(write_part, self.out, stage)
-
-    def _deduplicate(self) -> None:
-        with tempfile.TemporaryDirectory(dir=self.out, prefix=".dedup-") as scratch:
-            counts = dedup.deduplicate_parts(self.parts, self._load("filtered_documents"),
-                                             self._write("deduplicated_documents"), self.cfg, self.engine, scratch)
-        self.written["deduplicated_documents"] = counts["parts"]
-
-    def _train_classifier(self) -> dict:
-        return quality.train_quality_classifier(
-            scan_parts([kept_path(self.out, "deduplicated_documents", p) for p in self.parts]),
-            self.out / "quality_classifier", self.cfg)
-
-    def _filter_quality(self) -> None:
-        with tempfile.TemporaryDirectory(dir=self.out, prefix=".quality-") as scratch:
-            result = quality.filter_quality_parts(self.parts, self._load("deduplicated_documents"),
-                                                  self._write("quality_documents"),
-                                                  quality.trained_model(self.out / "quality_classifier"), self.cfg,
-                                                  scratch, self.engine)
-        self.written["quality_documents"] = result["parts"]
-
-    def _mix(self) -> dict:
-        result = mixture.build_mixture_parts(self.parts, self._load("quality_documents"),
-                                             self._write("training_mixture"), self.cfg, self.benchmark_files,
-                                             engine=self.engine)
-        self.written["training_mixture"] = result.pop("parts")
-        return result
-
-
 def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_files, synthetic, engine) -> dict:
     cfg = _curation_config(profile, synthetic, reference_files)
     log.info("curate: %s curation settings", cfg.settings)
@@ -273,13 +201,13 @@ def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_fi
     files_wall = time.perf_counter() - started
 
     parts = list(sources)
-    global_stages = GlobalStages(out, parts, cfg, benchmark_files, engine)
+    run = StageRun(out, tuple(parts), cfg, engine, tuple(Path(p) for p in benchmark_files))
     figures = {}
     for stage in GLOBAL_STAGES:
         t0 = time.perf_counter()
-        figures[stage] = global_stages.run(stage)
+        figures[stage] = stage_record(stage).run(run)
         # a stage's input count is what its first input stage kept
-        _finish(tallies[stage], tallies[STAGE_INPUTS[stage][0]].kept, t0, global_stages.written[stage])
+        _finish(tallies[stage], tallies[STAGE_INPUTS[stage][0]].kept, t0, figures[stage].pop("parts", None))
     for stage in GLOBAL_STAGES:
         prune_parts(out, stage, parts)
 
