@@ -23,6 +23,10 @@ from llm_assets.config_checks import (
 )
 
 EXTRACTORS = ("resiliparse", "trafilatura")
+# what `CurationConfig.off` may switch off: every filter by its name (`curation.filters`), and two stages'
+# work as a whole; a test keeps this list equal to the filters' names
+SWITCHES = ("language", "url_blocklist", "nsfw_words", "toxic", "pii", "gopher_quality", "gopher_repetition", "c4",
+            "fineweb", "quality_model", "dedup")
 PII_ACTIONS = ("redact", "drop")
 # Lightning's precision and accelerator names
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",
@@ -149,6 +153,10 @@ class CurationConfig:
     heuristic_overrides: dict[str, object] = field(default_factory=dict)
     # host -> site name where the default rule (the host's second-level label) is wrong
     host_sites: dict[str, str] = field(default_factory=dict)
+    # rules and stages switched off, by name (SWITCHES): a filter keeps every page, "quality_model" is not
+    # trained (its stage keeps what the heuristics pass), "dedup" keeps every page with its text as it came
+    off: tuple[str, ...] = checked(((lambda v: set(v) <= set(SWITCHES)),
+                                    "a list of names from " + ", ".join(SWITCHES)), ())
     workers: int = 2
     # which set of values this is: "published", or "synthetic-web" (see `curation_for`), plus the fields
     # LLM_ASSETS_CONFIG replaced; set by this module, shown in every curation stage's metadata

@@ -113,6 +113,7 @@ def test_user_config_wins_over_synthetic_settings(tmp_path, monkeypatch):
     ('{"curation": {"heuristic_overrides": {"max_dup_ngram_char_ratio": [[0, 0.2]]}}}',
      "curation.heuristic_overrides.max_dup_ngram_char_ratio", "[n in 1..64, share in [0, 1]] pairs"),
     ('{"curation": {"heuristic_overrides": [1]}}', "curation.heuristic_overrides", "must be an object"),
+    ('{"curation": {"off": ["dedupe"]}}', 'curation.off = ["dedupe"]', "a list of names from language, url_blocklist"),
 ])
 def test_bad_values_are_refused_naming_file_field_value_and_what_is_allowed(tmp_path, monkeypatch, text, field,
                                                                               allowed):

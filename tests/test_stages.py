@@ -63,3 +63,33 @@ def test_code_version_follows_a_rules_source(monkeypatch):
 def test_unknown_stage_names_the_stages():
     with pytest.raises(ValueError, match="unknown curation stage 'dedup'; stages are raw_crawl, "):
         stage("dedup")
+
+
+def test_switches_name_every_filter_and_stage_that_can_be_off():
+    """`settings.SWITCHES`, which `curation.off` is checked against, lists exactly the filters' names and dedup."""
+    from llm_assets.curation import filters
+    from llm_assets.settings import SWITCHES
+
+    cfg = CurationConfig(pii_action="drop")
+    names = {f.name for f in [*filters.extraction_filters(cfg), *filters.filtration_filters(cfg),
+                              *filters.heuristic_filters(filters.HeuristicThresholds()), filters.QualityModel(0.5)]}
+    assert set(SWITCHES) == names | {"dedup"}
+
+
+def test_every_switch_off_keeps_every_page_that_extraction_kept(smoke_crawl, tmp_path):
+    """With every filter, the quality model and dedup off, each stage after extraction keeps every page
+    (the mixture still decontaminates), and the metadata says the model was switched off."""
+    from llm_assets.curation.pipeline import curate
+    from llm_assets.profiles import apply_overrides, get_profile
+    from llm_assets.settings import SWITCHES
+
+    off = [name for name in SWITCHES if name != "language"]
+    # no source weights either, so the mixture removes only benchmark leaks
+    profile = apply_overrides(get_profile("smoke"), {"curation": {"off": off, "source_weights": {}}}, "test")
+    warcs = sorted(str(p) for p in smoke_crawl.glob("crawl-*.warc.gz"))
+    summary = curate(warcs, tmp_path / "lake", profile, synthetic=True)
+    extracted = summary["extracted_documents"]["kept"]
+    for stage in ("filtered_documents", "deduplicated_documents", "quality_documents"):
+        assert (summary[stage]["kept"], summary[stage]["removed"]) == (extracted, 0), stage
+    assert set(summary["training_mixture"]["removed_by_reason"]) <= {"contaminated"}
+    assert summary["quality_classifier"]["skipped"] and "switched off" in summary["quality_classifier"]["skip_reason"]

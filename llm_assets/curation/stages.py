@@ -61,15 +61,16 @@ class StageRun:
 def _raw_crawl(run: StageRun) -> dict:
     from llm_assets.crawl.raw import crawl_to_parquet
 
-    figures: dict = {"parts": {}, "input": 0, "bytes_read": 0, "skipped": {}}
+    figures: dict = {"parts": {}, "input": 0, "bytes_read": 0, "skipped": {}, "repaired": {}}
     for part in run.parts:
         stats = crawl_to_parquet(run.sources[part], kept_path(run.lake, "raw_crawl", part),
                                  max_body_bytes=run.cfg.max_body_bytes)
         figures["parts"][part] = (stats["rows"], 0, {})
         figures["input"] += stats["records_seen"]
         figures["bytes_read"] += stats["bytes_read"]
-        for reason, count in stats["skipped"].items():
-            figures["skipped"][reason] = figures["skipped"].get(reason, 0) + count
+        for side in ("skipped", "repaired"):  # repaired counts truncated_body: bodies cut at max_body_bytes
+            for reason, count in stats[side].items():
+                figures[side][reason] = figures[side].get(reason, 0) + count
     return figures
 
 
@@ -168,26 +169,26 @@ STAGES: tuple[Stage, ...] = (
           "Main-content text and title of each HTML page, with language and score; non-HTML, error statuses, "
           "empty pages, extraction failures and other languages removed with reasons.",
           ("llm_assets.curation.extraction",),
-          ("extractor", "extraction_timeout_s", "languages", "min_language_score")),
+          ("extractor", "extraction_timeout_s", "languages", "min_language_score", "off")),
     Stage("filtered_documents", ("extracted_documents",), True, _filter,
           "Documents after PII redaction (presidio, typed placeholders), the URL blocklist, NSFW words and the "
           "toxicity model.", ("llm_assets.curation.filtration", "llm_assets.curation.pii"),
           ("pii_action", "pii_score_threshold", "pii_spacy_model", "pii_ner_entities", "toxicity_threshold",
-           "toxic_line_share", "nsfw_min_words", "nsfw_word_share")),
+           "toxic_line_share", "nsfw_min_words", "nsfw_word_share", "off")),
     Stage("deduplicated_documents", ("filtered_documents",), False, _deduplicate,
           "Global deduplication over every crawl partition: exact (normalized text hash), near (MinHash LSH "
           "over word n-grams, bands x rows), and lines repeated across a site's pages.",
           ("llm_assets.curation.dedup.rules", "llm_assets.curation.dedup.shuffle"),
           ("minhash_ngram", "minhash_bands", "minhash_rows", "minhash_chunk_words", "boilerplate_min_pages",
-           "boilerplate_min_share")),
+           "boilerplate_min_share", "off")),
     Stage("quality_classifier", ("deduplicated_documents",), False, _train_classifier,
           "A linear quality model on hashed word n-grams: reference pages against other crawl text.",
           ("llm_assets.curation.quality.classifier", "llm_assets.curation.quality.reference"),
-          ("quality_max_train_docs", "quality_min_train_docs", "reference_hosts", "reference_files")),
+          ("quality_max_train_docs", "quality_min_train_docs", "reference_hosts", "reference_files", "off")),
     Stage("quality_documents", ("deduplicated_documents", "quality_classifier"), False, _filter_quality,
           "Gopher quality and repetition, C4 and FineWeb heuristics, then the quality model's score against a "
           "threshold.", ("llm_assets.curation.quality.filtering",),
-          ("heuristic_overrides", "quality_threshold", "quality_max_drop_share")),
+          ("heuristic_overrides", "quality_threshold", "quality_max_drop_share", "off")),
     Stage("training_mixture", ("quality_documents",), False, _mix,
           "Decontaminated (n-gram overlap with benchmarks), source-weighted, split into train and validation "
           "by document.", ("llm_assets.curation.mixture",),

@@ -243,6 +243,16 @@ def _apply_task(number: int, job: Shuffle) -> tuple[int, int, dict]:
     return kept.height, removed.height, reasons
 
 
+def _pass_through_task(number: int, parts: tuple[str, ...], load: PartLoader, write: PartWriter
+                       ) -> tuple[int, int, dict]:
+    """With dedup switched off: a part's rows written as they came (no line cut), nothing removed."""
+    docs = _load(load, parts[number])
+    kept = docs.drop("_row").with_columns(pl.lit(0, pl.Int32).alias("boilerplate_lines_removed"))
+    write(parts[number], kept, _duplicate_removed(docs.head(0).with_columns(
+        pl.lit(None, pl.Utf8).alias("_reason"), pl.lit(None, pl.Utf8).alias("duplicate_of"))))
+    return kept.height, 0, {}
+
+
 def _duplicate_removed(rows: pl.DataFrame) -> pl.DataFrame:
     """Removed rows in representative order, with the representative's id and a cluster number derived from
     it (the same for every document removed in favour of one representative, whatever the engine)."""
@@ -278,6 +288,11 @@ def deduplicate_parts(parts: Sequence[str], load: PartLoader, write: PartWriter,
     if not parts:
         return {"input": 0, "kept": 0, "removed": 0, "removed_by_reason": {}, "parts": {}}
     engine = engine or LocalEngine()
+    if "dedup" in cfg.off:
+        log.info("dedup: switched off (curation.off names dedup); every page is kept as it came")
+        written = engine.map(_pass_through_task, list(range(len(parts))), "dedup (off)", parts=tuple(parts),
+                             load=load, write=write)
+        return _totals(parts, sum(kept for kept, _, _ in written), written)
     with contextlib.ExitStack() as stack:
         if scratch is None:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="dedup-"))

@@ -49,6 +49,8 @@ def train_quality_classifier(docs: pl.DataFrame | pl.LazyFrame, out_dir: str | P
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if "quality_model" in cfg.off:
+        return _skip(out, "switched off (curation.off names quality_model)", cfg)
     reference = read_reference_texts(cfg.reference_files)
     try:
         data = training_documents(docs, cfg, reference)

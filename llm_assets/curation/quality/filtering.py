@@ -163,10 +163,10 @@ def score_quality(docs: pl.DataFrame, model_path: str | Path | None, cfg: Curati
     """`(passing, heuristic_removed)`: documents past the heuristic families, with `text` after C4's line
     clean-up and the model's `quality_score` (null when `model_path` is None: the model was skipped); and
     the removed rows of those the heuristics dropped."""
-    families = heuristic_filters(HeuristicThresholds.from_config(cfg))
+    families = heuristic_filters(HeuristicThresholds.from_config(cfg), cfg.off)
     passing, heuristic_removed = split(docs, judge(docs, families), STAGE)
-    c4 = next(f for f in families if isinstance(f, C4Rules))
-    passing = passing.with_columns(c4.cleaned(passing))
+    for c4 in (f for f in families if isinstance(f, C4Rules)):  # its line clean-up, unless it is off
+        passing = passing.with_columns(c4.cleaned(passing))
     scores = quality_scores(passing["text"].to_list(), model_path) if model_path is not None else None
     return passing.with_columns(pl.Series("quality_score", scores, dtype=pl.Float64) if scores is not None
                                 else pl.lit(None, pl.Float64).alias("quality_score")), heuristic_removed
