@@ -8,6 +8,7 @@ Every stage writes `<root>/<asset_key>/kept/<part>.parquet` for the rows it keep
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -59,8 +60,20 @@ def atomic_target(path: str | os.PathLike):
                 path.fs.put_file(str(tmp), path.path)
             else:
                 os.replace(tmp, path)
+        except Exception as exc:
+            if _disk_full(exc):  # writers (polars, Arrow) say "os error 28" without the file: name it
+                raise OSError(errno.ENOSPC, "No space left on device", str(path)) from exc
+            raise
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    while exc is not None:
+        if getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike, metadata: dict[bytes, bytes] | None = None,

@@ -24,7 +24,8 @@ def user_error(error) -> str:
 
 
 def new_entry() -> dict:
-    return {"rows": None, "bytes": 0, "seconds": 0.0, "materialized": 0, "checks": {}, "errors": [], "notes": []}
+    return {"rows": None, "bytes": 0, "seconds": 0.0, "materialized": 0, "checks": {}, "errors": [], "notes": [],
+            "truncated_body": 0}
 
 
 def summarize_run(result, instance: DagsterInstance) -> dict:
@@ -44,6 +45,7 @@ def summarize_run(result, instance: DagsterInstance) -> dict:
             entry["bytes"] += _size(str(meta["path"].value))
         if "skipped" in meta and isinstance(meta["skipped"].value, str):  # raw_crawl's is a count per reason
             entry["notes"].append(meta["skipped"].value)
+        entry["truncated_body"] += _truncated_bodies(meta)
         entry["seconds"] += durations.get(event.step_key, 0.0)
     for check in result.get_asset_check_evaluations():
         entry = out[check.asset_key.to_user_string()]
@@ -55,6 +57,13 @@ def summarize_run(result, instance: DagsterInstance) -> dict:
         for key in _step_assets(failure.step_key):
             out[key]["errors"].append(message)
     return {k: dict(v) for k, v in out.items()}
+
+
+def _truncated_bodies(meta) -> int:
+    """raw_crawl's count of bodies cut at max_body_bytes (its `repaired` metadata); 0 for other assets."""
+    repaired = meta.get("repaired")
+    value = getattr(repaired, "value", None)
+    return int(value.get("truncated_body", 0)) if isinstance(value, dict) else 0
 
 
 def _step_assets(step_key: str) -> list[str]:
@@ -84,8 +93,8 @@ def _size(location: str) -> int:
 def merge(total: dict, run: dict) -> None:
     for key, entry in run["assets"].items():
         agg = total.setdefault(key, new_entry())
-        for field in ("bytes", "seconds", "materialized"):
-            agg[field] += entry[field]
+        for field in ("bytes", "seconds", "materialized", "truncated_body"):
+            agg[field] += entry.get(field, 0)
         if entry["rows"] is not None:
             agg["rows"] = (agg["rows"] or 0) + entry["rows"]
         for name, passed in entry["checks"].items():
@@ -117,6 +126,8 @@ def print_summary(order: list[str], totals: dict, skipped: set[str], stream=sys.
         rows = "-" if entry["rows"] is None else entry["rows"]
         print(f"{key:<24} {status:<10} {entry['materialized']:>5} {rows:>9} "
               f"{_fmt_bytes(entry['bytes']):>10} {entry['seconds']:>7.1f}s  {checks}", file=stream)
+        if entry.get("truncated_body"):
+            print(f"    note: {entry['truncated_body']} bodies cut at max_body_bytes (truncated_body)", file=stream)
         for note in dict.fromkeys(entry.get("notes", [])):
             print(f"    note: {note}", file=stream)
         for err in dict.fromkeys(entry["errors"]):

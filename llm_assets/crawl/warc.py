@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import polars as pl
 from fastwarc.warc import ArchiveIterator, WarcRecord
 
+from .http_payload import HTTP_HEAD_ALLOWANCE
 from .sources import open_uri, redact_text, redact_url, source_file_name
 from .warc_framing import CHUNK, GZIP_MAGIC, Buffer, GzipMember, frame_records
 from .warc_records import Outcome, record_outcome
@@ -173,6 +174,8 @@ class _Reader:
         self.gz = gz
         self.warc_file = warc_file
         self.cap = cap
+        # the framing keeps what record_outcome would read of a block; the rest is read past, never held
+        self.keep = None if cap is None else cap + HTTP_HEAD_ALLOWANCE
         self.tally = tally
         try:
             self.fd = stream.fileno()
@@ -223,7 +226,7 @@ class _Reader:
         units = 0
         while True:
             if not self.gz:
-                for kind, value in frame_records(raw, None, "garbage_between_records"):
+                for kind, value in frame_records(raw, None, "garbage_between_records", self.keep):
                     if kind == "clean_end":
                         if units >= 2:
                             return raw.offset()
@@ -235,17 +238,15 @@ class _Reader:
             if raw.available() == 0:
                 return None
             if raw.data[raw.pos : raw.pos + 3] != GZIP_MAGIC:
-                nxt = raw.find(GZIP_MAGIC, 1)
                 units += 1
                 yield "skipped", "garbage_between_records", ()
-                if nxt < 0:
+                if not raw.skip_to(GZIP_MAGIC, 1):
                     return None
-                raw.pos += nxt
                 continue
             member_start = raw.offset()
             member = GzipMember(raw)
             records = clean = lost = 0
-            for kind, value in frame_records(Buffer(member), member, "bad_record_header"):
+            for kind, value in frame_records(Buffer(member), member, "bad_record_header", self.keep):
                 if kind == "clean_end":
                     clean += 1
                     continue
@@ -261,10 +262,8 @@ class _Reader:
                     yield "skipped", "corrupt_gzip_member", ()
                 self.f.seek(member_start + 1)  # resynchronise on the next gzip header after this one
                 raw = Buffer(self.f, member_start + 1)
-                nxt = raw.find(GZIP_MAGIC, 0)
-                if nxt < 0:
+                if not raw.skip_to(GZIP_MAGIC, 0):
                     return None
-                raw.pos += nxt
                 continue
             if records == 1 and clean == 1 and units >= 2:
                 return raw.offset()
@@ -272,15 +271,14 @@ class _Reader:
     def _framed(self, kind: str, value) -> Outcome:
         if kind == "skipped":
             return "skipped", value, ()
-        data, framing_repair = value
+        data, framing_repairs = value
         try:
             rec = WarcRecord.from_bytes(data)
         except OSError:
             return "skipped", "bad_record_header", ()
         kind, result, repairs = record_outcome(rec, self.warc_file, self.cap)
-        if framing_repair:
-            repairs = (framing_repair, *repairs)
-        return kind, result, repairs
+        # a block the framing cut may be cut again by record_outcome: one truncated_body per record
+        return kind, result, tuple(dict.fromkeys((*framing_repairs, *repairs)))
 
 
 def _seekable(stream):

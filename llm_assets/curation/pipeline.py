@@ -86,7 +86,7 @@ def curate_file(part: str, uri: str, out_dir: str | os.PathLike, cfg: CurationCo
         raw = raw or figures
         tallies[stage].add_counts(figures["input"], *figures["parts"][part], time.perf_counter() - t0)
     return {"stages": {k: v.counts() for k, v in tallies.items()}, "bytes_read": raw["bytes_read"],
-            "skipped": dict(raw["skipped"])}
+            "skipped": dict(raw["skipped"]), "repaired": dict(raw["repaired"])}
 
 
 def _finish(tally: _StageTally, rows_in: int, started: float, written: dict | None = None) -> None:
@@ -160,13 +160,14 @@ def _curate_files(sources: dict[str, str], out: Path, cfg: CurationConfig, worke
                   tallies: dict[str, _StageTally], engine) -> dict:
     """The per-file stages of every source, as tasks of the ray engine or in `workers` local processes;
     adds to `tallies`, returns the raw_crawl figures."""
-    raw_stats: dict = {"files": len(sources), "bytes_read": 0, "skipped": Counter()}
+    raw_stats: dict = {"files": len(sources), "bytes_read": 0, "skipped": Counter(), "repaired": Counter()}
 
     def collect(result: dict) -> None:
         for stage, counts in result["stages"].items():
             tallies[stage].add_counts(*counts)
         raw_stats["bytes_read"] += result["bytes_read"]
         raw_stats["skipped"].update(result["skipped"])
+        raw_stats["repaired"].update(result["repaired"])
 
     if engine.name == "ray":
         for result in engine.map(_curate_file_task, list(sources.items()), "curate: files", out=str(out), cfg=cfg):
@@ -214,7 +215,7 @@ def _curate(warc_paths, out_dir, profile, benchmark_files, workers, reference_fi
     summaries: dict = {"curation_settings": cfg.settings, "inputs": inputs, "engine": engine.name}
     summaries.update({stage: tally.summary() for stage, tally in tallies.items()})
     summaries["raw_crawl"].update(files=raw_stats["files"], bytes_read=raw_stats["bytes_read"],
-                                  skipped=dict(raw_stats["skipped"]))
+                                  skipped=dict(raw_stats["skipped"]), repaired=dict(raw_stats["repaired"]))
     summaries["per_file_stages"] = {"workers": workers, "wall_seconds": round(files_wall, 3)}
     summaries["quality_classifier"] = {**summaries["quality_classifier"], **figures["quality_classifier"]}
     return _add_mixture_and_totals(summaries, out, parts, figures["training_mixture"], started)
