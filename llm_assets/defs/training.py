@@ -27,6 +27,7 @@ from llm_assets.training import error_path
 from llm_assets.training.callbacks import LAST_CHECKPOINT, METRICS_FILE
 from llm_assets.training.checks import loss_is_finite
 from llm_assets.training.data import require_trainable
+from llm_assets.training.failure import disk_full_cause, reported_failure
 from llm_assets.training.lifeline import launcher_env
 from llm_assets.training.resume import json_content_digest, reset_if_inputs_changed
 from llm_assets.training.sft import ends_turn_check
@@ -106,20 +107,27 @@ class TrainingLauncher(ConfigurableResource):
 def launch(context: AssetExecutionContext, launcher: TrainingLauncher, command: str, config: dict,
            config_path, url: str | None = None) -> list:
     """Write the program's JSON config where the program can read it and launch it; a failed run raises
-    the program's own one-line error (which it leaves next to the config) instead of Pipes' exit code.
+    the program's own one-line error (which it leaves next to the config) instead of Pipes' exit code, or the
+    full disk that kept it from leaving one.
     `url`, when given, replaces the `path` the program reports (its local folder) in the materialization:
     the asset's folder in an object-store lake."""
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(config, indent=2))
+    try:
+        config_path.write_text(json.dumps(config, indent=2))
+    except OSError as err:
+        config_path.unlink(missing_ok=True)
+        raise OSError(err.errno, f"{context.asset_key.to_user_string()}: could not write {config_path}: "
+                                 f"{disk_full_cause(err, [config_path.parent]) or err.strerror}") from None
     error = error_path(config_path)
     error.unlink(missing_ok=True)
     context.log.info("launching %s with %s", command, config_path)
     try:
         results = launcher.run(context, [command, "--config", str(config_path)])
     except Exception:
-        if error.is_file():
+        reported = reported_failure(config_path, [config["out"], config_path.parent])
+        if reported:
             raise RuntimeError(f"{context.asset_key.to_user_string()}: the {command} program failed: "
-                               f"{error.read_text().strip()}") from None
+                               f"{reported}") from None
         raise
     return [_as_reported(r, url) if isinstance(r, MaterializeResult) else r for r in results]
 

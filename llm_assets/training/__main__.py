@@ -2,8 +2,9 @@
 
 Under Pipes (launched by the Dagster asset) progress lines go to `pipes.log.info` and the final metrics
 to `pipes.report_asset_materialization`; otherwise lines go to stdout and metrics to `metrics.json`.
-A failure prints one line on stderr (LLM_ASSETS_DEBUG=1: the traceback), writes it next to the config
-file as `<config>.error` for the launching asset to report, and exits with status 1.
+A failure prints one line on stderr (LLM_ASSETS_DEBUG=1: the traceback), naming a full disk and its folder,
+writes it next to the config file as `<config>.error` (into blocks reserved at start, so a full disk still
+takes it) for the launching asset to report, and exits with status 1.
 
 `--ray` runs the same training as a Ray Train job (`ray_train`): `devices` x `num_nodes` workers on the
 cluster at `$LLM_ASSETS_RAY_ADDRESS` (unset: a local one), each with one GPU when the accelerator is gpu.
@@ -13,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
 from llm_assets.training import error_path
 from llm_assets.training.config import PretrainConfig, SFTConfig, load_config
+from llm_assets.training.failure import failure_message, release_error_file, reserve_error_file, write_error
 from llm_assets.training.lifeline import die_with_parent
 from llm_assets.training.pretrain import run_pretraining
 from llm_assets.training.ray_train import train_on_ray
@@ -30,9 +34,10 @@ logger = logging.getLogger("llm_assets.training")
 
 # metrics reported as asset metadata (the rest stay in metrics.json)
 METADATA_KEYS = ("train_loss", "val_loss", "val_perplexity", "tokens_seen", "tokens_per_s", "mfu", "parameters",
-                 "steps", "unigram_entropy", "world_size", "precision")
+                 "steps", "unigram_entropy", "world_size", "precision", "last_ckpt_set_aside")
 SFT_METADATA_KEYS = ("train_loss", "assistant_loss_before", "assistant_loss_after", "examples", "steps", "epochs",
-                     "tokens_seen", "assistant_tokens_seen", "tokens_per_s", "parameters", "world_size", "precision")
+                     "tokens_seen", "assistant_tokens_seen", "tokens_per_s", "parameters", "world_size", "precision",
+                     "last_ckpt_set_aside")
 
 
 def is_launching_rank() -> bool:
@@ -65,13 +70,25 @@ def sft_command(config_path: str, ray: bool = False) -> int:
     return train_command(train, SFT_METADATA_KEYS, config_path, "sft")
 
 
+def written_folders(config_path: str | None) -> list[Path]:
+    """Where a run writes: its config's folder and its `out` (read again here: the config may be the error)."""
+    if config_path is None:
+        return []
+    folders = []
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
+        folders.append(Path(json.loads(Path(config_path).read_text())["out"]))
+    return [*folders, Path(config_path).resolve().parent]  # out first: named when both are on one full disk
+
+
 def train_command(train, metadata_keys: tuple[str, ...], config_path: str | None = None,
                   command: str = "train") -> int:
     """Run `train(emit)` with progress going to Pipes (when launched by Dagster) or stdout; 1 on failure."""
     use_pipes = is_launching_rank() and PipesEnvVarParamsLoader().is_dagster_pipes_process()
     debug = os.environ.get("LLM_ASSETS_DEBUG", "").lower() in ("1", "true", "yes", "on")
-    if config_path is not None and is_launching_rank():
+    reporting = config_path is not None and is_launching_rank()
+    if reporting:
         error_path(config_path).unlink(missing_ok=True)
+        reserve_error_file(config_path)  # a disk that fills up during training still takes the error line
     with open_dagster_pipes() if use_pipes else contextlib.nullcontext() as pipes:
         emit = pipes.log.info if pipes is not None else (lambda line: print(line, flush=True))
         try:
@@ -79,11 +96,15 @@ def train_command(train, metadata_keys: tuple[str, ...], config_path: str | None
         except Exception as err:
             if debug:
                 raise
-            message = " ".join(str(err).split()) or type(err).__name__
+            message = failure_message(err, written_folders(config_path))
             print(f"llm_assets.training {command}: error: {message}", file=sys.stderr, flush=True)
-            if config_path is not None and is_launching_rank():
-                error_path(config_path).write_text(message + "\n")
+            if reporting and not write_error(config_path, message):
+                print(f"llm_assets.training {command}: could not write {error_path(config_path)} either",
+                      file=sys.stderr, flush=True)
             return 1
+        finally:
+            if reporting:
+                release_error_file(config_path)
         if pipes is not None and metrics:
             pipes.report_asset_materialization(metadata=materialization_metadata(metrics, metadata_keys))
     return 0

@@ -23,7 +23,12 @@ def save_last_checkpoint(trainer: L.Trainer, out_dir: str | os.PathLike) -> Path
     """Write `last.ckpt` through a temporary name, so a crash while saving keeps the previous one."""
     final = Path(out_dir) / LAST_CHECKPOINT
     tmp = final.with_name(f".{LAST_CHECKPOINT}.step{trainer.global_step}.tmp")
-    trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; only global rank zero writes
+    try:
+        trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls it; only global rank zero writes
+    except BaseException:
+        if trainer.is_global_zero:
+            tmp.unlink(missing_ok=True)  # a half-written copy would keep a full disk full for the rerun
+        raise
     if trainer.is_global_zero:
         os.replace(tmp, final)
     trainer.strategy.barrier("last_checkpoint")

@@ -31,6 +31,7 @@ from llm_assets.training.data import TokenWindowData
 from llm_assets.training.flops import flops_per_token, measure_matmul_peak
 from llm_assets.training.module import LanguageModelTask, OptimizerConfig
 from llm_assets.training.report import final_train_loss, plot_loss_curve, write_metrics
+from llm_assets.training.resume import resumable_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
     trainer.callbacks.insert(0, reporter)  # before LastCheckpoint: a checkpoint holds its own step
 
     ckpt_path = out / LAST_CHECKPOINT
-    resume_from = str(ckpt_path) if config.resume and ckpt_path.is_file() else None
+    resume_from, set_aside = resumable_checkpoint(out, config.resume, trainer.is_global_zero, emit)
     if trainer.is_global_zero:
         write_config_and_tokenizer(model_config, config.tokenizer, out)
         emit(f"pretraining {task.model.num_parameters():,} parameters on {accelerator} x{world} ({precision}), "
@@ -145,7 +146,8 @@ def run_pretraining(config: PretrainConfig, emit: Callable[[str], None] = print,
                                   tokens_per_step})
     metrics = {**_pretrain_metrics(config, trainer, reporter, val_loss, tokens_per_step, data.train_windows.tokens),
                "steps_cut_by_epochs": cut, "flops_per_token": flops_per_token(model_config), "peak_flops": peak * world,
-               "parameters": task.model.num_parameters(), "precision": precision, "resumed_from": resume_from}
+               "parameters": task.model.num_parameters(), "precision": precision, "resumed_from": resume_from,
+               "last_ckpt_set_aside": set_aside}
     write_metrics(out, metrics)
     emit(f"done: train loss {metrics['train_loss']} val loss {val_loss} tokens/s {metrics['tokens_per_s']:,.0f}"
          + (f" MFU {metrics['mfu']:.2%}" if metrics["mfu"] is not None else "") + f" -> {out}")

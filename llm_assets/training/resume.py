@@ -6,7 +6,11 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+
+import torch
 
 from llm_assets.lake import read_json
 from llm_assets.training.callbacks import LAST_CHECKPOINT
@@ -52,3 +56,39 @@ def reset_if_inputs_changed(out_dir: str | os.PathLike, inputs: dict) -> bool:
     tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
     os.replace(tmp, record)
     return stale
+
+
+def unreadable_reason(path: Path) -> str | None:
+    """Why `path` cannot be resumed from (truncated, foreign, or a pickle that weights-only loading refuses),
+    or None when it loads; the tensors are mapped, not read."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # torch raises several types for truncated, foreign or crafted files
+        return " ".join(str(err).split())[:300] or type(err).__name__
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        return "not a Lightning checkpoint (no state_dict)"
+    return None
+
+
+def resumable_checkpoint(out_dir: str | os.PathLike, resume: bool, is_global_zero: bool,
+                         emit: Callable[[str], None]) -> tuple[str | None, str | None]:
+    """(the `last.ckpt` to resume from or None, what was set aside or None).
+
+    An unreadable `last.ckpt` is renamed `last.ckpt.corrupt-<UTC time>` and training starts fresh, said in the
+    log and the metrics: kept for inspection, while a rerun (a schedule, a retry) no longer fails on it forever.
+    Only global rank zero renames; another rank that finds the file unreadable or gone starts fresh as well.
+    """
+    path = Path(out_dir) / LAST_CHECKPOINT
+    if not resume or not path.is_file():
+        return None, None
+    reason = unreadable_reason(path)
+    if reason is None:
+        return str(path), None
+    if not is_global_zero:
+        return None, None
+    aside = path.with_name(f"{LAST_CHECKPOINT}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
+    os.replace(path, aside)
+    note = f"{path} is unreadable ({reason}); set aside as {aside.name}, training from scratch"
+    log.warning(note)
+    emit(note)
+    return None, f"{aside}: {reason}"

@@ -46,6 +46,7 @@ from llm_assets.training.config import SFTConfig, TrainerFactory, resolve_runtim
 from llm_assets.training.data import ResumableWindowLoader, ResumeSampler, ShardWindows
 from llm_assets.training.module import LanguageModelTask, OptimizerConfig
 from llm_assets.training.report import final_train_loss, plot_loss_curve, write_metrics
+from llm_assets.training.resume import resumable_checkpoint
 from llm_assets.training.sft_data import examples_metadata
 
 logger = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
     trainer.callbacks.insert(0, reporter)  # before LastCheckpoint: a checkpoint holds its own step
 
     ckpt_path = out / LAST_CHECKPOINT
-    resume_from = str(ckpt_path) if config.resume and ckpt_path.is_file() else None
+    resume_from, set_aside = resumable_checkpoint(out, config.resume, trainer.is_global_zero, emit)
     loss_before = assistant_token_loss(base_model, eval_ids, eval_masks, pad_id)
     del base_model
     if trainer.is_global_zero:
@@ -301,6 +302,7 @@ def run_sft(config: SFTConfig, emit: Callable[[str], None] = print, callbacks: S
     metrics = _sft_metrics(config, trainer, reporter, (loss_before, loss_after), len(input_ids), steps,
                            (tokens, assistant_tokens))
     metrics.update(parameters=task.model.num_parameters(), precision=precision, resumed_from=resume_from,
+                   last_ckpt_set_aside=set_aside,
                    replay_windows_per_micro_batch=sizes.replay_windows if replay else 0,
                    replay_tokens_seen=trainer.global_step * replay_per_step)
     write_metrics(out, metrics)
