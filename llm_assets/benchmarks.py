@@ -58,6 +58,42 @@ def format_error(path: Path, line: int, why: str) -> BenchmarkFormatError:
     return BenchmarkFormatError(f"{path}:{line}: {why}")
 
 
+def short(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters, so a huge field cannot flood an error line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def keys_of(record: dict) -> str:
+    """A record's keys for an error line: sorted, each and the list cut short."""
+    keys = sorted(record)
+    shown = ", ".join(short(k, 40) for k in keys[:12])
+    return f"[{shown}{', ...' if len(keys) > 12 else ''}]"
+
+
+# a \uD800-\uDFFF escape may be a lone surrogate: text no encoder (UTF-8, the tokenizer) accepts
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def parse_json_line(line: str) -> Any:
+    """One JSON Lines record; a ValueError saying why (without the place) for anything that is not one."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not valid JSON ({err.msg} at column {err.colno})") from None
+    except RecursionError:
+        raise ValueError("not usable JSON (nested too deeply)") from None
+    except ValueError:  # an integer past Python's digit limit
+        raise ValueError("not usable JSON (a number with more digits than Python reads)") from None
+    if _SURROGATE_ESCAPE.search(line):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"holds a lone UTF-16 surrogate ({err.object[err.start]!r}), which is not text; "
+                             "fix the escape") from None
+    return value
+
+
 def detect_format(record: dict) -> str | None:
     """The format of one JSONL record by its keys (see the module table), None if none fits."""
     if "query" in record:
@@ -80,16 +116,34 @@ def hellaswag_preprocess(text: str) -> str:
     return text.replace("  ", " ")
 
 
+# keys an item may carry that later stages read, with the type they read them as (None is always allowed)
+EXTRA_TYPES = {"split": str, "fact": str, "person": str, "description": str, "contaminated": bool}
+
+
+def check_extras(record: dict, path: Path, line: int) -> None:
+    """A record's optional keys that later stages read (`split`, `person`, ...) have the type they expect."""
+    for key, kind in EXTRA_TYPES.items():
+        value = record.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise format_error(path, line, f"`{key}` must be a {kind.__name__} when given, got {short(value)}")
+
+
+def _small_number(text: str) -> bool:
+    """ASCII digits, short enough for an index ("²" is a digit to Python but not to int())."""
+    text = text.strip()
+    return text.isascii() and text.isdigit() and len(text) < 10
+
+
 def _index(gold: Any, labels: list | None, n: int, key: str, path: Path, line: int) -> int:
     """An answer given as an index, a label from `labels`, or a letter, as an index into the choices."""
     if isinstance(gold, str) and labels is not None and gold in labels:
         gold = labels.index(gold)
-    elif isinstance(gold, str) and gold.strip().isdigit() and labels is None:
+    elif isinstance(gold, str) and _small_number(gold) and labels is None:
         gold = int(gold)
     elif isinstance(gold, str) and len(gold) == 1 and gold.upper() in LETTERS:
         gold = LETTERS.index(gold.upper())
     if isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < n:
-        raise format_error(path, line, f"{key} must be an index into the {n} choices, got {gold!r}")
+        raise format_error(path, line, f"{key} must be an index into the {n} choices, got {short(gold)}")
     return gold
 
 
@@ -104,12 +158,16 @@ def _normalise(record: dict, fmt: str, path: Path, line: int) -> Item:
         key = "answerKey" if fmt == "arc" else "answer"
         gold = record.get(key)
         if isinstance(question, dict):  # AI2's own ARC files: {"question": {"stem", "choices": [{text, label}]}}
-            choices = {"text": [c.get("text") for c in question.get("choices", [])],
-                       "label": [c.get("label") for c in question.get("choices", [])]}
+            listed = question.get("choices")
+            if not isinstance(listed, list) or not all(isinstance(c, dict) for c in listed):
+                raise format_error(path, line, "question.choices must be a list of {text, label} objects")
+            choices = {"text": [c.get("text") for c in listed], "label": [c.get("label") for c in listed]}
             question = question.get("stem")
         if isinstance(choices, dict):  # {"text": [...], "label": [...]}
             labels = choices.get("label")
             choices = choices.get("text")
+            if not isinstance(labels, list):
+                raise format_error(path, line, "choices.label must be a list of labels, one per choice")
         query, used = question, ("question", "choices", key)
     elif fmt == "hellaswag":
         endings, gold, key = record.get("endings"), record.get("label"), "label"
@@ -133,13 +191,17 @@ def _normalise(record: dict, fmt: str, path: Path, line: int) -> Item:
     else:
         raise format_error(path, line, f"expected keys query/choices/gold, question/choices/answer, "
                                 f"question/choices/answerKey (ARC), ctx_a/ctx_b/endings/label (HellaSwag) or "
-                                f"goal/sol1/sol2/label (PIQA), got {sorted(record)}")
+                                f"goal/sol1/sol2/label (PIQA), got {keys_of(record)}")
     if not isinstance(query, str):
         raise format_error(path, line, f"the question text must be a string, got {type(query).__name__}")
     if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
         raise format_error(path, line, "choices must be a list of at least two strings")
     gold = _index(gold, labels, len(choices), key, path, line)
     extra = {k: v for k, v in record.items() if k not in used}
+    check_extras(extra, path, line)
+    if "continuations" in extra and not (isinstance(extra["continuations"], list) and len(extra["continuations"])
+                                         == len(choices) and all(isinstance(c, str) for c in extra["continuations"])):
+        raise format_error(path, line, "continuations must be a list of strings, one per choice")
     return {**extra, "query": query, "choices": list(choices), "gold": gold, "format": fmt,
             "template": TEMPLATES[fmt]}
 
@@ -154,7 +216,7 @@ def _check_choices(item: Item, path: Path, line: int, index: int) -> None:
     for i, choice in enumerate(choices):
         if choice in seen:
             raise format_error(path, line, f"item {index}: choices {seen[choice]} and {i} are the same text "
-                                    f"{choice!r}; an item needs distinct choices")
+                                    f"{short(choice)}; an item needs distinct choices")
         seen[choice] = i
 
 
@@ -169,15 +231,19 @@ def _text(path: Path) -> str:
                                 "benchmark files are UTF-8 JSONL or CSV") from None
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
     """`(line number, object)` of each non-blank line of a UTF-8 JSONL file; a bad line names file and line."""
-    for line_no, line in enumerate(_text(path).splitlines(), start=1):
+    # only CR/LF end a record: U+2028 or U+0085 may stand unescaped inside a JSON string
+    for line_no, line in enumerate(_LINE_BREAK.split(_text(path)), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise format_error(path, line_no, f"not valid JSON ({err.msg} at column {err.colno})") from None
+            record = parse_json_line(line)
+        except ValueError as err:
+            raise format_error(path, line_no, str(err)) from None
         if not isinstance(record, dict):
             raise format_error(path, line_no, f"expected a JSON object, got {type(record).__name__}")
         yield line_no, record
@@ -212,21 +278,32 @@ def mmlu_description(subject: str) -> str:
     return f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
 
 
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """`(line number, fields)` of each record of a UTF-8 CSV file; a record csv cannot read names its line."""
+    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:  # e.g. a field past csv.field_size_limit()
+            raise format_error(path, reader.line_num, f"not readable CSV ({err})") from None
+        yield reader.line_num, row
+
+
 def load_mmlu_csv(path: str | Path) -> list[Item]:
     """Items of an MMLU CSV file: `question,A,B,C,D,answer`, no header, rendered like lm-eval's mmlu tasks."""
     path = Path(path)
     description = mmlu_description(mmlu_subject(path))
     items: list[Item] = []
-    reader = csv.reader(io.StringIO(_text(path), newline=""))
-    for row in reader:
-        line_no = reader.line_num
+    for line_no, row in _csv_rows(path):
         if not row:
             continue
         if len(row) != 6:
             raise format_error(path, line_no, f"expected 6 fields question,A,B,C,D,answer, got {len(row)}")
         answer = row[5].strip().upper()
-        if answer not in LETTERS[:4]:
-            raise format_error(path, line_no, f"answer must be one of A, B, C, D, got {row[5]!r}")
+        if answer not in tuple(LETTERS[:4]):  # a tuple: "" and "AB" are substrings of "ABCD", not letters
+            raise format_error(path, line_no, f"answer must be one of A, B, C, D, got {short(row[5])}")
         question, choices = row[0], row[1:5]
         # lm-eval: "{{question.strip()}}\nA. {{choices[0]}}\n…\nD. {{choices[3]}}\nAnswer:", continuations " A"…" D"
         text = question.strip() + "".join(f"\n{LETTERS[i]}. {c}" for i, c in enumerate(choices))

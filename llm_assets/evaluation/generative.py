@@ -25,7 +25,14 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from llm_assets.benchmarks import BenchmarkFormatError, Item, format_error, jsonl_objects
+from llm_assets.benchmarks import (
+    BenchmarkFormatError,
+    Item,
+    check_extras,
+    format_error,
+    jsonl_objects,
+    parse_json_line,
+)
 from llm_assets.evaluation.adapter import ScoringModel
 from llm_assets.evaluation.multiple_choice import warn_special_token_text
 from llm_assets.evaluation.tasks import SPLITS
@@ -47,8 +54,8 @@ def is_open_question_file(path: str | Path) -> bool:
     with path.open(encoding="utf-8", errors="replace") as handle:
         first = next((line for line in handle if line.strip()), "")
     try:
-        record = json.loads(first)
-    except json.JSONDecodeError:
+        record = parse_json_line(first)
+    except ValueError:  # not JSON: `load_items` says why, naming the line
         return False
     return isinstance(record, dict) and "question" in record and "answers" in record and "choices" not in record
 
@@ -65,6 +72,7 @@ def load_open_questions(path: str | Path) -> list[Item]:
                 or not all(isinstance(a, str) and normalize(a) for a in answers)):
             raise format_error(path, line_no, "`answers` must be a non-empty list of answer strings (each with a "
                                        "letter or digit)")
+        check_extras(record, path, line_no)
         items.append({**record, "doc_id": len(items)})
     if not items:
         raise BenchmarkFormatError(f"{path}: no items")

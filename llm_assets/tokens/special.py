@@ -54,7 +54,7 @@ def _message_parts(messages: Iterable[Mapping[str, str]]) -> list[tuple[str, str
     for position, message in enumerate(messages):
         role = message.get("role")
         content = message.get("content")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise ValueError(f"chat message {position}: unknown role {role!r}; use one of {', '.join(ROLES)}")
         if not isinstance(content, str):
             raise ValueError(f"chat message {position} ({role}): content must be a string, got "

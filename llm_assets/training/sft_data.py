@@ -19,7 +19,6 @@ people in that form answers it about people it never saw asked (Allen-Zhu & Li, 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -30,7 +29,8 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from llm_assets.benchmarks import QUESTION_TEMPLATE, load_items
+from llm_assets.benchmarks import QUESTION_TEMPLATE, keys_of, load_items, parse_json_line
+from llm_assets.benchmarks import short as shortened
 from llm_assets.lake import file_sha256, write_parquet
 from llm_assets.text import normalized_text
 from llm_assets.tokens.encoding import encode_with_offsets, load_tokenizer, special_id
@@ -58,6 +58,9 @@ def _conversation_from_row(row: object, where: str) -> dict:
     """One JSONL row as `{"messages", "person", "fact"}`; a ValueError naming `where` when it fits no format."""
     if not isinstance(row, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for key in ("person", "fact"):  # stored as text columns beside each example
+        if row.get(key) is not None and not isinstance(row[key], str):
+            raise ValueError(f"{where}: {key!r} must be a string when given, got {shortened(row[key])}")
     if "messages" in row:
         messages = row["messages"]
         if not isinstance(messages, list) or not messages:
@@ -67,8 +70,9 @@ def _conversation_from_row(row: object, where: str) -> dict:
             if not isinstance(message, dict):
                 raise ValueError(f"{where}: message {position} is not an object")
             role, content = message.get("role"), message.get("content")
-            if role not in ROLES:
-                raise ValueError(f"{where}: message {position} has role {role!r}; use one of {', '.join(ROLES)}")
+            if not isinstance(role, str) or role not in ROLES:  # a list or dict role is unhashable
+                raise ValueError(f"{where}: message {position} has role {shortened(role)}; use one of "
+                                 f"{', '.join(ROLES)}")
             if not isinstance(content, str):
                 raise ValueError(f"{where}: message {position} ({role}) content must be a string")
             if not content.strip():
@@ -80,7 +84,7 @@ def _conversation_from_row(row: object, where: str) -> dict:
     instruction = row.get("instruction")
     answer_key = "response" if "response" in row else "output" if "output" in row else None
     if answer_key is None or instruction is None:
-        raise ValueError(f"{where}: unknown row format (keys {sorted(row)}); expected 'messages', "
+        raise ValueError(f"{where}: unknown row format (keys {keys_of(row)}); expected 'messages', "
                          f"'instruction'+'response' (synthetic) or 'instruction'+'output' (Alpaca)")
     answer, extra_input = row[answer_key], row.get("input") or ""
     for key, value in (("instruction", instruction), (answer_key, answer), ("input", extra_input)):
@@ -134,9 +138,9 @@ def load_conversations(files: Sequence[str | os.PathLike]) -> list[dict]:
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+                    row = parse_json_line(line)
+                except ValueError as err:
+                    raise ValueError(f"{where}: {err}") from None
                 conversation = _conversation_from_row(row, where)
                 conversation["source"] = str(path)
                 conversations.append(conversation)
