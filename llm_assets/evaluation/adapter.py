@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_assets.tokens.encoding import encode_runs, encode_text, special_id
-from llm_assets.tokens.special import ENDOFTEXT, MarkedText
+from llm_assets.tokens.special import ENDOFTEXT, MarkedText, special_token_text
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,15 @@ class ScoringModel:
         logprobs = F.log_softmax(logits.float(), dim=-1)
         chosen = logprobs.gather(1, targets.unsqueeze(1)).squeeze(1)
         return chosen.cpu(), (logprobs.argmax(dim=-1) == targets).cpu()
+
+
+def warn_special_token_text(task: str, item_texts: Sequence[Sequence[str]]) -> int:
+    """Log how many items hold special-token text (encoded as ordinary text, never as control ids)."""
+    held = sum(any(special_token_text(text) for text in texts) for texts in item_texts)
+    if held:
+        log.warning("%s: %d of %d items contain special-token text such as <|endoftext|>; it is scored as "
+                    "ordinary text, not as control tokens", task, held, len(item_texts))
+    return held
 
 
 def checkpoint_kind(folder: str | Path) -> str:

@@ -33,8 +33,7 @@ from llm_assets.benchmarks import (
     jsonl_objects,
     parse_json_line,
 )
-from llm_assets.evaluation.adapter import ScoringModel
-from llm_assets.evaluation.multiple_choice import warn_special_token_text
+from llm_assets.evaluation.adapter import ScoringModel, warn_special_token_text
 from llm_assets.evaluation.tasks import SPLITS
 from llm_assets.tokens.special import END_OF_TURN, render_chat
 

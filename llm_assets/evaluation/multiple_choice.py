@@ -30,9 +30,9 @@ import polars as pl
 import torch
 
 from llm_assets.benchmarks import QUESTION_TEMPLATE, TEMPLATES, Item, load_items
-from llm_assets.evaluation.adapter import ScoringModel, load_scoring_model
+from llm_assets.evaluation.adapter import ScoringModel, load_scoring_model, warn_special_token_text
 from llm_assets.evaluation.tasks import SAMPLERS
-from llm_assets.tokens.special import render_chat, special_token_text
+from llm_assets.tokens.special import render_chat
 
 log = logging.getLogger(__name__)
 
@@ -304,15 +304,6 @@ def summarise(rows: pl.DataFrame) -> dict[str, dict[str, float]]:
         pl.col("acc").mean(), pl.col("acc_norm").mean(), pl.len().alias("n"))
     return {row["task"]: {"acc": row["acc"], "acc_norm": row["acc_norm"], "n": int(row["n"])}
             for row in summary.iter_rows(named=True)}
-
-
-def warn_special_token_text(task: str, item_texts: Sequence[Sequence[str]]) -> int:
-    """Log how many items hold special-token text (encoded as ordinary text, never as control ids)."""
-    held = sum(any(special_token_text(text) for text in texts) for texts in item_texts)
-    if held:
-        log.warning("%s: %d of %d items contain special-token text such as <|endoftext|>; it is scored as "
-                    "ordinary text, not as control tokens", task, held, len(item_texts))
-    return held
 
 
 def evaluate_multiple_choice(model: ScoringModel, tasks: dict[str, list[Item]], fmt: PromptFormat | None = None,

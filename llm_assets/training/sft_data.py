@@ -158,6 +158,27 @@ def assistant_token_mask(offsets: np.ndarray, spans: Iterable[tuple[int, int]]) 
     return mask
 
 
+def _rendered_forms(conversations: Sequence[dict], plain: bool, dropped: Counter[str]
+                    ) -> tuple[list[dict], list[str], list[list[tuple[int, int]]], list[str]]:
+    """(conversation, text, loss spans, form) per example to encode: the chat form of each conversation with an
+    answer, then with `plain` its question form; conversations with an empty reply counted in `dropped`."""
+    kept, texts, spans, forms = [], [], [], []
+    for conversation in conversations:
+        if any(m["role"] == "assistant" and not m["content"].strip() for m in conversation["messages"]):
+            dropped["empty_response"] += 1
+            continue
+        kept.append(conversation)
+        texts.append(render_chat(conversation["messages"]))
+        spans.append(assistant_spans(conversation["messages"], include_end=True))
+        forms.append("chat")
+        if plain and (question := plain_form(conversation)) is not None:
+            kept.append(conversation)
+            texts.append(question[0] + question[1])
+            spans.append([(len(question[0]), len(question[0]) + len(question[1]))])
+            forms.append("plain")
+    return kept, texts, spans, forms
+
+
 def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.PathLike, context: int,
                     out_path: str | os.PathLike, plain: bool = False) -> dict:
     """Render, tokenize and mask every conversation (and with `plain`, each single-turn one again in the
@@ -176,22 +197,9 @@ def render_examples(conversations: Sequence[dict], tokenizer_path: str | os.Path
             raise ValueError(f"tokenizer {tokenizer_path} lacks the chat token {token}; retrain it with "
                              f"llm_assets.tokens.special.SPECIAL_TOKENS")
     dropped: Counter[str] = Counter()
-    kept, texts, spans, forms = [], [], [], []
-    special_text = 0
-    for conversation in conversations:
-        if any(m["role"] == "assistant" and not m["content"].strip() for m in conversation["messages"]):
-            dropped["empty_response"] += 1
-            continue
-        special_text += any(special_token_text(m["content"]) for m in conversation["messages"])
-        kept.append(conversation)
-        texts.append(render_chat(conversation["messages"]))
-        spans.append(assistant_spans(conversation["messages"], include_end=True))
-        forms.append("chat")
-        if plain and (question := plain_form(conversation)) is not None:
-            kept.append(conversation)
-            texts.append(question[0] + question[1])
-            spans.append([(len(question[0]), len(question[0]) + len(question[1]))])
-            forms.append("plain")
+    kept, texts, spans, forms = _rendered_forms(conversations, plain, dropped)
+    special_text = sum(any(special_token_text(m["content"]) for m in c["messages"])
+                       for c, form in zip(kept, forms, strict=True) if form == "chat")
     # the chat markers become special ids; every content, special-token text included, is encoded as text
     encodings = encode_with_offsets(tokenizer, texts)
     rows: dict[str, list] = {name: [] for name in EXAMPLE_SCHEMA}
