@@ -21,6 +21,7 @@ from tokenizers import Tokenizer
 from llm_assets.__main__ import main
 from llm_assets.evaluation import adapter, generative, multiple_choice
 from llm_assets.evaluation.cli import evaluate
+from llm_assets.evaluation.perplexity import perplexity_from_texts
 from llm_assets.modeling.chat import answer_once, plan_reply
 from llm_assets.modeling.checkpoint import load_checkpoint, save_checkpoint_folder
 from llm_assets.modeling.export import export_hf
@@ -211,6 +212,14 @@ def test_benchmark_text_is_scored_as_text(tmp_path, tok_path, checkpoint, export
             logits = model.logits_fn(torch.tensor([whole[:-1]]))[0].float().log_softmax(-1)
         expected = sum(float(logits[p - 1, whole[p]]) for p in range(len(ctx), len(whole)))
         assert logprob == pytest.approx(expected, abs=1e-4)
+    # perplexity too: the document's ids are the plain ones after the end-of-text that opens it
+    result = perplexity_from_texts(model, [HOSTILE])
+    ids = [ID[ENDOFTEXT], *plain.encode(HOSTILE).ids]
+    with torch.no_grad():
+        logits = model.logits_fn(torch.tensor([ids[:-1]]))[0].float().log_softmax(-1)
+    assert result.tokens == len(ids) - 1
+    assert result.nll_nats == pytest.approx(-sum(float(logits[p, ids[p + 1]]) for p in range(len(ids) - 1)),
+                                            rel=1e-4)
     with caplog.at_level(logging.WARNING):
         scores = evaluate(model, [path])
     assert scores["hostile"]["n"] == 3
