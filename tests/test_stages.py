@@ -89,7 +89,7 @@ def test_every_switch_off_keeps_every_page_that_extraction_kept(smoke_crawl, tmp
     warcs = sorted(str(p) for p in smoke_crawl.glob("crawl-*.warc.gz"))
     summary = curate(warcs, tmp_path / "lake", profile, synthetic=True)
     extracted = summary["extracted_documents"]["kept"]
-    for stage in ("filtered_documents", "deduplicated_documents", "quality_documents"):
-        assert (summary[stage]["kept"], summary[stage]["removed"]) == (extracted, 0), stage
+    for name in ("filtered_documents", "deduplicated_documents", "quality_documents"):
+        assert (summary[name]["kept"], summary[name]["removed"]) == (extracted, 0), name
     assert set(summary["training_mixture"]["removed_by_reason"]) <= {"contaminated"}
     assert summary["quality_classifier"]["skipped"] and "switched off" in summary["quality_classifier"]["skip_reason"]
