@@ -16,6 +16,7 @@ import sys
 import tracemalloc
 import zlib
 
+import brotli
 import pytest
 import warc_cases as wc
 from warc_cases import HTML, http_block, member, page, warc_record
@@ -467,3 +468,21 @@ def test_disk_full_during_curate_names_the_file_and_the_cause(tmp_path):
     assert error.startswith("llm_assets curate: error: ") and "No space left on device" in error, error
     assert f"{out}/lake/" in error and ".parquet" in error, error
     assert leftovers == []
+
+
+# --------------------------------------------------------------------------- what fuzzing found
+
+
+def test_an_unknown_warc_type_is_counted_under_one_name(tmp_path):
+    """The type is the file's text: each made-up type is not a metadata key of its own."""
+    odd = [warc_record("https://x.example/", b"x", rtype=t) for t in ("resp,nse", "x" * 500)]
+    result = read(tmp_path, b"".join(member(r) for r in [*odd, page(0)]))
+    assert result.non_response == {"unknown_warc_type": 2} and urls(result) == ["https://site0.example/page"]
+
+
+def test_brotli_output_is_cut_at_the_cap_whatever_brotli_hands_back():
+    from llm_assets.crawl.http_payload import decode_content
+
+    body = brotli.compress(b"\0" * (1 << 20), quality=1)  # brotli returns 32 KiB for a 1001-byte buffer
+    repairs: list[str] = []
+    assert len(decode_content(body, "br", 1000, repairs)) == 1001 and repairs == []

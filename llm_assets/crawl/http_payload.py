@@ -152,7 +152,8 @@ def _decode_one(body: bytes, encoding: str, cap: int) -> tuple[bytes, bool]:
         if encoding == "br":
             d = brotli.Decompressor()
             out = d.process(body, output_buffer_limit=cap + 1)
-            return out, d.is_finished()
+            # the limit is brotli's buffer size, not a bound: it hands back up to 32 KiB or ~1.6x more
+            return out[: cap + 1], d.is_finished() and len(out) <= cap + 1
         if encoding == "zstd":
             if body[:4] != ZSTD_MAGIC:
                 raise ValueError("no zstd frame header")

@@ -27,6 +27,8 @@ from .http_payload import (
 _RESPONSE = int(WarcRecordType.response)
 _WEB_SCHEMES = ("http", "https", "ftp")
 _DOCUMENT_TYPES = int(WarcRecordType.response) | int(WarcRecordType.resource) | int(WarcRecordType.conversion)
+_WARC_TYPES = {"warcinfo", "response", "resource", "request", "metadata", "revisit", "conversion", "continuation"}
+_LABEL = 40  # characters of a URI scheme or MIME type kept in a non_response kind (they come from the file)
 _URL_HEAD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?://([^/?#]*))?")
 
 # An outcome is ("kept", row, repairs), ("skipped", reason, repairs) or ("non_response", kind, repairs).
@@ -40,7 +42,9 @@ def record_outcome(rec: WarcRecord, warc_file: str, cap: int | None) -> Outcome:
         kind = rec.headers.get("WARC-Type")
         if kind is None:
             return "skipped", "bad_record_header", ()
-        return "non_response", kind.strip().lower(), ()
+        kind = kind.strip().lower()
+        # the type is the file's text: an unknown one is not let out as a metadata key of its own
+        return "non_response", kind if kind in _WARC_TYPES else "unknown_warc_type", ()
     repairs: list[str] = []
     warc = header_dict(rec.headers)
     kind = str(rec.record_type)
@@ -48,7 +52,7 @@ def record_outcome(rec: WarcRecord, warc_file: str, cap: int | None) -> Outcome:
     scheme, host = _scheme_and_host(url)
     if scheme not in _WEB_SCHEMES and scheme:
         # dns:, urn:, file:, wget's metadata:// log... : records about the crawl, not pages of the web
-        return "non_response", f"{kind}:{scheme}", ()
+        return "non_response", f"{kind}:{scheme[:_LABEL]}", ()
     if not host:
         return "skipped", "bad_target_uri", tuple(repairs)
     fetched = _fetch_time(_text(warc.get(b"warc-date")))
@@ -86,7 +90,7 @@ def record_outcome(rec: WarcRecord, warc_file: str, cap: int | None) -> Outcome:
             mime, charset = sniff_type(body), None
             repairs.append("http_headerless_response")
         else:
-            return "non_response", f"response:{warc_mime}", ()
+            return "non_response", f"response:{warc_mime[:_LABEL]}", ()
     else:
         body = block  # resource / conversion: the block is the document, typed by the WARC Content-Type
     if len(body) > limit:
