@@ -4,7 +4,7 @@
 
 Each case is a WARC of a few ordinary pages plus one response record whose gzip member inflates to `--gib`
 GiB (about 1 MB on disk per GiB): as the last member with its Content-Length, as the last member without one,
-and in the middle without one (pages before and after it must still be read). `--big` adds a last member of
+and in the middle with and without one (the pages before and after it must still be read). `--big` adds a last member of
 about 4 MB compressed (4 GiB inflated). Every case is read in a child process, `crawl_to_parquet` at the
 default `max_body_bytes` (10 MiB), or with `--curate` by `python -m llm_assets curate`; the child's peak RSS
 (its VmHWM, and wait4's ru_maxrss) and wall time are printed per tree. `--before DIR` is a checkout of the
@@ -65,6 +65,7 @@ def build_cases(folder: Path, gib: int, big: bool) -> dict[str, Path]:
     cases = {
         f"last member {gib} GiB, Content-Length": pages + [bomb_member(mib, True)],
         f"last member {gib} GiB, no Content-Length": pages + [bomb_member(mib, False)],
+        f"middle member {gib} GiB, Content-Length": pages[:2] + [bomb_member(mib, True)] + pages[2:],
         f"middle member {gib} GiB, no Content-Length": pages[:2] + [bomb_member(mib, False)] + pages[2:],
     }
     if big:

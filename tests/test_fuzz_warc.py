@@ -63,7 +63,7 @@ def mutated(draw, data: bytes, max_mutations: int = 4) -> bytes:
     """`data` with a few mutations: flips, cuts, inserts, duplications, a replaced Content-Length."""
     out = bytearray(data)
     for _ in range(draw(st.integers(0, max_mutations))):
-        kind = draw(st.sampled_from(["flip", "cut", "insert", "duplicate", "length", "truncate"]))
+        kind = draw(st.sampled_from(["flip", "cut", "insert", "duplicate", "length", "date", "truncate"]))
         at = draw(st.integers(0, max(0, len(out) - 1)))
         if kind == "flip" and out:
             out[at] ^= draw(st.integers(1, 255))
@@ -75,10 +75,15 @@ def mutated(draw, data: bytes, max_mutations: int = 4) -> bytes:
         elif kind == "duplicate":
             out[at:at] = out[at : at + draw(st.integers(1, 256))]
         elif kind == "length":
-            value = draw(st.sampled_from([b"0", b"-1", b"lots", b"99999999999", b"", b" 12 "]) |
+            value = draw(st.sampled_from([b"0", b"-1", b"lots", b"99999999999", b"", b" 12 ", b"9" * 5000]) |
                          st.integers(0, 10**9).map(lambda n: str(n).encode()))
             out = bytearray(re.sub(rb"(Content-Length:)[^\r\n]*", rb"\1 " + value.replace(b"\\", b"\\\\"), bytes(out),
                                    count=1, flags=re.I))
+        elif kind == "date":
+            value = draw(st.sampled_from([b"9999-12-31T23:59:59-05:00", b"0001-01-01T00:00:00+05:00", b"2024-02-30",
+                                          b"99991231235959", b"x"]) | st.binary(max_size=30))
+            out = bytearray(re.sub(rb"(WARC-Date:)[^\r\n]*", rb"\1 " + value.replace(b"\\", b"\\\\"), bytes(out),
+                                   count=1))
         elif kind == "truncate":
             del out[at:]
     return bytes(out)
@@ -97,7 +102,8 @@ def http_blocks(draw) -> bytes:
         headers += "Transfer-Encoding: chunked\r\n"
         if draw(st.booleans()):
             body = wc.chunked(body, draw(st.integers(1, 5)))
-    status = draw(st.sampled_from(["HTTP/1.1 200 OK", "HTTP/1.0 404 Not Found", "HTTP/1.1 abc", "HTTP/", ""]))
+    status = draw(st.sampled_from(["HTTP/1.1 200 OK", "HTTP/1.0 404 Not Found", "HTTP/1.1 abc", "HTTP/", "",
+                                   "HTTP/1.1 99999999999 OK", "HTTP/1.1 0 Zero"]))
     block = f"{status}\r\n{headers}\r\n".encode() + body
     return draw(mutated(block, 3))
 

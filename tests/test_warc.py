@@ -486,3 +486,21 @@ def test_brotli_output_is_cut_at_the_cap_whatever_brotli_hands_back():
     body = brotli.compress(b"\0" * (1 << 20), quality=1)  # brotli returns 32 KiB for a 1001-byte buffer
     repairs: list[str] = []
     assert len(decode_content(body, "br", 1000, repairs)) == 1001 and repairs == []
+
+
+def test_a_content_length_of_thousands_of_digits_is_a_wrong_one(tmp_path):
+    """int() refuses over 4300 digits: the reader used to fail the whole file on such a header."""
+    rec = warc_record("https://long.example/", http_block(b"<p>x</p>")).replace(
+        b"Content-Length: ", b"Content-Length: " + b"9" * 5000, 1)
+    for name, data in (("long.warc.gz", member(rec) + member(page(0))), ("long.warc", rec + page(0))):
+        result = read(tmp_path, data, name)
+        assert urls(result) == ["https://long.example/", "https://site0.example/page"], name
+        assert result.repaired == {"content_length_mismatch": 1}, name
+
+
+def test_a_warc_date_at_the_calendars_end_is_a_bad_date(tmp_path):
+    """Moving 9999-12-31T23:59:59-05:00 to UTC overflows: the record is skipped, not the whole file."""
+    rec = warc_record("https://late.example/", http_block(b"<p>x</p>")).replace(
+        b"2024-03-01T12:00:00Z", b"9999-12-31T23:59:59-05:00")
+    result = read(tmp_path, member(rec) + member(page(0)))
+    assert result.skipped == {"bad_warc_date": 1} and urls(result) == ["https://site0.example/page"]

@@ -141,9 +141,10 @@ def _fetch_time(value: str | None) -> datetime | None:
         if len(value) == 14 and value.isdigit():  # ARC-style 20240301120000
             return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
         fetched = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # a date at the calendar's ends with an offset overflows when moved to UTC
+        return fetched.astimezone(UTC) if fetched.tzinfo else fetched.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return fetched.astimezone(UTC) if fetched.tzinfo else fetched.replace(tzinfo=UTC)
 
 
 def _text(value: bytes | None) -> str | None:
