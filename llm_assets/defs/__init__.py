@@ -2,9 +2,9 @@
 
 import os
 
-from dagster import Definitions, ExecutorDefinition
+from dagster import Definitions, ExecutorDefinition, in_process_executor
 
-from .automation import downstream_eager, make_weekly_crawl_schedule
+from .automation import downstream_eager, make_automation_sensor, make_weekly_crawl_schedule
 from .crawl import crawl_partition_job, make_crawl_sensor, raw_crawl
 from .curation import GLOBAL as CURATION_GLOBAL
 from .curation import PARTITIONED as CURATION_PARTITIONED
@@ -37,12 +37,16 @@ def all_resources() -> dict:
 
 
 def build_definitions(resources: dict | None = None, executor: ExecutorDefinition | None = None) -> Definitions:
+    """The code location. Steps run in their run's process by default, as in `build`: a process per step
+    would import the project (torch, polars, presidio) again for each of the graph's chained steps."""
     job = crawl_partition_job(PARTITIONED_ASSETS)
+    automation = automation_enabled()
     return Definitions(
         assets=all_assets(),
         jobs=[job],
-        sensors=[make_crawl_sensor(job, running=automation_enabled()), orphaned_build_runs],
-        schedules=[make_weekly_crawl_schedule(job, running=automation_enabled())],
+        sensors=[make_crawl_sensor(job, launch=automation), orphaned_build_runs,
+                 *([make_automation_sensor()] if automation else [])],
+        schedules=[make_weekly_crawl_schedule(job, running=automation)],
         resources={**all_resources(), **(resources or {})},
-        executor=executor,
+        executor=executor or in_process_executor,
     )

@@ -2,8 +2,11 @@
 
 from dagster import (
     AssetsDefinition,
+    AssetSelection,
     AutomationCondition,
+    AutomationConditionSensorDefinition,
     DefaultScheduleStatus,
+    DefaultSensorStatus,
     RunRequest,
     ScheduleEvaluationContext,
     SkipReason,
@@ -36,4 +39,16 @@ def downstream_eager(assets_def: AssetsDefinition) -> AssetsDefinition:
     """Materialize when an upstream asset was updated, once nothing upstream is in progress or missing."""
     return assets_def.map_asset_specs(
         lambda spec: spec.replace_attributes(automation_condition=AutomationCondition.eager())
+    )
+
+
+def make_automation_sensor() -> AutomationConditionSensorDefinition:
+    """The sensor that evaluates the assets' automation conditions, running from the first start: Dagster's
+    implicit one starts stopped, so "downstream follows" would wait for a user to find and switch it on."""
+    return AutomationConditionSensorDefinition(
+        "automation_conditions", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Every 30 s, evaluates each asset's automation condition (eager): an asset runs once an "
+        "input was updated and nothing upstream is missing or in progress; the Automation page shows why each "
+        "asset ran or waited. Not defined with LLM_ASSETS_AUTOMATION=off.",
     )

@@ -26,6 +26,7 @@ from llm_assets.crawl import RAW_SCHEMA
 from llm_assets.crawl.raw import crawl_to_parquet
 from llm_assets.lake import kept_path
 
+from .common import metadata_value, table
 from .partitions import warc_files
 from .resources import CrawlSource, LakeResource
 
@@ -33,9 +34,10 @@ MAX_UNREADABLE_SHARE = 0.05
 CODE_VERSION = "raw_crawl-1"
 
 
-def counts_table(counts: dict) -> MetadataValue:
-    rows = "\n".join(f"| {k} | {v} |" for k, v in counts.items()) or "| (none) | 0 |"
-    return MetadataValue.md(f"| value | count |\n|---|---|\n{rows}")
+def counts_table(counts: dict, name: str = "value") -> MetadataValue:
+    """A `{value: count}` dict as a table, largest first."""
+    rows = [{name: str(k), "count": v} for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return table(rows, {name: "string", "count": "int"})
 
 
 @asset(
@@ -74,31 +76,36 @@ def raw_crawl(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlSo
             "records_per_s": stats["rows"] / max(stats["seconds"], 1e-9),
             "dagster/column_schema": TableSchema(
                 columns=[TableColumn(name, str(dtype)) for name, dtype in RAW_SCHEMA.items()]),
-            "http_status": counts_table(stats["http_status"]),
-            "content_type": counts_table(stats["content_type"]),
-            "skipped": MetadataValue.json(stats["skipped"]),
-            "repaired": MetadataValue.json(stats["repaired"]),
-            "non_response_records": MetadataValue.json(stats["non_response"]),
+            "http_status": counts_table(stats["http_status"], "status"),
+            "content_type": counts_table(stats["content_type"], "content_type"),
+            "skipped": counts_table(stats["skipped"], "reason"),
+            "repaired": counts_table(stats["repaired"], "repair"),
+            "non_response_records": counts_table(stats["non_response"], "record_type"),
         }
     )
+    # numbers of one partition as text: the UI would plot them over time, zigzagging between partitions
     yield AssetCheckResult(check_name="has_records", passed=stats["rows"] > 0,
-                           metadata={"rows": stats["rows"]})
+                           metadata={"rows": metadata_value(stats["rows"], as_text=True)})
     yield AssetCheckResult(
         check_name="unreadable_share",
         passed=stats["unreadable_share"] < MAX_UNREADABLE_SHARE,
         severity=AssetCheckSeverity.WARN,
-        metadata={"unreadable_share": stats["unreadable_share"],
-                  "skipped": MetadataValue.json(stats["skipped"])},
+        metadata={"unreadable_share": metadata_value(stats["unreadable_share"], as_text=True),
+                  "skipped": counts_table(stats["skipped"], "reason")},
     )
 
 
-def make_crawl_sensor(job, running: bool = True):
+def make_crawl_sensor(job, launch: bool = True):
+    """Registering files is always on; with `launch` (automation on) files that appear after the first
+    registration also get their crawl-side runs, and the downstream assets follow through automation."""
+
     @sensor(
         job=job,
         minimum_interval_seconds=300,
-        default_status=DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED,
-        description="Registers WARC files that appear in the configured sources as partitions and "
-        "starts their crawl-side runs.",
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Registers the WARC files of the configured sources as partitions. On a fresh instance it "
+        "only registers them: the first build is yours (Materialize all), so nothing is built twice. Files that "
+        "appear later also get their crawl-side runs (not with LLM_ASSETS_AUTOMATION=off).",
     )
     def new_warc_files(context: SensorEvaluationContext, crawl: CrawlSource):
         sources = crawl.resolve()
@@ -107,9 +114,14 @@ def make_crawl_sensor(job, running: bool = True):
         if not new:
             return SensorResult(skip_reason=f"no new WARC files among {len(sources)}")
         context.log.info("new WARC files: %s", json.dumps(new[:20]))
+        register = [warc_files.build_add_request(new)]
+        if not known or not launch:
+            why = (f"registered {len(new)} WARC file(s) on a fresh instance; build them with Materialize all"
+                   if not known else f"registered {len(new)} WARC file(s); not run: LLM_ASSETS_AUTOMATION=off")
+            return SensorResult(skip_reason=why, dynamic_partitions_requests=register)
         return SensorResult(
             run_requests=[RunRequest(partition_key=key, run_key=f"warc:{key}") for key in new],
-            dynamic_partitions_requests=[warc_files.build_add_request(new)],
+            dynamic_partitions_requests=register,
         )
 
     return new_warc_files

@@ -21,7 +21,7 @@ from llm_assets.lake import (
 from llm_assets.synthetic.crawl_folder import LABELS_FILE
 from llm_assets.text import normalized_text
 
-from .common import check, kept_files, metadata_value, scratch_dir, spec, stage_parts
+from .common import check, kept_files, metadata_value, scratch_dir, spec, stage_parts, table
 from .partitions import warc_files
 from .resources import CrawlSource, EngineResource, LakeResource
 
@@ -30,10 +30,15 @@ OWNERS = ["team:data"]
 
 
 def reason_table(removed_by_reason: dict[str, int]) -> MetadataValue:
-    if not removed_by_reason:
-        return MetadataValue.md("nothing removed")
-    rows = "\n".join(f"| {r} | {n} |" for r, n in removed_by_reason.items())
-    return MetadataValue.md(f"| reason | removed |\n|---|---|\n{rows}")
+    rows = [{"reason": r, "removed": n} for r, n in removed_by_reason.items()]
+    return table(rows, {"reason": "string", "removed": "int"})
+
+
+def summary_value(name: str, value):
+    """A summary figure as metadata: a `{value: count}` dict (languages, hosts) as a table."""
+    if isinstance(value, dict) and value and all(isinstance(v, int) for v in value.values()):
+        return table([{name: str(k), "count": v} for k, v in value.items()], {name: "string", "count": "int"})
+    return metadata_value(value)
 
 
 def write_stage(lake: LakeResource, stage: str, part: str, kept: pl.DataFrame, removed: pl.DataFrame,
@@ -53,8 +58,8 @@ def stage_metadata(lake: LakeResource, stage: str, kept: pl.DataFrame | pl.LazyF
         "removed": summary["removed"],
         "removed_by_reason": reason_table(summary["removed_by_reason"]),
     }
-    meta.update({f"summary/{k}": metadata_value(v) for k, v in summary.items()
-                 if k not in ("kept", "removed")})
+    meta.update({f"summary/{k}": summary_value(k, v) for k, v in summary.items()
+                 if k not in ("kept", "removed", "removed_by_reason")})
     meta.update({k: metadata_value(v) for k, v in (extra or {}).items()})
     return meta
 
@@ -99,12 +104,12 @@ def extracted_documents(context: AssetExecutionContext, lake: LakeResource, craw
     kept, removed = extraction.extract_documents(raw, cfg)
     yield MaterializeResult(metadata=write_stage(lake, "extracted_documents", part, kept, removed, settings(cfg)))
     reasons = reason_counts(removed)
-    yield check("has_documents", kept.height > 0, blocking_severity=False, documents=kept.height,
-                records=raw.height, removed_by_reason=reasons,
+    yield check("has_documents", kept.height > 0, blocking_severity=False, per_partition=True,
+                documents=kept.height, records=raw.height, removed_by_reason=reasons,
                 description=None if kept.height else f"extracted_documents of {part} has no text page: "
                 f"its {raw.height} records are {', '.join(reasons) or 'none'}")
     empty = kept.filter(pl.col("text").str.strip_chars().str.len_chars() == 0).height
-    yield check("no_empty_text", empty == 0, blocking_severity=False, empty=empty)
+    yield check("no_empty_text", empty == 0, blocking_severity=False, per_partition=True, empty=empty)
 
 
 @asset(
@@ -125,7 +130,7 @@ def filtered_documents(context: AssetExecutionContext, lake: LakeResource, crawl
     pii_settings = filtration.pii_settings(cfg)  # what redaction used
     residual = [text[f.start:f.end] for text, found in zip(texts, pii.find_pii(texts, **pii_settings), strict=True)
                 for f in found]
-    yield check("no_residual_pii", not residual, findings=len(residual), examples=residual[:5])
+    yield check("no_residual_pii", not residual, per_partition=True, findings=len(residual), examples=residual[:5])
 
 
 @asset(
@@ -222,8 +227,8 @@ def quality_documents(lake: LakeResource, crawl: CrawlSource, engine: EngineReso
     description="Decontaminated (13-gram overlap with benchmarks), source-weighted, split into train "
     "and validation by document. With the synthetic crawl, scored against its ground truth.",
     check_specs=[
-        spec("training_mixture", "splits_nonempty", "Train has text (blocking: the tokenizer trains on it); "
-             "an empty validation split is a warning.", blocking=True),
+        spec("training_mixture", "splits_nonempty", "Blocks when train has no text (the tokenizer trains on "
+             "it); warns when the validation split is empty.", blocking=True),
         spec("training_mixture", "split_by_document", "No document is on both sides.", blocking=True),
         spec("training_mixture", "decontaminated", "No kept text shares an n-gram with a benchmark.",
              blocking=True),

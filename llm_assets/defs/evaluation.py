@@ -1,7 +1,9 @@
 """Evaluation assets: the benchmark suite, scores for every checkpoint, and the model card."""
 
 import json
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
@@ -10,17 +12,23 @@ from llm_assets.benchmarks import QUESTION_TEMPLATE
 from llm_assets.curation import report
 from llm_assets.curation.pipeline import STAGES
 from llm_assets.evaluation.card import evaluation_sections, lineage_order, render_model_card, training_section
+from llm_assets.evaluation.cli import bar_plot
 from llm_assets.evaluation.cloze import cloze_pairs
 from llm_assets.evaluation.scoreboard import score_models
 from llm_assets.evaluation.suite import build_suite, malformed_tasks, read_suite, write_suite
 from llm_assets.modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE, CLOZE_FILE, OPEN_QUESTIONS_FILE
 
-from .common import check, global_kept_files, image_markdown, metadata_value, spec
+from .common import check, global_kept_files, png_data_uri, spec, table
 from .resources import CrawlSource, LakeResource
 from .training import SKIPPED_FILE, checkpoint_ready
 
 GROUP = "evaluation"
+SCORE_COLUMNS = {"model": "string", "benchmark": "string", "metric": "string", "value": "float"}
+CLOZE_COLUMNS = {"model": "string", "task": "string", "fact": "string", "question_acc": "float", "cloze_acc": "float",
+                 "gap": "float", "n": "int"}
+CONTAMINATION_COLUMNS = {"task": "string", "items": "int", "contaminated": "int", "clean_acc": "float",
+                         "contaminated_acc": "float"}
 OWNERS = ["team:evaluation"]
 CHECKPOINTS = {"base": "base_checkpoint", "assistant": "assistant_checkpoint"}
 NO_BENCHMARKS = ("skipped: no benchmark files (a real crawl has no synthetic benchmark); set LLM_ASSETS_BENCHMARKS "
@@ -53,14 +61,14 @@ def benchmark_suite(context: AssetExecutionContext, lake: LakeResource, crawl: C
     skipped = {} if suite["files"] else {"skipped": NO_BENCHMARKS}
     if skipped:
         context.log.warning(NO_BENCHMARKS)
+    cloze_of = cloze_pairs(tasks)
+    rows = [{"task": task, "items": n, "format": formats.get(task, "open question"), "cloze_of": cloze_of.get(task),
+             "fewshot_file": str(fewshot[task]["file"]) if task in fewshot else None} for task, n in counts.items()]
     yield MaterializeResult(metadata={"path": MetadataValue.path(f"{lake.url('benchmark_suite')}/suite.json"),
                                       "dagster/row_count": sum(counts.values()),
-                                      "items_per_task": metadata_value(counts),
-                                      "formats": metadata_value(formats),
-                                      "cloze_of": metadata_value(cloze_pairs(tasks)),
-                                      "open_questions": metadata_value(sorted(open_tasks)),
-                                      "fewshot_files": metadata_value({t: p["file"] for t, p in fewshot.items()}),
-                                      "files": metadata_value(suite["files"] + suite["open_files"]),
+                                      "tasks": table(rows, {"task": "string", "items": "int", "format": "string",
+                                                            "cloze_of": "string", "fewshot_file": "string"}),
+                                      "files": bullet_list(suite["files"] + suite["open_files"]),
                                       **skipped})
     bad = malformed_tasks(tasks)
     yield check("well_formed", not bad and (bool(tasks) or not suite["files"]), tasks=len(tasks), bad_tasks=bad,
@@ -96,28 +104,53 @@ def benchmark_scores(context: AssetExecutionContext, lake: LakeResource, config:
                                global_kept_files(lake, "training_mixture"), out, shots=size.shots,
                                batch_size=size.batch_size, max_items=size.max_items,
                                template=config.template or None, fewshot=fewshot, open_tasks=open_tasks)
-    table: pl.DataFrame = results["table"]
+    scores: pl.DataFrame = results["table"]
     headline = {f"{r['model']}/{r['benchmark']}/{r['metric']}": float(r["value"])
-                for r in table.iter_rows(named=True)}
+                for r in scores.iter_rows(named=True)}
     context.log.info("scores:\n%s", (out / "scores.md").read_text())
     skipped = [key for name, key in CHECKPOINTS.items() if name not in models]
-    plot = out / "scores.png"
     yield MaterializeResult(metadata={
         "path": MetadataValue.path(f"{lake.url('benchmark_scores')}/scores.parquet"),
-        "dagster/row_count": table.height,
-        "scores": MetadataValue.md((out / "scores.md").read_text()),
-        **({"question_vs_cloze": MetadataValue.md((out / "question_vs_cloze.md").read_text())}
-           if (out / "question_vs_cloze.md").exists() else {}),
-        **({"scores_plot": image_markdown(plot, "benchmark scores")} if plot.exists() else {}),
+        "dagster/row_count": scores.height,
+        **scores_metadata(scores, results),
         **headline,
-        "models": metadata_value(sorted(models)),
-        **({"not_scored": metadata_value({k: skipped_reason(lake, k) for k in skipped})} if skipped else {}),
-        **({"notes": metadata_value(results["notes"])} if results["notes"] else {}),
-        "contamination": metadata_value(results["contamination"]),
+        "models": ", ".join(sorted(models)),
+        **({"not_scored": table([{"model": k, "reason": skipped_reason(lake, k)} for k in skipped],
+                                {"model": "string", "reason": "string"})} if skipped else {}),
+        **({"notes": bullet_list(results["notes"])} if results["notes"] else {}),
     })
     leaked = (results["contamination"] or {}).get("contaminated_items", 0)
     extra = {"skipped": "no benchmark tasks to check"} if results["contamination"] is None else {}
     yield check("no_contamination", leaked == 0, blocking_severity=False, contaminated_items=leaked, **extra)
+
+
+def bullet_list(items: list) -> MetadataValue:
+    return MetadataValue.md("\n".join(f"- {item}" for item in items) or "none")
+
+
+def scores_metadata(scores: pl.DataFrame, results: dict) -> dict:
+    """The scores, question-vs-cloze and contamination as tables, and one plot per metric sized for the UI."""
+    meta = {"scores": table(scores.to_dicts(), SCORE_COLUMNS)}
+    if results.get("question_vs_cloze"):
+        meta["question_vs_cloze"] = table(results["question_vs_cloze"], CLOZE_COLUMNS)
+    contamination = results["contamination"]
+    if contamination is not None:
+        rows = [{"task": task, **row} for task, row in contamination["tasks"].items()]
+        meta["contamination"] = table(rows, CONTAMINATION_COLUMNS)
+        meta["contaminated_items"] = contamination["contaminated_items"]
+        meta["contamination_ngram"] = contamination["n"]
+    else:
+        meta["contamination"] = "not scanned: no benchmark tasks"
+    plotted = scores.filter(pl.col("metric").is_in(["acc", "acc_norm"]))
+    if not plotted.is_empty():
+        with tempfile.TemporaryDirectory() as folder:
+            images = []
+            for metric in plotted["metric"].unique(maintain_order=True):
+                png = bar_plot(plotted.filter(pl.col("metric") == metric), Path(folder) / f"{metric}.png",
+                               title=f"Benchmark scores: {metric}")
+                images.append(f"![{metric}]({png_data_uri(png)})")
+        meta["scores_plot"] = MetadataValue.md("\n\n".join(images))
+    return meta
 
 
 def skipped_reason(lake: LakeResource, key: str) -> str:
@@ -126,9 +159,9 @@ def skipped_reason(lake: LakeResource, key: str) -> str:
 
 
 def upstream_assets(context: AssetExecutionContext) -> list[str]:
-    """The assets upstream of this one, read from the asset graph of its job (the whole graph, with assets
-    outside the job as external), farthest first."""
-    graph = context.job_def.asset_layer.asset_graph
+    """The assets upstream of this one in the code location's whole asset graph, farthest first (the graph of
+    a run's job may stop at the assets it reads, e.g. a backfill's run of the global stages)."""
+    graph = context.repository_def.asset_graph
     parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
                for key in graph.get_all_asset_keys()}
     return lineage_order(parents, context.asset_key.to_user_string())
@@ -156,6 +189,25 @@ def tokenizer_figures(context: AssetExecutionContext) -> dict:
             if isinstance(v.value, int | float | str) and k != "path"}
 
 
+def lake_relative(path: str) -> str:
+    """An image in another asset's folder of the lake, as a link relative to the card's folder."""
+    return f"../{Path(path).parent.name}/{Path(path).name}"
+
+
+def embedded(path: str) -> str:
+    return png_data_uri(Path(path)) if Path(path).is_file() else path
+
+
+def curation_stages(lake: LakeResource, parts: list[str]) -> list[dict]:
+    """Counts per curation stage, with the mixture's distinct documents (its kept rows count repeats)."""
+    stages = report.stage_counts(lake.path, list(STAGES), parts)
+    for stage in stages:
+        if stage["stage"] == "training_mixture":
+            split = report.split_documents(global_kept_files(lake, "training_mixture"))
+            stage["documents"] = split["train"] + split["validation"]
+    return stages
+
+
 @asset(
     deps=["benchmark_scores"], group_name=GROUP, owners=OWNERS, kinds={"markdown"},
     code_version="model_card-1",
@@ -176,7 +228,7 @@ def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
         "run_id": context.run.run_id,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_sources": report.source_counts(lake.path, sources),
-        "stages": report.stage_counts(lake.path, list(STAGES), list(sources)),
+        "stages": curation_stages(lake, list(sources)),
         "tokenizer": tokenizer_figures(context),
         "model_config": json.loads((base / CONFIG_FILE).read_text()),
         "training": training_section(json.loads((base / "metrics.json").read_text())),
@@ -186,10 +238,10 @@ def model_card(context: AssetExecutionContext, lake: LakeResource, crawl: CrawlS
                   if not checkpoint_ready(lake.asset_dir(key))] + results.get("notes", []),
         "lineage": lineage,
     }
-    card = render_model_card(info)
     with lake.working("model_card") as folder:
-        (folder / "MODEL_CARD.md").write_text(card)
+        # the file links the images beside it in the lake; the UI's copy carries them, a browser has no lake
+        (folder / "MODEL_CARD.md").write_text(render_model_card(info, image_link=lake_relative))
     yield MaterializeResult(metadata={"path": MetadataValue.path(f"{lake.url('model_card')}/MODEL_CARD.md"),
-                                      "card": MetadataValue.md(card)})
+                                      "card": MetadataValue.md(render_model_card(info, image_link=embedded))})
     missing = [k for k in upstream if k not in {row["asset"] for row in lineage}]
     yield check("complete", not missing, blocking_severity=False, missing=missing)

@@ -66,7 +66,8 @@ def tokenizer(context: AssetExecutionContext, lake: LakeResource):
     check_specs=[
         spec("token_shards", "integrity", "Headers and checksums are valid.", blocking=True),
         spec("token_shards", "token_range", "No token id is >= the vocabulary size.", blocking=True),
-        spec("token_shards", "splits_nonempty", "Train and validation have tokens.", blocking=True),
+        spec("token_shards", "splits_nonempty", "Blocks when train has no tokens; warns when validation has none "
+             "(held-out loss and perplexity go unmeasured).", blocking=True),
         spec("token_shards", "no_validation_leak", "No validation document is in train.", blocking=True),
     ],
 )

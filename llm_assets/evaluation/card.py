@@ -6,8 +6,10 @@ optional; a missing section renders as "not recorded" so a partial run still get
     {
       "model_name": str, "run_id": str, "code_version": str, "created": str,
       "data_sources": [{"uri": str, "records": int, "bytes": int}],
-      "stages": [{"stage": str, "input": int, "kept": int, "removed": int,
-                  "reasons": {reason: count}}],              # counts per curation stage, drop reasons
+      "stages": [{"stage": str, "input": int, "kept": int, "removed": int, "documents": int,
+                  "reasons": {reason: count}}],              # per curation stage in pipeline order, drop
+                                                             # reasons; input: else the stage before's kept;
+                                                             # documents: distinct ones, where kept counts rows
       "tokenizer": {"vocab_size": int, "train_tokens": int, "validation_tokens": int,
                     "bytes_per_token": float, ...},           # any further keys are listed as given
       "model_config": {name: value},                          # e.g. n_layer, d_model, context, parameters
@@ -31,7 +33,7 @@ optional; a missing section renders as "not recorded" so a partial run still get
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 NOT_RECORDED = "_not recorded_"
@@ -101,22 +103,54 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def _key_values(values: dict[str, Any]) -> str:
-    return _table(["setting", "value"], sorted(values.items()))
+    return _table(["setting", "value"], sorted(_flatten(values).items()))
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one row each (`rope.theta`), so no cell holds a whole dict."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = ", ".join(map(str, value)) if isinstance(value, list | tuple) else value
+    return flat
 
 
 def _stages(stages: list[dict]) -> str:
-    out = [_table(["stage", "input", "kept", "removed", "drop rate"],
-                  ([s.get("stage"), _input(s), s.get("kept"), s.get("removed"), _rate(s.get("removed"), _input(s))]
-                   for s in stages))]
-    reason_rows = [[s.get("stage"), reason, count, _rate(count, _input(s))]
-                   for s in stages for reason, count in sorted((s.get("reasons") or {}).items(),
-                                                               key=lambda kv: -kv[1])]
+    inputs = _stage_inputs(stages)
+    out = [_table(["stage", "input", "kept", "removed", "drop rate", "note"],
+                  ([s.get("stage"), n, s.get("kept"), s.get("removed"), _rate(s.get("removed"), n), _stage_note(s, n)]
+                   for s, n in zip(stages, inputs, strict=True)))]
+    reason_rows = [[s.get("stage"), reason, count, _rate(count, n)]
+                   for s, n in zip(stages, inputs, strict=True)
+                   for reason, count in sorted((s.get("reasons") or {}).items(), key=lambda kv: -kv[1])]
     if reason_rows:
         out += ["", "Filters (documents removed per reason, as a share of the stage's input):", "",
                 _table(["stage", "reason", "removed", "drop rate"], reason_rows)]
     return "\n".join(out)
 
 
+def _stage_inputs(stages: list[dict]) -> list[int | None]:
+    """Each stage's input: what it says, else what the stage before it kept (stages are in pipeline order),
+    else its kept plus removed."""
+    inputs, previous = [], None
+    for stage in stages:
+        inputs.append(stage["input"] if stage.get("input") is not None else
+                      previous if previous is not None else _input(stage))
+        previous = stage.get("kept")
+    return inputs
+
+
+def _stage_note(stage: dict, given: int | None) -> str:
+    """Why kept + removed is not the input: the mixture counts rows, and source weights repeat documents."""
+    kept, removed, documents = stage.get("kept"), stage.get("removed") or 0, stage.get("documents")
+    if given is None or kept is None or kept + removed == given:
+        return ""
+    if documents is not None and documents != kept:
+        return (f"kept counts rows: {documents:,} distinct documents, source weights repeat some (upsampling) "
+                "and sample others")
+    return f"kept + removed = {kept + removed:,}, not the input"
 def _input(stage: dict) -> int | None:
     if stage.get("input") is not None:
         return stage["input"]
@@ -131,8 +165,10 @@ def _rate(part: int | None, whole: int | None) -> str:
     return f"{100.0 * part / whole:.1f}%"
 
 
-def render_model_card(info: dict[str, Any]) -> str:
-    """Markdown for the model card described by `info` (shape in the module docstring)."""
+def render_model_card(info: dict[str, Any], image_link: Callable[[str], str] | None = None) -> str:
+    """Markdown for the model card described by `info` (shape in the module docstring). `image_link` maps an
+    image's file path to what the card links (default: the path), e.g. a `data:` URI for a browser."""
+    link = image_link or str
     name = info.get("model_name") or "model"
     parts = [f"# Model card: {name}", ""]
     facts = {k: info[k] for k in ("run_id", "code_version", "created") if info.get(k)}
@@ -156,7 +192,7 @@ def render_model_card(info: dict[str, Any]) -> str:
     training = dict(info.get("training") or {})
     curve = training.pop("curve_png", None)
     if curve:
-        parts += [f"![training curves]({curve})", ""]
+        parts += [f"![training curves]({link(curve)})", ""]
     parts += [_key_values(training) if training else ("" if curve else NOT_RECORDED), ""]
 
     parts += ["## Evaluation", ""]
@@ -185,7 +221,7 @@ def render_model_card(info: dict[str, Any]) -> str:
                          ([r.get("model"), r.get("task"), r.get("fact"), r.get("question_acc"), r.get("cloze_acc"),
                            r.get("gap"), r.get("n")] for r in shown)), ""]
     if info.get("scores_png"):
-        parts += [f"![benchmark scores]({info['scores_png']})", ""]
+        parts += [f"![benchmark scores]({link(info['scores_png'])})", ""]
     if info.get("perplexity"):
         parts += ["Validation perplexity:", "", _key_values(info["perplexity"]), ""]
     if info.get("sensitivity"):
