@@ -4,8 +4,8 @@ A stage is written as tasks over parts (or over hash buckets of a shuffle) that 
 and return small values; `Engine.map(fn, items)` runs `fn(item, **shared)` for every item and returns the
 results in item order (`Engine.fold` combines them as they come instead, holding one at a time). `local` runs them one after the other here; `ray` submits each as a Ray task
 (`ray.remote`, one CPU each) to the cluster at `LLM_ASSETS_RAY_ADDRESS` (`auto`, `ray://host:10001`), or
-to a local cluster started for the run when it is unset. The tasks and their results are the same
-either way, so both engines make the same decisions.
+to a local cluster started for the run, listening on 127.0.0.1 only, when it is unset. The tasks and
+their results are the same either way, so both engines make the same decisions.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ RAY_ADDRESS_ENV = "LLM_ASSETS_RAY_ADDRESS"
 RAY_WORKERS_ENV = "LLM_ASSETS_RAY_WORKERS"  # CPUs of a local cluster started for the run
 ENGINES = ("local", "ray")
 NO_RAY = "the ray engine needs Ray: pip install -e '.[ray]'"
+LOOPBACK = "127.0.0.1"  # the one address a cluster started for a run listens on
+LOOPBACK_ADDRESSES = (LOOPBACK, "::1")
 
 
 class LocalEngine:
@@ -131,6 +133,34 @@ def engine_name(name: str | None = None) -> str:
     return chosen
 
 
+def start_local_ray(ray, **options: Any) -> None:
+    """Start a new Ray cluster on this machine, reachable from this machine only; `options` go to `ray.init`.
+
+    Ray binds its servers (GCS, raylet, object manager, workers, agents) to 127.0.0.1 only when the node's
+    address is loopback, and on Linux it replaces a loopback `_node_ip_address` by the machine's network
+    address unless its single-machine switch (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`, read when Ray is
+    imported) is off; so the switch is off while this cluster starts, and a cluster joined later in this
+    process is reached as before. A Ray that still chose another address is stopped and refused.
+    """
+    from ray._private import ray_constants
+
+    switch = getattr(ray_constants, "ENABLE_RAY_CLUSTER", True)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        # address="local": a new cluster even where `ray start` runs one (joining it takes the address);
+        # no dashboard for a cluster of one run
+        ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, dashboard_host=LOOPBACK,
+                 **options)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = switch
+    node = ray.util.get_node_ip_address()
+    if node not in LOOPBACK_ADDRESSES:
+        ray.shutdown()
+        raise RuntimeError(f"the local Ray cluster took address {node}, not {LOOPBACK}, so it would listen on "
+                           f"the network (Ray {ray.__version__}); join a cluster of your own with "
+                           f"${RAY_ADDRESS_ENV} instead")
+
+
 @contextmanager
 def open_engine(name: str | None = None, address: str | None = None,
                 workers: int | None = None) -> Iterator[LocalEngine | RayEngine]:
@@ -138,7 +168,7 @@ def open_engine(name: str | None = None, address: str | None = None,
 
     For `ray`: `address` (else `$LLM_ASSETS_RAY_ADDRESS`) is a running cluster to join; with neither, a
     local cluster of `workers` CPUs (else `$LLM_ASSETS_RAY_WORKERS`, else every core, at least 2) is
-    started and stopped with the block. A Ray session that is already open in this process is reused.
+    started and stopped with the block, listening on 127.0.0.1 only (`start_local_ray`). A Ray session that is already open in this process is reused.
     """
     if engine_name(name) == "local":
         yield LocalEngine()
@@ -154,9 +184,8 @@ def open_engine(name: str | None = None, address: str | None = None,
             ray.init(address=address, log_to_driver=False)
         else:
             cpus = workers or int(os.environ.get(RAY_WORKERS_ENV) or 0) or max(2, os.cpu_count() or 1)
-            # the workers import this package as the driver does; no dashboard for a cluster of one run.
-            # address="local": a new cluster even where `ray start` runs one (joining it takes the address)
-            ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            # the workers import this package as the driver does
+            start_local_ray(ray, num_cpus=cpus, log_to_driver=False)
         started = True
     cpus = int(ray.cluster_resources().get("CPU", 1))
     log.info("engine: ray at %s, %d CPUs", address or "a local cluster", cpus)

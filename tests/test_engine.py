@@ -25,6 +25,8 @@ from llm_assets.tokens.tokenizer import mixture_texts, train_tokenizer
 
 ray = pytest.importorskip("ray")
 
+from test_ray_loopback import assert_loopback_only, ray_listeners  # noqa: E402
+
 
 def test_engine_name_from_argument_then_environment(monkeypatch):
     monkeypatch.delenv(ENGINE_ENV, raising=False)
@@ -144,9 +146,12 @@ def test_joins_a_cluster_started_with_ray_start(smoke_crawl, tmp_path, monkeypat
     # test stops this cluster and nothing else (`ray stop` would stop every Ray process of the machine).
     # No token authentication: this test is about joining, not about Ray's credentials (a cluster that uses
     # them needs RAY_AUTH_MODE=token and the token on the driver, as Ray documents).
-    start = [_ray_cli(), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-             "--disable-usage-stats", f"--temp-dir={temp}"]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    # Bound to 127.0.0.1 like a cluster the project starts for itself: Ray keeps a loopback node address only
+    # with its single-machine switch off, on the head and on every client (the driver read it at import).
+    start = [_ray_cli(), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    monkeypatch.setattr("ray._private.ray_constants.ENABLE_RAY_CLUSTER", False)
     with open(log, "w") as out:
         head = subprocess.Popen(start, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -169,6 +174,7 @@ def test_joins_a_cluster_started_with_ray_start(smoke_crawl, tmp_path, monkeypat
             for side in ("kept", "removed"):
                 assert _ids(lakes["local"], stage, side).equals(_ids(lakes["ray"], stage, side)), (stage, side)
         assert running(), "the step must leave a cluster it joined running"
+        assert_loopback_only(ray_listeners(head.pid))
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGTERM)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import lightning as L
 
-from llm_assets.engine import RAY_ADDRESS_ENV
+from llm_assets.engine import RAY_ADDRESS_ENV, start_local_ray
 from llm_assets.profiles import Runtime
 from llm_assets.training.config import RUNTIME_SECTION, PretrainConfig, SFTConfig, TrainerFactory
 from llm_assets.training.pretrain import run_pretraining
@@ -144,8 +144,7 @@ def _connect(ray, address: str | None, runtime_env: dict | None, workers: int) -
         ray.init(address=address, runtime_env=runtime_env)
     else:
         # one CPU per worker must fit even on a smaller machine, or the job would wait for resources forever
-        ray.init(address="local", num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False,
-                 runtime_env=runtime_env)
+        start_local_ray(ray, num_cpus=max(workers, os.cpu_count() or 1), runtime_env=runtime_env)
     return True
 
 
