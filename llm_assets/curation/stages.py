@@ -182,7 +182,8 @@ STAGES: tuple[Stage, ...] = (
           ("minhash_ngram", "minhash_bands", "minhash_rows", "minhash_chunk_words", "boilerplate_min_pages",
            "boilerplate_min_share", "off")),
     Stage("quality_classifier", ("deduplicated_documents",), False, _train_classifier,
-          "A linear quality model on hashed word n-grams: reference pages against other crawl text.",
+          "A linear quality model on hashed word n-grams: reference pages (encyclopedia, 'similar to "
+          "Wikipedia') against other crawl text; validation precision/recall in metadata.",
           ("llm_assets.curation.quality.classifier", "llm_assets.curation.quality.reference"),
           ("quality_max_train_docs", "quality_min_train_docs", "reference_hosts", "reference_files", "off")),
     Stage("quality_documents", ("deduplicated_documents", "quality_classifier"), False, _filter_quality,
@@ -191,7 +192,7 @@ STAGES: tuple[Stage, ...] = (
           ("heuristic_overrides", "quality_threshold", "quality_max_drop_share", "off")),
     Stage("training_mixture", ("quality_documents",), False, _mix,
           "Decontaminated (n-gram overlap with benchmarks), source-weighted, split into train and validation "
-          "by document.", ("llm_assets.curation.mixture",),
+          "by document. With the synthetic crawl, scored against its ground truth.", ("llm_assets.curation.mixture",),
           ("source_weights", "validation_fraction", "decontamination_ngram", "host_sites")),
 )
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}

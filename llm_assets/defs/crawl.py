@@ -24,14 +24,15 @@ from dagster import (
 
 from llm_assets.crawl import RAW_SCHEMA
 from llm_assets.crawl.raw import crawl_to_parquet
+from llm_assets.curation import stages
 from llm_assets.lake import kept_path
+from llm_assets.profiles import get_profile
 
 from .common import metadata_value, table
 from .partitions import warc_files
 from .resources import CrawlSource, LakeResource
 
 MAX_UNREADABLE_SHARE = 0.05
-CODE_VERSION = "raw_crawl-1"
 
 
 def counts_table(counts: dict, name: str = "value") -> MetadataValue:
@@ -45,7 +46,8 @@ def counts_table(counts: dict, name: str = "value") -> MetadataValue:
     group_name="crawl",
     kinds={"parquet", "warc"},
     owners=["team:data"],
-    code_version=CODE_VERSION,
+    # follows the WARC readers' source and max_body_bytes (the stage table), never bumped by hand
+    code_version=stages.code_version("raw_crawl", get_profile().curation),
     description="Response records of one WARC file (url, record id, fetch time, status, type, charset, "
     "body, host). Damaged records are skipped and counted by reason; the good ones are kept.",
     check_specs=[

@@ -6,8 +6,17 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from llm_assets.curation import dedup, extraction, filtration, groundtruth, mixture, pii, quality, report
-from llm_assets.curation.pipeline import STAGE_INPUTS
+from llm_assets.curation import (
+    dedup,
+    extraction,
+    filtration,
+    groundtruth,
+    mixture,
+    pii,
+    quality,
+    report,
+    stages,
+)
 from llm_assets.lake import (
     kept_path,
     part_files,
@@ -18,6 +27,7 @@ from llm_assets.lake import (
     uri,
     write_part,
 )
+from llm_assets.profiles import get_profile
 from llm_assets.synthetic.crawl_folder import LABELS_FILE
 from llm_assets.text import normalized_text
 
@@ -81,16 +91,21 @@ def loader(lake: LakeResource, stage: str):
     return functools.partial(read_part, lake.path, stage)
 
 
+def from_table(stage: str) -> dict:
+    """The asset arguments that the stage table gives: inputs, description, and a code version that follows
+    the stage's source, rules and the settings it reads (LLM_ASSETS_CONFIG included)."""
+    record = stages.stage(stage)
+    return {"deps": record.inputs, "description": record.description,
+            "code_version": stages.code_version(stage, get_profile().curation)}
+
+
 def settings(cfg) -> dict:
     """Metadata naming the set of curation values a stage ran with ("published", "synthetic-web", ...)."""
     return {"curation_settings": cfg.settings}
 
 
 @asset(
-    partitions_def=warc_files, deps=STAGE_INPUTS["extracted_documents"], group_name=GROUP, owners=OWNERS,
-    kinds={"parquet"}, code_version="extracted_documents-2",
-    description="Main-content text and title of each HTML page, with language and score; non-HTML, "
-    "error statuses, empty pages and extraction failures removed with reasons.",
+    partitions_def=warc_files, group_name=GROUP, owners=OWNERS, kinds={"parquet"}, **from_table("extracted_documents"),
     # a warning, not a gate: a real crawl has WARC files of only images, scripts and redirects; the crawl-wide
     # gate is training_mixture's train_nonempty
     check_specs=[spec("extracted_documents", "has_documents", "Some pages of this WARC file yielded text "
@@ -113,10 +128,8 @@ def extracted_documents(context: AssetExecutionContext, lake: LakeResource, craw
 
 
 @asset(
-    partitions_def=warc_files, deps=STAGE_INPUTS["filtered_documents"], group_name=GROUP, owners=OWNERS,
-    kinds={"parquet", "presidio"}, code_version="filtered_documents-1",
-    description="Documents after the URL blocklist, NSFW words, toxicity model, and PII redaction "
-    "(presidio, typed placeholders).",
+    partitions_def=warc_files, group_name=GROUP, owners=OWNERS, kinds={"parquet", "presidio"},
+    **from_table("filtered_documents"),
     check_specs=[spec("filtered_documents", "no_residual_pii",
                       "presidio finds no PII left in kept text (protects all training).", blocking=True)],
 )
@@ -134,10 +147,7 @@ def filtered_documents(context: AssetExecutionContext, lake: LakeResource, crawl
 
 
 @asset(
-    deps=STAGE_INPUTS["deduplicated_documents"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
-    code_version="deduplicated_documents-2",
-    description="Global deduplication over every crawl partition: exact (normalized text hash), near "
-    "(MinHash LSH over word n-grams, bands x rows), and lines repeated across a site's pages.",
+    group_name=GROUP, owners=OWNERS, kinds={"parquet"}, **from_table("deduplicated_documents"),
     check_specs=[spec("deduplicated_documents", "no_exact_duplicates",
                       "No two kept documents have the same normalized text.", blocking=True)],
 )
@@ -160,10 +170,7 @@ def deduplicated_documents(lake: LakeResource, crawl: CrawlSource, engine: Engin
 
 
 @asset(
-    deps=STAGE_INPUTS["quality_classifier"], group_name=GROUP, owners=OWNERS, kinds={"scikitlearn"},
-    code_version="quality_classifier-1",
-    description="A linear quality model on hashed word n-grams: reference pages (encyclopedia, "
-    "'similar to Wikipedia') against random crawl text; validation precision/recall in metadata.",
+    group_name=GROUP, owners=OWNERS, kinds={"scikitlearn"}, **from_table("quality_classifier"),
     check_specs=[spec("quality_classifier", "reference_text", "The crawl's reference hosts or the reference "
                       "files gave enough text to train the model; a warning when it was skipped."),
                  spec("quality_classifier", "validation_f1", "Validation F1 is at least 0.8.")],
@@ -193,10 +200,7 @@ def quality_classifier(lake: LakeResource, crawl: CrawlSource):
 
 
 @asset(
-    deps=STAGE_INPUTS["quality_documents"], group_name=GROUP, owners=OWNERS,
-    kinds={"parquet"}, code_version="quality_documents-1",
-    description="Gopher quality and repetition, C4 and FineWeb heuristics, then the quality model's "
-    "score against a threshold.",
+    group_name=GROUP, owners=OWNERS, kinds={"parquet"}, **from_table("quality_documents"),
     # a warning: the gate before the tokenizer is training_mixture's train_nonempty, which names the cause
     check_specs=[spec("quality_documents", "has_documents", "Documents survive the quality filters.")],
 )
@@ -222,10 +226,7 @@ def quality_documents(lake: LakeResource, crawl: CrawlSource, engine: EngineReso
 
 
 @asset(
-    deps=STAGE_INPUTS["training_mixture"], group_name=GROUP, owners=OWNERS, kinds={"parquet"},
-    code_version="training_mixture-1",
-    description="Decontaminated (13-gram overlap with benchmarks), source-weighted, split into train "
-    "and validation by document. With the synthetic crawl, scored against its ground truth.",
+    group_name=GROUP, owners=OWNERS, kinds={"parquet"}, **from_table("training_mixture"),
     check_specs=[
         spec("training_mixture", "splits_nonempty", "Blocks when train has no text (the tokenizer trains on "
              "it); warns when the validation split is empty.", blocking=True),
