@@ -1,9 +1,11 @@
-"""Benchmark files into multiple-choice items, rendered the way the matching lm-eval-harness task renders them.
+"""Benchmark files into items, rendered the way the matching lm-eval-harness task renders them.
 
 Three stages read benchmark items: decontamination of the training mixture, the SFT data checks and
 evaluation, so their reading sits at the bottom of the import graph, beside `lake` and `profiles`.
 
-One format per file, recognised by extension and then by the keys of its records:
+One format per file, recognised by extension and then by the keys of its records. Each format is one
+record of `FORMATS` (detection, reading, lm-eval's context and shot rules, what is scored, what
+decontamination looks for), which every consumer reads:
 
 | format      | input                                                        | lm-eval task mirrored       |
 |-------------|--------------------------------------------------------------|-----------------------------|
@@ -12,12 +14,14 @@ One format per file, recognised by extension and then by the keys of its records
 | `arc`       | JSONL `{question, choices: {text, label}, answerKey}`        | `arc_easy` / `arc_challenge` |
 | `hellaswag` | JSONL `{activity_label, ctx_a, ctx_b, endings, label}`       | `hellaswag`                 |
 | `piqa`      | JSONL `{goal, sol1, sol2, label}`                            | `piqa`                      |
+| `open`      | JSONL `{question, answers: [..]}`: a generated reply scored  | none                        |
 | `mmlu`      | CSV `question,A,B,C,D,answer`, no header, subject from name  | `mmlu_<subject>`            |
 
-Every item is `{"query", "choices", "gold", "format", "template", "doc_id", ...}`: `query` is the text that
+A cloze file is a `question` file whose items carry `form: "cloze"`. Every multiple-choice item is `{"query", "choices", "gold", "format", "template", "doc_id", ...}`: `query` is the text that
 fills `{query}` in `template` (for MMLU the question and its lettered options, for HellaSwag lm-eval's
 preprocessed context), `choices` the answer texts, `gold` the index of the right one, `doc_id` the item's
-index in its file. MMLU items also carry `continuations` (` A`…` D` are scored, not the texts) and the
+index in its file; an open item is `{"query" (the question), "answers", "format", "template", "doc_id", ...}`.
+MMLU items also carry `continuations` (` A`…` D` are scored, not the texts) and the
 subject `description` that precedes the shots; other keys of a JSONL record are kept (the synthetic
 world's `split` "sft"/"heldout" and `contaminated`).
 
@@ -27,26 +31,22 @@ Malformed input raises `BenchmarkFormatError` naming the file and line.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
-from collections.abc import Iterator
+import string
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 Item = dict[str, Any]
 LETTERS = "ABCDEFGHIJ"
+_PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
+_ARTICLES = {"a", "an", "the"}
 
 QUESTION_TEMPLATE = "Question: {query}\nAnswer:"
-# how `{query}` becomes the context, per format: lm-eval's doc_to_text for the tasks it mirrors
-TEMPLATES = {
-    "icl": "{query}\nAnswer:",  # the query as written, then the answer cue; never wrapped in "Question:" again
-    "question": QUESTION_TEMPLATE,
-    "arc": QUESTION_TEMPLATE,
-    "piqa": QUESTION_TEMPLATE,
-    "hellaswag": "{query}",
-    "mmlu": "{query}\nAnswer:",
-}
 
 
 class BenchmarkFormatError(ValueError):
@@ -94,21 +94,6 @@ def parse_json_line(line: str) -> Any:
     return value
 
 
-def detect_format(record: dict) -> str | None:
-    """The format of one JSONL record by its keys (see the module table), None if none fits."""
-    if "query" in record:
-        return "icl"
-    if "endings" in record:
-        return "hellaswag"
-    if "goal" in record and "sol1" in record:
-        return "piqa"
-    if "question" in record and "answerKey" in record:
-        return "arc"
-    if "question" in record and "answer" in record:
-        return "question"
-    return None
-
-
 def hellaswag_preprocess(text: str) -> str:
     """lm-eval's HellaSwag clean-up: strip, WikiHow `[title]` to a full stop, drop other `[...]`, one space."""
     text = text.strip().replace(" [title]", ". ")
@@ -147,51 +132,55 @@ def _index(gold: Any, labels: list | None, n: int, key: str, path: Path, line: i
     return gold
 
 
-def _normalise(record: dict, fmt: str, path: Path, line: int) -> Item:
-    """One record of a JSONL file as an item of format `fmt`."""
-    labels = None
-    if fmt == "icl":
-        query, choices, gold, key = record.get("query"), record.get("choices"), record.get("gold"), "gold"
-        used = ("query", "choices", "gold")
-    elif fmt in ("question", "arc"):
-        question, choices = record.get("question"), record.get("choices")
-        key = "answerKey" if fmt == "arc" else "answer"
-        gold = record.get(key)
-        if isinstance(question, dict):  # AI2's own ARC files: {"question": {"stem", "choices": [{text, label}]}}
-            listed = question.get("choices")
-            if not isinstance(listed, list) or not all(isinstance(c, dict) for c in listed):
-                raise format_error(path, line, "question.choices must be a list of {text, label} objects")
-            choices = {"text": [c.get("text") for c in listed], "label": [c.get("label") for c in listed]}
-            question = question.get("stem")
-        if isinstance(choices, dict):  # {"text": [...], "label": [...]}
-            labels = choices.get("label")
-            choices = choices.get("text")
-            if not isinstance(labels, list):
-                raise format_error(path, line, "choices.label must be a list of labels, one per choice")
-        query, used = question, ("question", "choices", key)
-    elif fmt == "hellaswag":
-        endings, gold, key = record.get("endings"), record.get("label"), "label"
-        if isinstance(record.get("ctx_a"), str) and isinstance(record.get("ctx_b"), str):
-            ctx = record["ctx_a"] + " " + record["ctx_b"].capitalize()
-        elif isinstance(record.get("ctx"), str):
-            ctx = record["ctx"]
-        else:
-            raise format_error(path, line, "a HellaSwag record needs ctx_a and ctx_b (or ctx) as strings")
-        activity = record.get("activity_label")
-        if not isinstance(activity, str):
-            raise format_error(path, line, "a HellaSwag record needs activity_label as a string")
-        query = hellaswag_preprocess(activity + ": " + ctx)
-        choices = ([hellaswag_preprocess(e) if isinstance(e, str) else e for e in endings]
-                   if isinstance(endings, list) else endings)
-        used = ("endings", "label")
-    elif fmt == "piqa":
-        query, gold, key = record.get("goal"), record.get("label"), "label"
-        choices = [record.get("sol1"), record.get("sol2")]
-        used = ("goal", "sol1", "sol2", "label")
+def _icl(record: dict, path: Path, line: int) -> Item:
+    return _multiple_choice(record, "icl", record.get("query"), record.get("choices"), record.get("gold"), "gold",
+                            None, ("query", "choices", "gold"), path, line)
+
+
+def _question(record: dict, path: Path, line: int, fmt: str = "question") -> Item:
+    """`question` and `arc` records: a question, choices as a list or `{text, label}`, an answer or answerKey."""
+    question, choices, labels = record.get("question"), record.get("choices"), None
+    key = "answerKey" if fmt == "arc" else "answer"
+    if isinstance(question, dict):  # AI2's own ARC files: {"question": {"stem", "choices": [{text, label}]}}
+        listed = question.get("choices")
+        if not isinstance(listed, list) or not all(isinstance(c, dict) for c in listed):
+            raise format_error(path, line, "question.choices must be a list of {text, label} objects")
+        choices = {"text": [c.get("text") for c in listed], "label": [c.get("label") for c in listed]}
+        question = question.get("stem")
+    if isinstance(choices, dict):  # {"text": [...], "label": [...]}
+        labels = choices.get("label")
+        choices = choices.get("text")
+        if not isinstance(labels, list):
+            raise format_error(path, line, "choices.label must be a list of labels, one per choice")
+    return _multiple_choice(record, fmt, question, choices, record.get(key), key, labels, ("question", "choices", key),
+                            path, line)
+
+
+def _hellaswag(record: dict, path: Path, line: int) -> Item:
+    endings = record.get("endings")
+    if isinstance(record.get("ctx_a"), str) and isinstance(record.get("ctx_b"), str):
+        ctx = record["ctx_a"] + " " + record["ctx_b"].capitalize()
+    elif isinstance(record.get("ctx"), str):
+        ctx = record["ctx"]
     else:
-        raise format_error(path, line, f"expected keys query/choices/gold, question/choices/answer, "
-                                f"question/choices/answerKey (ARC), ctx_a/ctx_b/endings/label (HellaSwag) or "
-                                f"goal/sol1/sol2/label (PIQA), got {keys_of(record)}")
+        raise format_error(path, line, "a HellaSwag record needs ctx_a and ctx_b (or ctx) as strings")
+    activity = record.get("activity_label")
+    if not isinstance(activity, str):
+        raise format_error(path, line, "a HellaSwag record needs activity_label as a string")
+    choices = ([hellaswag_preprocess(e) if isinstance(e, str) else e for e in endings]
+               if isinstance(endings, list) else endings)
+    return _multiple_choice(record, "hellaswag", hellaswag_preprocess(activity + ": " + ctx), choices,
+                            record.get("label"), "label", None, ("endings", "label"), path, line)
+
+
+def _piqa(record: dict, path: Path, line: int) -> Item:
+    return _multiple_choice(record, "piqa", record.get("goal"), [record.get("sol1"), record.get("sol2")],
+                            record.get("label"), "label", None, ("goal", "sol1", "sol2", "label"), path, line)
+
+
+def _multiple_choice(record: dict, fmt: str, query: Any, choices: Any, gold: Any, key: str, labels: list | None,
+                     used: tuple[str, ...], path: Path, line: int) -> Item:
+    """A multiple-choice item from its parts, each checked; the record's other keys are kept."""
     if not isinstance(query, str):
         raise format_error(path, line, f"the question text must be a string, got {type(query).__name__}")
     if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
@@ -203,7 +192,85 @@ def _normalise(record: dict, fmt: str, path: Path, line: int) -> Item:
                                          == len(choices) and all(isinstance(c, str) for c in extra["continuations"])):
         raise format_error(path, line, "continuations must be a list of strings, one per choice")
     return {**extra, "query": query, "choices": list(choices), "gold": gold, "format": fmt,
-            "template": TEMPLATES[fmt]}
+            "template": FORMAT[fmt].template}
+
+
+def answer_words(text: str) -> str:
+    """Lower case, punctuation to spaces, articles dropped (unless nothing else is left), single spaces: how
+    an open answer is compared (SQuAD's normalisation)."""
+    words = _PUNCTUATION.sub(" ", text.lower()).split()
+    return " ".join([w for w in words if w not in _ARTICLES] or words)
+
+
+def _open(record: dict, path: Path, line: int) -> Item:
+    """An open question: `question`, and `answers`, any of which counts as right in a generated reply."""
+    question, answers = record.get("question"), record.get("answers")
+    if not isinstance(question, str) or not question.strip():
+        raise format_error(path, line, "an open question needs `question` as a non-empty string")
+    if (not isinstance(answers, list) or not answers
+            or not all(isinstance(a, str) and answer_words(a) for a in answers)):
+        raise format_error(path, line, "`answers` must be a non-empty list of answer strings (each with a "
+                                       "letter or digit)")
+    check_extras(record, path, line)
+    return {**record, "query": question, "format": "open", "template": FORMAT["open"].template}
+
+
+def _unknown(record: dict, path: Path, line: int) -> Item:
+    raise format_error(path, line, "expected keys " + ", ".join(
+        f"{f.keys} ({f.name})" for f in FORMATS if f.name != "mmlu") + f"; got {keys_of(record)}")
+
+
+@dataclass(frozen=True)
+class Format:
+    """One benchmark file format, read by every consumer: how its records are recognised (`detect`, on a
+    JSONL record) and read (`normalise`), how lm-eval renders its context (`template` fills `{query}`) and
+    draws its shots (`sampler`; `exclude_item_from_pool` where lm-eval draws k + 1 and drops the item), what
+    is scored (`kind`: `multiple_choice` by log-likelihood, `open` by a generated reply), and which item
+    field holds the question as it could leak into web text (`leak_key`; decontamination)."""
+
+    name: str
+    keys: str
+    detect: Callable[[dict], bool]
+    normalise: Callable[[dict, Path, int], Item]
+    template: str
+    lm_eval_task: str
+    kind: str = "multiple_choice"
+    sampler: str = "default"
+    exclude_item_from_pool: bool = False
+    leak_key: str = "query"
+
+
+# In detection order: the first format whose `detect` accepts a file's first record reads the file.
+FORMATS: tuple[Format, ...] = (
+    Format("icl", "query/choices/gold", lambda r: "query" in r, _icl, "{query}\nAnswer:",
+           "none: the query as written (llm-foundry ICL)"),
+    Format("hellaswag", "ctx_a/ctx_b/endings/label", lambda r: "endings" in r, _hellaswag, "{query}", "hellaswag",
+           exclude_item_from_pool=True),
+    Format("piqa", "goal/sol1/sol2/label", lambda r: "goal" in r and "sol1" in r, _piqa, QUESTION_TEMPLATE, "piqa",
+           exclude_item_from_pool=True),
+    Format("arc", "question/choices/answerKey", lambda r: "question" in r and "answerKey" in r,
+           functools.partial(_question, fmt="arc"), QUESTION_TEMPLATE, "arc_easy / arc_challenge"),
+    Format("question", "question/choices/answer", lambda r: "question" in r and "answer" in r, _question,
+           QUESTION_TEMPLATE, "the `Question: …\\nAnswer:` form"),
+    Format("open", "question/answers", lambda r: "question" in r and "answers" in r and "choices" not in r, _open,
+           QUESTION_TEMPLATE, "none: a generated reply, scored by exact match and contains", kind="open"),
+    # CSV `question,A,B,C,D,answer`, no header, subject from the file name; read by `load_mmlu_csv`
+    Format("mmlu", "CSV question,A,B,C,D,answer", lambda r: False, _unknown, "{query}\nAnswer:", "mmlu_<subject>",
+           sampler="first_n", leak_key="question"),
+)
+FORMAT: dict[str, Format] = {f.name: f for f in FORMATS}
+TEMPLATES: dict[str, str] = {f.name: f.template for f in FORMATS}
+
+
+def detect_format(record: dict) -> str | None:
+    """The format of one JSONL record by its keys (see `FORMATS`), None if none fits."""
+    return next((f.name for f in FORMATS if f.detect(record)), None)
+
+
+def leak_texts(item: Item) -> tuple[str, list[str]]:
+    """`(question, answers)` of an item as they could appear in web text: what decontamination looks for."""
+    fmt = FORMAT[item.get("format", "question")]
+    return str(item[fmt.leak_key]), [str(a) for a in item.get("choices", item.get("answers", []))]
 
 
 def _check_choices(item: Item, path: Path, line: int, index: int) -> None:
@@ -259,8 +326,9 @@ def load_jsonl(path: str | Path) -> list[Item]:
         if fmt is not None and this is not None and this != fmt:
             raise format_error(path, line_no, f"a {this} record in a file of {fmt} records; one format per file")
         fmt = fmt or this
-        item = _normalise(record, this or "", path, line_no)
-        _check_choices(item, path, line_no, len(items))
+        item = (FORMAT[this].normalise if this else _unknown)(record, path, line_no)
+        if FORMAT[item["format"]].kind == "multiple_choice":
+            _check_choices(item, path, line_no, len(items))
         item["doc_id"] = len(items)
         items.append(item)
     return items

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from llm_assets.benchmarks import load_items
+from llm_assets.benchmarks import leak_texts, load_items
 from llm_assets.curation.quality import stable_fraction
 from llm_assets.engine import LocalEngine
 from llm_assets.lake import PartLoader, PartWriter, reason_counts, removed_frame, uri
@@ -72,8 +72,9 @@ def site_column(hosts: pl.Series, cfg: CurationConfig,
 
 
 def read_benchmark_items(paths: Iterable[str | Path]) -> list[dict]:
-    """Items (`query`, `choices`) of benchmark files in any format `llm_assets.benchmarks` reads."""
-    return [{"query": item["query"], "choices": [str(c) for c in item["choices"]]}
+    """`{query, choices}` of benchmark files in any format `llm_assets.benchmarks` reads: the question and
+    answers that could leak into web text (`leak_texts`; an open question's answers stand for choices)."""
+    return [dict(zip(("query", "choices"), leak_texts(item), strict=True))
             for path in paths for item in load_items(path)]
 
 

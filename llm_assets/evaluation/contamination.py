@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from llm_assets.benchmarks import Item
+from llm_assets.benchmarks import Item, leak_texts
 from llm_assets.lake import parquet_file
 from llm_assets.text import ngram_hits, phrase_hashes
 
@@ -45,9 +45,10 @@ def item_ngrams(item: Item, n: int = 13) -> list[str]:
     often share one list of choices, so a run of mostly choice words says nothing about which question
     leaked.
     """
-    # an MMLU item's query holds its lettered options too; its question alone is what can leak as a query
-    query_words = _words(item["question"] if item.get("format") == "mmlu" else item["query"])
-    words = query_words + [w for choice in item["choices"] for w in _words(choice)]
+    # the question as it could leak (an MMLU query holds its lettered options too) and the answers
+    question, answers = leak_texts(item)
+    query_words = _words(question)
+    words = query_words + [w for answer in answers for w in _words(answer)]
     if not words:
         return []
     if len(words) < n:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +26,9 @@ import torch
 from llm_assets.benchmarks import (
     BenchmarkFormatError,
     Item,
-    check_extras,
-    format_error,
-    jsonl_objects,
+    answer_words,
+    detect_format,
+    load_items,
     parse_json_line,
 )
 from llm_assets.evaluation.adapter import ScoringModel, warn_special_token_text
@@ -41,12 +39,10 @@ log = logging.getLogger(__name__)
 
 BASE_TEMPLATE = "Question: {question}\nAnswer:"
 DEFAULT_MAX_NEW_TOKENS = 32
-_PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
-_ARTICLES = {"a", "an", "the"}
 
 
 def is_open_question_file(path: str | Path) -> bool:
-    """True for a JSONL file whose first record has `question` and `answers` and no `choices`."""
+    """True for a JSONL file whose first record is an open question (`benchmarks.FORMATS`: `open`)."""
     path = Path(path)
     if path.suffix.lower() not in (".jsonl", ".json") or not path.is_file():
         return False
@@ -56,25 +52,14 @@ def is_open_question_file(path: str | Path) -> bool:
         record = parse_json_line(first)
     except ValueError:  # not JSON: `load_items` says why, naming the line
         return False
-    return isinstance(record, dict) and "question" in record and "answers" in record and "choices" not in record
+    return isinstance(record, dict) and detect_format(record) == "open"
 
 
 def load_open_questions(path: str | Path) -> list[Item]:
     """Items `{question, answers, doc_id, ...}` of an open-question JSONL file; bad records name file and line."""
-    path = Path(path)
-    items: list[Item] = []
-    for line_no, record in jsonl_objects(path):
-        question, answers = record.get("question"), record.get("answers")
-        if not isinstance(question, str) or not question.strip():
-            raise format_error(path, line_no, "an open question needs `question` as a non-empty string")
-        if (not isinstance(answers, list) or not answers
-                or not all(isinstance(a, str) and normalize(a) for a in answers)):
-            raise format_error(path, line_no, "`answers` must be a non-empty list of answer strings (each with a "
-                                       "letter or digit)")
-        check_extras(record, path, line_no)
-        items.append({**record, "doc_id": len(items)})
-    if not items:
-        raise BenchmarkFormatError(f"{path}: no items")
+    items = load_items(path)
+    if items[0]["format"] != "open":
+        raise BenchmarkFormatError(f"{path}: a {items[0]['format']} file, not open questions {{question, answers}}")
     return items
 
 
@@ -93,20 +78,14 @@ def load_open_suite(files: Sequence[str | Path]) -> dict[str, list[Item]]:
     return suite
 
 
-def normalize(text: str) -> str:
-    """Lower case, punctuation to spaces, articles dropped (unless nothing else is left), single spaces."""
-    words = _PUNCTUATION.sub(" ", text.lower()).split()
-    return " ".join([w for w in words if w not in _ARTICLES] or words)
-
-
 def exact_match(reply: str, answers: Sequence[str]) -> bool:
     first = reply.strip().split("\n", 1)[0]
-    return normalize(first) in {normalize(a) for a in answers}
+    return answer_words(first) in {answer_words(a) for a in answers}
 
 
 def contains_answer(reply: str, answers: Sequence[str]) -> bool:
-    padded = f" {normalize(reply)} "
-    return any(f" {normalize(a)} " in padded for a in answers)
+    padded = f" {answer_words(reply)} "
+    return any(f" {answer_words(a)} " in padded for a in answers)
 
 
 def prompt(question: str, chat: bool) -> str:

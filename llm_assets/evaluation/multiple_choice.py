@@ -29,14 +29,13 @@ import numpy as np
 import polars as pl
 import torch
 
-from llm_assets.benchmarks import QUESTION_TEMPLATE, TEMPLATES, Item, load_items
+from llm_assets.benchmarks import FORMAT, QUESTION_TEMPLATE, Item, load_items
 from llm_assets.evaluation.adapter import ScoringModel, load_scoring_model, warn_special_token_text
-from llm_assets.evaluation.tasks import SAMPLERS
 from llm_assets.tokens.special import render_chat
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEMPLATE = TEMPLATES["question"]  # for items that carry no template of their own
+DEFAULT_TEMPLATE = FORMAT["question"].template  # for items that carry no template of their own
 LM_EVAL_FEWSHOT_SEED = 1234  # lm-eval's default `fewshot_random_seed`
 
 
@@ -135,7 +134,8 @@ def render_context(item: Item, shots: Sequence[Item], fmt: PromptFormat) -> str:
 def render_contexts(items: Sequence[Item], fmt: PromptFormat, pool: dict | None = None,
                     limit: int | None = None) -> list[str]:
     """Contexts of the first `limit` items of a task; `pool` is its `tasks.load_fewshot` entry, if any."""
-    sampler = (pool or {}).get("sampler") or SAMPLERS.get(items[0].get("format", "") if items else "", "default")
+    sampler = (pool or {}).get("sampler") or (FORMAT[items[0].get("format", "question")].sampler if items
+                                               else "default")
     if pool is None and sampler == "first_n":
         sampler = "default"  # first_n takes a separate split's canonical examples; within the task, sample
     drawn = draw_shots(items, fmt.shots, fmt.seed, pool=pool["items"] if pool else None, sampler=sampler,

@@ -13,15 +13,11 @@ import logging
 import re
 from pathlib import Path
 
-from llm_assets.benchmarks import BenchmarkFormatError, Item, load_items
+from llm_assets.benchmarks import FORMAT, BenchmarkFormatError, Item, load_items
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("sft", "heldout")  # a file whose items carry one of these `split`s also yields a task per split
-SAMPLERS = {"mmlu": "first_n"}  # lm-eval's MMLU takes the first k dev items in order; others sample randomly
-# lm-eval's hellaswag and piqa leave fewshot_split and test_split unset, so it treats their training split as
-# the evaluated one: it draws k + 1 shots and drops the item itself (ARC names a test split and draws k)
-EXCLUDE_ITEM_FROM_POOL = {"hellaswag", "piqa"}
 _SPLIT_WORDS = ("test", "validation", "valid", "val", "dev")
 
 
@@ -56,9 +52,9 @@ def load_fewshot(files: list[str | Path]) -> dict[str, dict]:
         if shots is None:
             continue
         items = load_items(shots)
-        fmt = items[0]["format"]
-        pool = {"file": str(shots), "sampler": SAMPLERS.get(fmt, "default"),
-                "exclude_item": fmt in EXCLUDE_ITEM_FROM_POOL, "items": items}
+        fmt = FORMAT[items[0]["format"]]
+        pool = {"file": str(shots), "sampler": fmt.sampler, "exclude_item": fmt.exclude_item_from_pool,
+                "items": items}
         log.info("shots for %s come from %s (%d items, sampler %s)", path.stem, shots, len(items), pool["sampler"])
         pools[path.stem] = pool
     return pools
