@@ -43,11 +43,11 @@ def small_checkpoint(folder: Path) -> Path:
 
     from llm_assets.modeling.checkpoint import save_checkpoint_folder
     from llm_assets.modeling.model import DecoderLM, ModelConfig
-    from llm_assets.tokens.tokenizer import load, train_tokenizer
+    from llm_assets.tokens.tokenizer import load_tokenizer, train_tokenizer
 
     train_tokenizer(["the quick brown fox jumps over the lazy dog"] * 4, 300, folder / "tok.json")
     torch.manual_seed(0)
-    config = ModelConfig(vocab_size=load(folder / "tok.json").get_vocab_size(), n_layer=1, n_head=2, n_kv_head=1,
+    config = ModelConfig(vocab_size=load_tokenizer(folder / "tok.json").get_vocab_size(), n_layer=1, n_head=2, n_kv_head=1,
                          d_model=64, d_ff=128, context=64)
     return save_checkpoint_folder(DecoderLM(config), config, folder / "tok.json", folder / "model")
 

@@ -28,7 +28,12 @@ import polars as pl
 from llm_assets.profiles import get_profile
 from llm_assets.tokens import shards
 from llm_assets.tokens.special import SPECIAL_TOKENS
-from llm_assets.tokens.tokenizer import byte_level_symbols, measure_compression, train_tokenizer
+from llm_assets.tokens.tokenizer import (
+    byte_level_symbols,
+    load_tokenizer,
+    measure_compression,
+    train_tokenizer,
+)
 
 GPT2_SPLIT = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
@@ -142,7 +147,7 @@ def run(args: argparse.Namespace, size, work: Path) -> None:
     train_seconds = time.perf_counter() - train_seconds
     compression = measure_compression(tokenizer_path, texts[:2000])
 
-    tokenizer = shards.load_tokenizer(tokenizer_path)
+    tokenizer = load_tokenizer(tokenizer_path)
     batch = size.batch_documents
     batches = [texts[i:i + batch] for i in range(0, len(texts), batch)]
 

@@ -103,7 +103,7 @@ def _checkpoint(folder: str, asset: str = "base_checkpoint",
 def _cmd_generate(args) -> int:
     from llm_assets.modeling.checkpoint import load_checkpoint
     from llm_assets.modeling.generate import fit_new_tokens, generate
-    from llm_assets.tokens.encoding import encode_text
+    from llm_assets.tokens.tokenizer import encode_text
 
     model, tokenizer = load_checkpoint(_checkpoint(args.checkpoint))
     prompt_tokens = len(encode_text(tokenizer, args.prompt))  # as generate encodes it: special-token text as text

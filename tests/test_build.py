@@ -162,10 +162,10 @@ def test_tiny_messy_mixture_runs_to_the_model_card(tmp_path, crawl_file):
 
     # the shards hold every document once, and the messy text decodes back exactly
     from llm_assets.tokens.shards import load_manifest, read_tokens
-    from llm_assets.tokens.tokenizer import load
+    from llm_assets.tokens.tokenizer import load_tokenizer
 
     manifest = load_manifest(lake / "token_shards")
     assert manifest["documents"] == {"train": len(MESSY_DOCUMENTS), "validation": 0}
     tokens = [int(t) for e in manifest["splits"]["train"] for t in read_tokens(lake / "token_shards" / e["file"])]
-    pieces = load(lake / "tokenizer" / "tokenizer.json").decode(tokens, skip_special_tokens=False)
+    pieces = load_tokenizer(lake / "tokenizer" / "tokenizer.json").decode(tokens, skip_special_tokens=False)
     assert all(doc in pieces for doc in MESSY_DOCUMENTS)

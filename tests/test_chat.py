@@ -12,9 +12,8 @@ from tokenizers import Tokenizer
 from llm_assets.modeling.chat import answer_once, chat_loop, fitting_prompt
 from llm_assets.modeling.checkpoint import load_checkpoint, save_checkpoint_folder
 from llm_assets.modeling.model import DecoderLM, ModelConfig
-from llm_assets.tokens.encoding import encode_text
 from llm_assets.tokens.special import render_chat
-from llm_assets.tokens.tokenizer import train_tokenizer
+from llm_assets.tokens.tokenizer import encode_text, train_tokenizer
 from llm_assets.training.config import SFTConfig, config_from_dict
 from llm_assets.training.sft import run_sft
 from llm_assets.training.sft_data import load_conversations, render_examples

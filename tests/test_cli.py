@@ -92,12 +92,12 @@ def short_context_checkpoint(tmp_path_factory) -> Path:
 
     from llm_assets.modeling.checkpoint import save_checkpoint_folder
     from llm_assets.modeling.model import DecoderLM, ModelConfig
-    from llm_assets.tokens.tokenizer import load, train_tokenizer
+    from llm_assets.tokens.tokenizer import load_tokenizer, train_tokenizer
 
     folder = tmp_path_factory.mktemp("short")
     train_tokenizer(["the quick brown fox jumps over the lazy dog"] * 4, 300, folder / "tok.json")
     torch.manual_seed(0)
-    config = ModelConfig(vocab_size=load(folder / "tok.json").get_vocab_size(), n_layer=1, n_head=2, n_kv_head=1,
+    config = ModelConfig(vocab_size=load_tokenizer(folder / "tok.json").get_vocab_size(), n_layer=1, n_head=2, n_kv_head=1,
                          d_model=16, d_ff=32, context=32)
     return save_checkpoint_folder(DecoderLM(config), config, folder / "tok.json", folder / "model")
 

@@ -16,8 +16,8 @@ from llm_assets.evaluation import adapter, card, cli, generative, tasks
 from llm_assets.evaluation.cloze import cloze_pairs, question_vs_cloze
 from llm_assets.evaluation.multiple_choice import evaluate_multiple_choice
 from llm_assets.modeling.generate import generate_ids
-from llm_assets.tokens.encoding import encode_text
 from llm_assets.tokens.special import render_chat
+from llm_assets.tokens.tokenizer import encode_text
 
 QUESTIONS = ["Where was Lan He born?", "Which company does Mei Chen work for?", "What did Bruno Silva study?",
              "In what year was Ada Okafor born?", "Where is the harbor museum?"]

@@ -27,7 +27,6 @@ from llm_assets.modeling.checkpoint import load_checkpoint, save_checkpoint_fold
 from llm_assets.modeling.export import export_hf
 from llm_assets.modeling.generate import generate, generate_ids
 from llm_assets.modeling.model import DecoderLM, ModelConfig
-from llm_assets.tokens.encoding import encode_chat, encode_text, load_tokenizer
 from llm_assets.tokens.special import (
     ASSISTANT,
     END_OF_TURN,
@@ -39,7 +38,7 @@ from llm_assets.tokens.special import (
     assistant_spans,
     render_chat,
 )
-from llm_assets.tokens.tokenizer import train_tokenizer
+from llm_assets.tokens.tokenizer import encode_chat, encode_text, load_tokenizer, train_tokenizer
 from llm_assets.training.sft_data import check_examples, load_conversations, plain_form, render_examples
 
 ID = {token: index for index, token in enumerate(SPECIAL_TOKENS)}  # train_tokenizer gives them these ids

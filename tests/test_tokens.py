@@ -13,7 +13,13 @@ import pytest
 
 from llm_assets.lake import file_sha256
 from llm_assets.tokens import checks, shards, special
-from llm_assets.tokens.tokenizer import measure_compression, mixture_texts, to_transformers, train_tokenizer
+from llm_assets.tokens.tokenizer import (
+    load_tokenizer,
+    measure_compression,
+    mixture_texts,
+    to_transformers,
+    train_tokenizer,
+)
 
 PASSAGE = ("the city of Varenholm lies on the river Ost and was founded in 1821 by merchants who traded "
          "salt timber and wool ; its university teaches law medicine and astronomy , and the mayor is "
@@ -190,7 +196,7 @@ def documents_from_shards(folder: Path, split: str) -> list[np.ndarray]:
 def test_shards_hold_every_document_with_eot_in_order(trained, shard_folder):
     folder, texts, splits = shard_folder
     manifest = shards.load_manifest(folder)
-    tokenizer = shards.load_tokenizer(trained[0])
+    tokenizer = load_tokenizer(trained[0])
     eot = manifest["eot_id"]
     for split in shards.SPLITS:
         expected = [t for t, s in zip(texts, splits, strict=True) if s == split]

@@ -2,10 +2,15 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from llm_assets.modeling.checkpoint import TOKENIZER_FILE
 from llm_assets.tokens import checks as token_checks
 from llm_assets.tokens.shards import write_shards
-from llm_assets.tokens.tokenizer import measure_compression, mixture_texts, split_counts, train_tokenizer
+from llm_assets.tokens.tokenizer import (
+    TOKENIZER_FILE,
+    measure_compression,
+    mixture_texts,
+    split_counts,
+    train_tokenizer,
+)
 
 from .common import check, global_kept_files, metadata_value, scratch_dir, spec
 from .resources import EngineResource, LakeResource

@@ -20,10 +20,11 @@ from llm_assets.engine import RAY_ADDRESS_ENV
 from llm_assets.evaluation.gain import paired_gain
 from llm_assets.evaluation.multiple_choice import answer_accuracy
 from llm_assets.lake import file_sha256, write_parquet
-from llm_assets.modeling.checkpoint import TOKENIZER_FILE, WEIGHTS_FILE
+from llm_assets.modeling.checkpoint import WEIGHTS_FILE
 from llm_assets.profiles import get_profile
 from llm_assets.synthetic.crawl_folder import BENCHMARK_FILE
 from llm_assets.tokens.shards import MANIFEST
+from llm_assets.tokens.tokenizer import TOKENIZER_FILE
 from llm_assets.training import error_path
 from llm_assets.training.callbacks import LAST_CHECKPOINT, METRICS_FILE
 from llm_assets.training.checks import loss_is_finite

@@ -7,7 +7,7 @@ is loaded by `llm_assets.modeling.checkpoint.load_checkpoint`. Scoring code only
 
 Both kinds encode benchmark text as ordinary text, special-token text included (a question that spells
 `<|endoftext|>` does not get the end-of-text id); only the markers of a chat prompt from `render_chat`
-become special ids (`llm_assets.tokens.encoding`).
+become special ids (`llm_assets.tokens.tokenizer`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from llm_assets.tokens.encoding import encode_runs, encode_text, special_id
 from llm_assets.tokens.special import ENDOFTEXT, MarkedText, special_token_text
+from llm_assets.tokens.tokenizer import encode_runs, encode_text, special_id
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, TextIO
 from llm_assets.modeling.checkpoint import load_checkpoint
 from llm_assets.modeling.generate import generate
 from llm_assets.modeling.model import DecoderLM
-from llm_assets.tokens.encoding import encode_chat, encode_text, special_id
 from llm_assets.tokens.special import END_OF_TURN, ENDOFTEXT, MarkedText, render_chat
+from llm_assets.tokens.tokenizer import encode_chat, encode_text, special_id
 
 if TYPE_CHECKING:
-    from tokenizers import Tokenizer
+    from llm_assets.tokens.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)
 

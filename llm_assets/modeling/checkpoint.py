@@ -15,10 +15,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from llm_assets.modeling.model import DecoderLM, ModelConfig
-from llm_assets.tokens.encoding import TOKENIZER_FILE, load_tokenizer
+from llm_assets.tokens.tokenizer import TOKENIZER_FILE, load_tokenizer
 
 if TYPE_CHECKING:
-    from tokenizers import Tokenizer
+    from llm_assets.tokens.tokenizer import Tokenizer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from llm_assets.modeling.checkpoint import TOKENIZER_FILE, WEIGHTS_FILE, read_model_config
+from llm_assets.modeling.checkpoint import WEIGHTS_FILE, read_model_config
+from llm_assets.tokens.tokenizer import TOKENIZER_FILE
 
 try:
     from llm_assets.tokens import special

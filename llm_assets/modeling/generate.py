@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from llm_assets.modeling.model import DecoderLM, KVCache
-from llm_assets.tokens.encoding import encode_text, special_id
 from llm_assets.tokens.special import END_OF_TURN, ENDOFTEXT
+from llm_assets.tokens.tokenizer import encode_text, special_id
 
 if TYPE_CHECKING:
-    from tokenizers import Tokenizer
+    from llm_assets.tokens.tokenizer import Tokenizer
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:

@@ -26,12 +26,12 @@ from llm_assets.tokens.shards import (
     ShardError,
     documents_path,
     load_manifest,
-    load_tokenizer,
     read_header,
     read_index,
     read_tokens,
     verify_shard,
 )
+from llm_assets.tokens.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 

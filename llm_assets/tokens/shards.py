@@ -32,9 +32,11 @@ import polars as pl
 import pyarrow as pa
 
 from llm_assets.lake import file_sha256, lake_path, parquet_file, read_json, uri, write_parquet
-from llm_assets.tokens import encoding
 from llm_assets.tokens.fetch_order import DocumentBatch, in_fetch_order, iter_batches
 from llm_assets.tokens.special import ENDOFTEXT
+
+# a web page that spells "<|endoftext|>" must not inject a real document boundary: the seam encodes it as text
+from llm_assets.tokens.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -251,12 +253,6 @@ def encode_documents(tokenizer, texts: list[str], eot_id: int, dtype: np.dtype) 
     body[ends - 1] = False
     tokens[body] = np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(body.sum()))
     return tokens, lengths
-
-
-def load_tokenizer(tokenizer_path: str | os.PathLike):
-    """Our `tokenizer.json` as a `tokenizers.Tokenizer`, encoding special-token text in documents as plain text."""
-    # a web page that contains the literal "<|endoftext|>" must not inject a real document boundary
-    return encoding.load_tokenizer(tokenizer_path)
 
 
 def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, out_dir: str | os.PathLike,

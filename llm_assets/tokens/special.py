@@ -8,7 +8,7 @@ and a generation prompt is `<|assistant|>\\n`. `CHAT_TEMPLATE` (Jinja, for Huggi
 `apply_chat_template`) and `render_chat` (plain Python) produce the same text.
 
 Only the template's own markers become special ids: `render_chat` returns a `MarkedText` that knows which
-of its pieces are markers, and `llm_assets.tokens.encoding` encodes every other piece (message content) as
+of its pieces are markers, and `llm_assets.tokens.tokenizer` encodes every other piece (message content) as
 ordinary text, special-token text included. Hugging Face's `apply_chat_template` cannot tell them apart in
 the rendered string, so `CHAT_TEMPLATE` refuses content that holds special-token text.
 """

@@ -1,8 +1,16 @@
-"""Byte-level BPE tokenizer trained with Hugging Face `tokenizers`.
+"""The one seam between the project and the `tokenizers` library: train byte-level BPE, save and load
+`tokenizer.json`, turn text into ids. Swapping the tokenizer library or trainer changes this module only.
 
-ByteLevel pre-tokenizer (GPT-2 split regex, no prefix space) and decoder, so decode(encode(t)) == t for
-every string; the special tokens of `special.py` take the first ids. The saved `tokenizer.json` loads
+Training: ByteLevel pre-tokenizer (GPT-2 split regex, no prefix space) and decoder, so decode(encode(t)) == t
+for every string; the special tokens of `special.py` take the first ids. The saved `tokenizer.json` loads
 unchanged in `transformers.PreTrainedTokenizerFast(tokenizer_file=...)`.
+
+Encoding: text is encoded as ordinary text, special-token text included: a page, an SFT reply, a benchmark
+question, a chat message or a `generate` prompt that spells `<|end|>` gets the byte-level tokens of those
+characters, never the control id (tiktoken's `disallowed_special`, nanochat's renderer). Only the chat
+template's own markers, the marker pieces of a `MarkedText` from `render_chat`, become special ids. Text
+between markers is encoded as one run, so ordinary conversations get exactly the ids the whole rendered
+string had before.
 """
 
 from __future__ import annotations
@@ -12,19 +20,20 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
 from llm_assets.lake import parquet_file
-from llm_assets.tokens.encoding import load_tokenizer
-from llm_assets.tokens.special import SPECIAL_TOKENS
+from llm_assets.tokens.special import SPECIAL_TOKENS, MarkedText, render_chat
 
 log = logging.getLogger(__name__)
 
 
 def build_untrained_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tokenizer.decoder = decoders.ByteLevel()
@@ -38,8 +47,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_path: str | os.Pa
 
     Returns stats: vocab_size, training_seconds, documents, characters, sample_merges, special_tokens.
     """
-    from tokenizers import pre_tokenizers, trainers
-
     minimum = 256 + len(SPECIAL_TOKENS)
     if vocab_size < minimum:
         raise ValueError(f"vocab_size {vocab_size} is below {minimum} (256 bytes + {len(SPECIAL_TOKENS)} "
@@ -118,14 +125,9 @@ def byte_level_symbols() -> list[str]:
     return [symbols[b] for b in range(256)]
 
 
-def load(tokenizer_path: str | os.PathLike):
-    """`tokenizer.json` through the one loader (`encoding.load_tokenizer`): special-token text encodes as text."""
-    return load_tokenizer(tokenizer_path)
-
-
 def measure_compression(tokenizer_path: str | os.PathLike, texts: Iterable[str]) -> dict:
     """Characters and UTF-8 bytes per token of `tokenizer_path` over `texts` (higher is better)."""
-    tokenizer = load(tokenizer_path)
+    tokenizer = load_tokenizer(tokenizer_path)
     texts = [t for t in texts if t]
     if not texts:
         raise ValueError("measure_compression: no non-empty texts")
@@ -184,3 +186,116 @@ def to_transformers(tokenizer_path: str | os.PathLike):
                                  unk_token=None, pad_token=PAD, clean_up_tokenization_spaces=False)
     hf.chat_template = CHAT_TEMPLATE
     return hf
+
+
+TOKENIZER_FILE = "tokenizer.json"  # a checkpoint folder's and the tokenizer asset's file name
+
+
+def as_plain(tokenizer):
+    """`tokenizer` set to encode special-token text as text (tokenizers' `encode_special_tokens`)."""
+    if not tokenizer.encode_special_tokens:
+        tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
+def load_tokenizer(path: str | os.PathLike):
+    """Our `tokenizer.json` as a `tokenizers.Tokenizer` that encodes special-token text as plain text."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tokenizer file {path} not found")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises a bare Exception for malformed files
+        raise ValueError(f"{path}: not a readable tokenizer.json ({err})") from None
+    return as_plain(tokenizer)
+
+
+def special_id(tokenizer, token: str) -> int | None:
+    """The id of special token `token` (a chat marker, `<|endoftext|>`), None when the tokenizer lacks it."""
+    return tokenizer.token_to_id(token)
+
+
+def marker_runs(text: str, marker_id: Callable[[str], int | None]) -> list[tuple[str, int | None]]:
+    """`text` as `(piece, id)` runs: a marker the tokenizer knows has its id, every other run is plain (None).
+
+    Plain `str` is one plain run; a marker the tokenizer lacks joins its neighbours as text, as it always did.
+    """
+    pieces = text.pieces if isinstance(text, MarkedText) else ((str(text), False),)
+    runs: list[tuple[str, int | None]] = []
+    for piece, marker in pieces:
+        token = marker_id(piece) if marker else None
+        if token is None and runs and runs[-1][1] is None:
+            runs[-1] = (runs[-1][0] + piece, None)
+        elif piece:
+            runs.append((piece, token))
+    return runs
+
+
+def encode_runs(texts: Sequence[str], marker_id: Callable[[str], int | None],
+                encode_plain: Callable[[list[str]], list[tuple[list[int], list[tuple[int, int]]]]]
+                ) -> list[tuple[list[int], np.ndarray]]:
+    """`(ids, offsets[N,2])` per text: plain runs through `encode_plain` (one batch), markers as their ids."""
+    all_runs = [marker_runs(text, marker_id) for text in texts]
+    plain = list(dict.fromkeys(piece for runs in all_runs for piece, token in runs if token is None))
+    encoded = dict(zip(plain, encode_plain(plain), strict=True)) if plain else {}
+    out = []
+    for runs in all_runs:
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        start = 0
+        for piece, token in runs:
+            if token is None:
+                piece_ids, piece_offsets = encoded[piece]
+                ids += piece_ids
+                offsets += [(start + a, start + b) for a, b in piece_offsets]
+            else:
+                ids.append(token)
+                offsets.append((start, start + len(piece)))
+            start += len(piece)
+        out.append((ids, np.asarray(offsets, dtype=np.int64).reshape(-1, 2)))
+    return out
+
+
+def encode_with_offsets(tokenizer, texts: Sequence[str]) -> list[tuple[list[int], np.ndarray]]:
+    """`(ids, character offsets[N,2])` of each text, encoded in parallel (see the module doc for markers)."""
+    tokenizer = as_plain(tokenizer)
+
+    def plain(pieces: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        return [(e.ids, e.offsets) for e in tokenizer.encode_batch(pieces, add_special_tokens=False)]
+
+    return encode_runs(texts, lambda token: special_id(tokenizer, token), plain)
+
+
+def encode_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text (special-token text as text; a `MarkedText`'s markers as their ids)."""
+    return [ids for ids, _ in encode_with_offsets(tokenizer, texts)]
+
+
+def encode_text(tokenizer, text: str) -> list[int]:
+    """Token ids of one text (special-token text as text; a `MarkedText`'s markers as their ids)."""
+    if not isinstance(text, MarkedText):
+        return as_plain(tokenizer).encode(text, add_special_tokens=False).ids
+    return encode_texts(tokenizer, [text])[0]
+
+
+@dataclass(frozen=True)
+class ChatTokens:
+    """A rendered conversation: its `text` (as `render_chat` writes it), `ids`, and character `offsets[N,2]`."""
+
+    text: MarkedText
+    ids: list[int]
+    offsets: np.ndarray
+
+
+def encode_chats(tokenizer, conversations: Iterable[Sequence[Mapping[str, str]]],
+                 add_generation_prompt: bool = False) -> list[ChatTokens]:
+    """Each conversation in the chat format: markers as special ids, every message content as plain text."""
+    texts = [render_chat(messages, add_generation_prompt) for messages in conversations]
+    return [ChatTokens(text, ids, offsets)
+            for text, (ids, offsets) in zip(texts, encode_with_offsets(tokenizer, texts), strict=True)]
+
+
+def encode_chat(tokenizer, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = False
+                ) -> ChatTokens:
+    """One conversation in the chat format (see `encode_chats`)."""
+    return encode_chats(tokenizer, [messages], add_generation_prompt)[0]

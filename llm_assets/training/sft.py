@@ -26,7 +26,6 @@ from torch.utils.data import Dataset
 from llm_assets.lake import file_sha256
 from llm_assets.modeling.chat import ends_turn_share, first_message_content
 from llm_assets.modeling.checkpoint import (
-    TOKENIZER_FILE,
     load_checkpoint,
     save_checkpoint_folder,
     write_config_and_tokenizer,
@@ -35,6 +34,7 @@ from llm_assets.modeling.model import IGNORE_INDEX, DecoderLM
 from llm_assets.profiles import SFTSize
 from llm_assets.tokens.shards import load_manifest
 from llm_assets.tokens.special import PAD
+from llm_assets.tokens.tokenizer import TOKENIZER_FILE
 from llm_assets.training.callbacks import (
     LAST_CHECKPOINT,
     LastCheckpoint,

@@ -33,7 +33,6 @@ from llm_assets.benchmarks import QUESTION_TEMPLATE, keys_of, load_items, parse_
 from llm_assets.benchmarks import short as shortened
 from llm_assets.lake import file_sha256, write_parquet
 from llm_assets.text import normalized_text
-from llm_assets.tokens.encoding import encode_with_offsets, load_tokenizer, special_id
 from llm_assets.tokens.special import (
     ASSISTANT,
     END_OF_TURN,
@@ -43,6 +42,7 @@ from llm_assets.tokens.special import (
     render_chat,
     special_token_text,
 )
+from llm_assets.tokens.tokenizer import encode_with_offsets, load_tokenizer, special_id
 
 logger = logging.getLogger(__name__)
 
