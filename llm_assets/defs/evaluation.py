@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+from dagster._check import CheckError
 
 from llm_assets.benchmarks import QUESTION_TEMPLATE
 from llm_assets.curation import report
@@ -160,8 +161,13 @@ def skipped_reason(lake: LakeResource, key: str) -> str:
 
 def upstream_assets(context: AssetExecutionContext) -> list[str]:
     """The assets upstream of this one in the code location's whole asset graph, farthest first (the graph of
-    a run's job may stop at the assets it reads, e.g. a backfill's run of the global stages)."""
-    graph = context.repository_def.asset_graph
+    a run's job stops short of raw_crawl)."""
+    try:
+        graph = context.repository_def.asset_graph
+    except CheckError:  # `build` executes its jobs in process, without a repository
+        from . import build_definitions  # the package imports this module first
+
+        graph = build_definitions().resolve_asset_graph()
     parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
                for key in graph.get_all_asset_keys()}
     return lineage_order(parents, context.asset_key.to_user_string())
