@@ -225,8 +225,8 @@ class Format:
     """One benchmark file format, read by every consumer: how its records are recognised (`detect`, on a
     JSONL record) and read (`normalise`), how lm-eval renders its context (`template` fills `{query}`) and
     draws its shots (`sampler`; `exclude_item_from_pool` where lm-eval draws k + 1 and drops the item), what
-    is scored (`kind`: `multiple_choice` by log-likelihood, `open` by a generated reply), and which item
-    field holds the question as it could leak into web text (`leak_key`; decontamination)."""
+    is scored (`kind`: `multiple_choice` by log-likelihood, or `generated`: a reply scored against answers),
+    and which item field holds the question as it could leak into web text (`leak_key`; decontamination)."""
 
     name: str
     keys: str
@@ -253,7 +253,7 @@ FORMATS: tuple[Format, ...] = (
     Format("question", "question/choices/answer", lambda r: "question" in r and "answer" in r, _question,
            QUESTION_TEMPLATE, "the `Question: …\\nAnswer:` form"),
     Format("open", "question/answers", lambda r: "question" in r and "answers" in r and "choices" not in r, _open,
-           QUESTION_TEMPLATE, "none: a generated reply, scored by exact match and contains", kind="open"),
+           QUESTION_TEMPLATE, "none: a generated reply, scored by exact match and contains", kind="generated"),
     # CSV `question,A,B,C,D,answer`, no header, subject from the file name; read by `load_mmlu_csv`
     Format("mmlu", "CSV question,A,B,C,D,answer", lambda r: False, _unknown, "{query}\nAnswer:", "mmlu_<subject>",
            sampler="first_n", leak_key="question"),

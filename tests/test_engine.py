@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from llm_assets.curation import dedup
+from llm_assets.curation.dedup import shuffle
 from llm_assets.curation.pipeline import STAGES, curate
 from llm_assets.engine import ENGINE_ENV, LocalEngine, engine_name, open_engine
 from llm_assets.lake import part_files, read_part, write_part
@@ -54,8 +54,8 @@ def both_engines(smoke_crawl, tmp_path_factory):
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("LLM_ASSETS_RAY_WORKERS", "2")  # a local cluster of at least 2 worker processes
             if engine == "ray":  # one hash bucket per part, so the shuffles spread keys over several tasks
-                patch.setattr(dedup, "PARTS_PER_BUCKET", 1)
-                patch.setattr(dedup, "PARTS_PER_GROUP", 2)
+                patch.setattr(shuffle, "PARTS_PER_BUCKET", 1)
+                patch.setattr(shuffle, "PARTS_PER_GROUP", 2)
             summary = _curate(smoke_crawl, lakes[engine], engine)
         assert summary["engine"] == engine
     return lakes
@@ -113,7 +113,7 @@ def test_a_failing_task_raises_its_own_error_on_ray(tmp_path):
     write_part(tmp_path, "filtered_documents", "broken", pl.read_parquet(tmp_path / "x.parquet"), pl.DataFrame())
     cfg = curation_for(get_profile("smoke"), True)
     with open_engine("ray", workers=2) as engine, pytest.raises(ValueError, match="part 'broken' lack columns"):
-        dedup.deduplicate_parts(["broken"], load, functools.partial(write_part, tmp_path, "out"), cfg, engine,
+        shuffle.deduplicate_parts(["broken"], load, functools.partial(write_part, tmp_path, "out"), cfg, engine,
                                 tmp_path / "scratch")
 
 
@@ -220,7 +220,7 @@ def test_a_real_crawl_is_curated_alike_on_both_engines(real_crawl, tmp_path):
     for engine in ("local", "ray"):
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("LLM_ASSETS_RAY_WORKERS", "2")
-            patch.setattr(dedup, "PARTS_PER_BUCKET", 1)
+            patch.setattr(shuffle, "PARTS_PER_BUCKET", 1)
             curate(warcs, tmp_path / engine, "smoke", engine=engine)
     for stage in STAGES:
         if stage == "quality_classifier":

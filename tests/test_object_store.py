@@ -212,7 +212,7 @@ def test_ray_tasks_share_a_scratch_prefix_in_the_bucket_and_decide_as_local(s3_e
     import fsspec
     from dagster import DagsterInstance, materialize
 
-    from llm_assets.curation import dedup
+    from llm_assets.curation.dedup import shuffle
     from llm_assets.defs.curation import GLOBAL
     from llm_assets.defs.resources import CrawlSource, EngineResource, LakeResource
     from llm_assets.defs.tokens import token_shards, tokenizer
@@ -221,8 +221,8 @@ def test_ray_tasks_share_a_scratch_prefix_in_the_bucket_and_decide_as_local(s3_e
 
     assert smoke_build.proc.returncode == 0, smoke_build.proc.stdout[-3000:]
     monkeypatch.setenv("LLM_ASSETS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(dedup, "PARTS_PER_BUCKET", 1)  # several hash buckets, so the shuffles spread over tasks
-    monkeypatch.setattr(dedup, "PARTS_PER_GROUP", 2)
+    monkeypatch.setattr(shuffle, "PARTS_PER_BUCKET", 1)  # several hash buckets, so the shuffles spread over tasks
+    monkeypatch.setattr(shuffle, "PARTS_PER_GROUP", 2)
     fs = fsspec.filesystem("s3")
     fs.put(str(smoke_build.lake / "filtered_documents"), f"{BUCKET}/ray/smoke/", recursive=True)
     crawl = smoke_build.data_dir / "synthetic_crawl" / "smoke-seed0"

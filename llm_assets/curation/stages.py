@@ -25,6 +25,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from llm_assets.curation import stage_checks as checks
+from llm_assets.curation.stage_checks import StageCheck
 from llm_assets.lake import kept_path, read_part, reason_counts, write_part
 from llm_assets.profiles import CurationConfig, HeuristicThresholds
 
@@ -37,11 +39,25 @@ def local_scratch(lake: Path, stage: str) -> Iterator[str]:
         yield scratch
 
 
+@contextlib.contextmanager
+def local_working(lake: Path, stage: str) -> Iterator[Path]:
+    """The folder a stage that writes files (not parts) writes into: its folder in the lake."""
+    folder = Path(lake) / stage
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
+
+
+def local_fetch(lake: Path, stage: str) -> Path:
+    return Path(lake) / stage
+
+
 @dataclass(frozen=True)
 class StageRun:
     """What a stage's call gets: the lake, the parts it covers (one for a per-file stage), the settings, the
-    engine (None: this process), the benchmark files, each part's WARC source (raw_crawl), and where tasks
-    may keep scratch files (`scratch(lake, stage)`, a context manager giving a folder or URL)."""
+    engine (None: this process), the benchmark files, each part's WARC source (raw_crawl), the synthetic
+    crawl's labels (None for a real crawl), and three places: `scratch(lake, stage)` for tasks' scratch files,
+    `working(lake, stage)` for a stage that writes files (a local folder that becomes the stage's folder) and
+    `fetch(lake, stage)` for reading one (a local copy). On a local lake all three are in the lake."""
 
     lake: Path
     parts: tuple[str, ...]
@@ -49,7 +65,10 @@ class StageRun:
     engine: Any = None
     benchmark_files: tuple[Path, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
+    labels: Path | None = None
     scratch: Callable[[Path, str], contextlib.AbstractContextManager[str]] = local_scratch
+    working: Callable[[Path, str], contextlib.AbstractContextManager[Path]] = local_working
+    fetch: Callable[[Path, str], Path] = local_fetch
 
     def load(self, stage: str):
         return functools.partial(read_part, self.lake, stage)
@@ -104,7 +123,7 @@ def _deduplicate(run: StageRun) -> dict:
     with run.scratch(run.lake, "deduplicated_documents") as scratch:
         counts = dedup.deduplicate_parts(list(run.parts), run.load("filtered_documents"),
                                          run.write("deduplicated_documents"), run.cfg, run.engine, scratch)
-    return {"parts": counts["parts"], "input": counts["input"]}
+    return {"parts": counts["parts"], "input_documents": counts["input"]}
 
 
 def _train_classifier(run: StageRun) -> dict:
@@ -112,24 +131,32 @@ def _train_classifier(run: StageRun) -> dict:
     from llm_assets.lake import scan_parts
 
     docs = scan_parts([kept_path(run.lake, "deduplicated_documents", p) for p in run.parts])
-    return quality.train_quality_classifier(docs, Path(run.lake) / "quality_classifier", run.cfg)
+    with run.working(run.lake, "quality_classifier") as out:
+        return quality.train_quality_classifier(docs, out, run.cfg)
 
 
 def _filter_quality(run: StageRun) -> dict:
     from llm_assets.curation import quality
 
-    model = quality.trained_model(Path(run.lake) / "quality_classifier")
+    model = quality.trained_model(run.fetch(run.lake, "quality_classifier"))
     with run.scratch(run.lake, "quality_documents") as scratch:
         result = quality.filter_quality_parts(list(run.parts), run.load("deduplicated_documents"),
                                               run.write("quality_documents"), model, run.cfg, scratch, run.engine)
-    return {"parts": result["parts"], "threshold": result["threshold"], "model": model is not None}
+    threshold = result["threshold"]
+    return {"parts": result["parts"], "model_threshold": threshold if threshold is not None else "none",
+            "quality_model": "used" if model is not None else "skipped (see quality_classifier)"}
 
 
 def _mix(run: StageRun) -> dict:
-    from llm_assets.curation import mixture
+    from llm_assets.curation import groundtruth, mixture
 
-    return mixture.build_mixture_parts(list(run.parts), run.load("quality_documents"), run.write("training_mixture"),
-                                       run.cfg, list(run.benchmark_files), engine=run.engine)
+    figures = mixture.build_mixture_parts(list(run.parts), run.load("quality_documents"),
+                                          run.write("training_mixture"), run.cfg, list(run.benchmark_files),
+                                          engine=run.engine)
+    figures["benchmark_files"] = [str(p) for p in run.benchmark_files]
+    if run.labels is not None:  # the synthetic crawl: every page class's survival against its ground truth
+        figures["ground_truth"] = groundtruth.score_against_labels(run.lake, run.labels)
+    return figures
 
 
 def _filters_of(stage: str, cfg: CurationConfig) -> list:
@@ -158,6 +185,12 @@ class Stage:
     modules: tuple[str, ...]
     # the fields of its settings section (`curation`) that it reads
     fields: tuple[str, ...] = ()
+    checks: tuple[StageCheck, ...] = ()
+    # what the UI tags it with; whether it writes kept/removed parts (a model stage writes files)
+    kinds: tuple[str, ...] = ("parquet",)
+    writes_parts: bool = True
+    # its work runs as tasks on the engine (local or ray), which the asset opens for it
+    tasks: bool = False
     section: str = "curation"
 
 
@@ -169,31 +202,52 @@ STAGES: tuple[Stage, ...] = (
           "Main-content text and title of each HTML page, with language and score; non-HTML, error statuses, "
           "empty pages, extraction failures and other languages removed with reasons.",
           ("llm_assets.curation.extraction",),
-          ("extractor", "extraction_timeout_s", "languages", "min_language_score", "off")),
+          ("extractor", "extraction_timeout_s", "languages", "min_language_score", "off"),
+          # a warning, not a gate: a real crawl has WARC files of only images, scripts and redirects
+          (StageCheck("has_documents", "Some pages of this WARC file yielded text (a warning: a file of only "
+                      "images, scripts or redirects is normal).", checks.has_extracted_text),
+           StageCheck("no_empty_text", "No kept document has empty text.", checks.no_empty_text))),
     Stage("filtered_documents", ("extracted_documents",), True, _filter,
           "Documents after PII redaction (presidio, typed placeholders), the URL blocklist, NSFW words and the "
           "toxicity model.", ("llm_assets.curation.filtration", "llm_assets.curation.pii"),
           ("pii_action", "pii_score_threshold", "pii_spacy_model", "pii_ner_entities", "toxicity_threshold",
-           "toxic_line_share", "nsfw_min_words", "nsfw_word_share", "off")),
+           "toxic_line_share", "nsfw_min_words", "nsfw_word_share", "off"),
+          (StageCheck("no_residual_pii", "presidio finds no PII left in kept text (protects all training).",
+                      checks.no_residual_pii, blocking=True),), ("parquet", "presidio")),
     Stage("deduplicated_documents", ("filtered_documents",), False, _deduplicate,
           "Global deduplication over every crawl partition: exact (normalized text hash), near (MinHash LSH "
           "over word n-grams, bands x rows), and lines repeated across a site's pages.",
           ("llm_assets.curation.dedup.rules", "llm_assets.curation.dedup.shuffle"),
           ("minhash_ngram", "minhash_bands", "minhash_rows", "minhash_chunk_words", "boilerplate_min_pages",
-           "boilerplate_min_share", "off")),
+           "boilerplate_min_share", "off"),
+          (StageCheck("no_exact_duplicates", "No two kept documents have the same normalized text.",
+                      checks.no_exact_duplicates, blocking=True),), tasks=True),
     Stage("quality_classifier", ("deduplicated_documents",), False, _train_classifier,
           "A linear quality model on hashed word n-grams: reference pages (encyclopedia, 'similar to "
           "Wikipedia') against other crawl text; validation precision/recall in metadata.",
           ("llm_assets.curation.quality.classifier", "llm_assets.curation.quality.reference"),
-          ("quality_max_train_docs", "quality_min_train_docs", "reference_hosts", "reference_files", "off")),
+          ("quality_max_train_docs", "quality_min_train_docs", "reference_hosts", "reference_files", "off"),
+          (StageCheck("reference_text", "The crawl's reference hosts or the reference files gave enough text to "
+                      "train the model; a warning when it was skipped.", checks.reference_text),
+           StageCheck("validation_f1", "Validation F1 is at least 0.8.", checks.validation_f1)),
+          ("scikitlearn",), writes_parts=False),
     Stage("quality_documents", ("deduplicated_documents", "quality_classifier"), False, _filter_quality,
           "Gopher quality and repetition, C4 and FineWeb heuristics, then the quality model's score against a "
           "threshold.", ("llm_assets.curation.quality.filtering",),
-          ("heuristic_overrides", "quality_threshold", "quality_max_drop_share", "off")),
+          ("heuristic_overrides", "quality_threshold", "quality_max_drop_share", "off"),
+          # a warning: the gate before the tokenizer is training_mixture's splits_nonempty, which names the cause
+          (StageCheck("has_documents", "Documents survive the quality filters.", checks.has_quality_documents),),
+          tasks=True),
     Stage("training_mixture", ("quality_documents",), False, _mix,
           "Decontaminated (n-gram overlap with benchmarks), source-weighted, split into train and validation "
           "by document. With the synthetic crawl, scored against its ground truth.", ("llm_assets.curation.mixture",),
-          ("source_weights", "validation_fraction", "decontamination_ngram", "host_sites")),
+          ("source_weights", "validation_fraction", "decontamination_ngram", "host_sites"),
+          (StageCheck("splits_nonempty", "Blocks when train has no text (the tokenizer trains on it); warns when "
+                      "the validation split is empty.", checks.splits_nonempty, blocking=True),
+           StageCheck("split_by_document", "No document is on both sides.", checks.split_by_document,
+                      blocking=True),
+           StageCheck("decontaminated", "No kept text shares an n-gram with a benchmark.", checks.decontaminated,
+                      blocking=True)), tasks=True),
 )
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 

@@ -24,6 +24,7 @@ import polars as pl
 import torch
 
 from llm_assets.benchmarks import (
+    FORMAT,
     BenchmarkFormatError,
     Item,
     answer_words,
@@ -52,13 +53,14 @@ def is_open_question_file(path: str | Path) -> bool:
         record = parse_json_line(first)
     except ValueError:  # not JSON: `load_items` says why, naming the line
         return False
-    return isinstance(record, dict) and detect_format(record) == "open"
+    fmt = detect_format(record) if isinstance(record, dict) else None
+    return fmt is not None and FORMAT[fmt].kind == "generated"
 
 
 def load_open_questions(path: str | Path) -> list[Item]:
     """Items `{question, answers, doc_id, ...}` of an open-question JSONL file; bad records name file and line."""
     items = load_items(path)
-    if items[0]["format"] != "open":
+    if FORMAT[items[0]["format"]].kind != "generated":
         raise BenchmarkFormatError(f"{path}: a {items[0]['format']} file, not open questions {{question, answers}}")
     return items
 

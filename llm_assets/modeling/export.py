@@ -100,7 +100,7 @@ def export_hf(checkpoint_folder: str | os.PathLike, out: str | os.PathLike) -> P
                   "eos_token_id": sorted({added[t] for t in (ENDOFTEXT, END_OF_TURN) if t in added})}
     (out / "generation_config.json").write_text(json.dumps(generation, indent=2))
 
-    shutil.copyfile(tokenizer_file, out / "tokenizer.json")
+    shutil.copyfile(tokenizer_file, out / TOKENIZER_FILE)  # the name transformers reads too
     tokenizer_config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": config.context,
