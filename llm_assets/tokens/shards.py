@@ -307,9 +307,6 @@ def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, o
             w.abort()
         raise
 
-    for split, frames in documents.items():
-        frame = pl.concat(frames) if frames else pl.DataFrame(schema=_DOCUMENT_SCHEMA)
-        write_parquet(frame, documents_path(out, split))
     manifest = {
         "format": "llmatok", "version": VERSION, "vocab_size": vocab_size, "dtype": dtype.name,
         "eot_id": eot_id, "tokenizer_sha256": file_sha256(tokenizer_path), "shard_tokens": shard_tokens,
@@ -318,13 +315,22 @@ def write_shards(mixture_files: list[Path], tokenizer_path: str | os.PathLike, o
         "tokens": {s: sum(e["tokens"] for e in splits[s]) for s in SPLITS},
         "skipped": skipped,
     }  # content only: a rerun of the same data writes the same manifest (training resumes on its checksum)
-    tmp = out / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, out / MANIFEST)
-    _remove_stale(out, splits)
+    _finish(out, documents, manifest)
     log.info("token_shards: %s tokens, %s documents, skipped %s in %.1fs", manifest["tokens"],
              manifest["documents"], skipped or "none", time.perf_counter() - started)
     return manifest
+
+
+def _finish(out: Path, documents: dict[str, list[pl.DataFrame]], manifest: dict) -> None:
+    """The document lists, then the manifest (by rename, so a crash before it leaves none), then the shard
+    files of an earlier run that this one did not write are removed."""
+    for split, frames in documents.items():
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=_DOCUMENT_SCHEMA)
+        write_parquet(frame, documents_path(out, split))
+    tmp = out / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, out / MANIFEST)
+    _remove_stale(out, manifest["splits"])
 
 
 def _encoded_here(files: list[Path], tokenizer, eot_id: int, dtype: np.dtype, batch_documents: int,
