@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from llm_assets.evaluation.adapter import ScoringModel
-from llm_assets.lake import parquet_file
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +128,3 @@ def perplexity_from_shards(model: ScoringModel, shard_dir: str | Path, split: st
     n_bytes, documents = _document_bytes(model, tokens)
     log.info("%s perplexity over %d tokens of %d documents", split, scored, documents)
     return PerplexityResult(nll, scored, n_bytes, documents, windows)
-
-
-def texts_from_parquet(files: Iterable[str | Path], column: str = "text", limit: int | None = None) -> list[str]:
-    """Up to `limit` non-null texts from Parquet files (e.g. the mixture's validation split)."""
-
-    texts: list[str] = []
-    for file in files:
-        for batch in parquet_file(file).iter_batches(columns=[column], batch_size=1024):
-            texts.extend(t for t in batch.column(0).to_pylist() if t)
-            if limit is not None and len(texts) >= limit:
-                return texts[:limit]
-    return texts
