@@ -93,3 +93,21 @@ def test_every_switch_off_keeps_every_page_that_extraction_kept(smoke_crawl, tmp
         assert (summary[name]["kept"], summary[name]["removed"]) == (extracted, 0), name
     assert set(summary["training_mixture"]["removed_by_reason"]) <= {"contaminated"}
     assert summary["quality_classifier"]["skipped"] and "switched off" in summary["quality_classifier"]["skip_reason"]
+
+
+def test_code_version_does_not_depend_on_where_the_project_is_installed(tmp_path, monkeypatch):
+    """The same blocklist read from another folder gives the same version; other entries another one."""
+    import shutil
+
+    from llm_assets.curation import filters
+    from llm_assets.curation.stages import _filters_of
+
+    cfg = CurationConfig()
+    here = code_version("filtered_documents", cfg)
+    moved = tmp_path / "blocklist.txt"
+    shutil.copyfile(filters.DEFAULT_BLOCKLIST, moved)
+    monkeypatch.setattr(filters.url, "DEFAULT_BLOCKLIST", moved)
+    assert _filters_of("filtered_documents", cfg)[0].path == moved
+    assert code_version("filtered_documents", cfg) == here
+    moved.write_text(moved.read_text() + "\nnew-spam-host.example\n")
+    assert code_version("filtered_documents", cfg) != here

@@ -273,7 +273,10 @@ def code_version(name: str, cfg: CurationConfig) -> str:
         digest.update(_source(module).encode())
     for rule in _filters_of(name, cfg):
         digest.update(inspect.getsource(type(rule)).encode())
-        digest.update(json.dumps(vars(rule), sort_keys=True, default=repr).encode())
+        # a file's place is not a setting (the blocklist's entries are, in its pattern): the same version wherever
+        # the project is installed
+        settings = {k: v for k, v in vars(rule).items() if not isinstance(v, Path)}
+        digest.update(json.dumps(settings, sort_keys=True, default=repr).encode())
     digest.update(json.dumps({k: getattr(cfg, k) for k in record.fields}, sort_keys=True, default=repr).encode())
     return f"{name}-{digest.hexdigest()[:12]}"
 
