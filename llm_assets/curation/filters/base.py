@@ -49,9 +49,9 @@ def judge(docs: pl.DataFrame, filters: Sequence[Filter]) -> pl.Series:
         if len(open_rows) == 0:
             break
         rows = docs if len(open_rows) == docs.height else docs[open_rows]
-        reasons = rule.reasons(rows).to_numpy()
-        hit = np.array([r is not None for r in reasons], dtype=bool)
-        verdict[open_rows[hit]] = reasons[hit]
+        reasons = rule.reasons(rows)
+        hit = reasons.is_not_null().to_numpy()
+        verdict[open_rows[hit]] = reasons.drop_nulls().to_list()
         open_rows = open_rows[~hit]
         log.info("%s removed %d pages", rule.name, int(hit.sum()))
     return pl.Series("reason", verdict.tolist(), dtype=pl.Utf8)
