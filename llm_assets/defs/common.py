@@ -63,6 +63,12 @@ def table(rows: list[dict], columns: dict[str, str], descriptions: dict[str, str
     return MetadataValue.table(records, schema)
 
 
+def counts_table(counts: dict, name: str = "value") -> MetadataValue:
+    """A `{value: count}` dict as a table, largest first."""
+    rows = [{name: str(k), "count": v} for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return table(rows, {name: "string", "count": "int"})
+
+
 def _cell(value, kind: str):
     if value is None:
         return None

@@ -28,17 +28,11 @@ from llm_assets.curation import stages
 from llm_assets.lake import kept_path
 from llm_assets.profiles import get_profile
 
-from .common import metadata_value, table
+from .common import counts_table, metadata_value
 from .partitions import warc_files
 from .resources import CrawlSource, LakeResource
 
 MAX_UNREADABLE_SHARE = 0.05
-
-
-def counts_table(counts: dict, name: str = "value") -> MetadataValue:
-    """A `{value: count}` dict as a table, largest first."""
-    rows = [{name: str(k), "count": v} for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
-    return table(rows, {name: "string", "count": "int"})
 
 
 @asset(

@@ -12,7 +12,7 @@ from llm_assets.lake import kept_path, prune_parts, removed_path, scan_parts
 from llm_assets.profiles import get_profile
 from llm_assets.synthetic.crawl_folder import LABELS_FILE
 
-from .common import check, kept_files, metadata_value, scratch_dir, spec, stage_parts, table
+from .common import check, counts_table, kept_files, metadata_value, scratch_dir, spec, stage_parts, table
 from .partitions import warc_files
 from .resources import CrawlSource, EngineResource, LakeResource
 
@@ -28,7 +28,7 @@ def reason_table(removed_by_reason: dict[str, int]) -> MetadataValue:
 def summary_value(name: str, value):
     """A summary figure as metadata: a `{value: count}` dict (languages, hosts) as a table."""
     if isinstance(value, dict) and value and all(isinstance(v, int) for v in value.values()):
-        return table([{name: str(k), "count": v} for k, v in value.items()], {name: "string", "count": "int"})
+        return counts_table(value, name)  # the summaries are largest first already: the same order
     return metadata_value(value)
 
 
